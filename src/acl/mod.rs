@@ -1,0 +1,168 @@
+//! ACL schemes and checks: world, auth, digest, ip, and the super user.
+//!
+//! Holds: `check` grants a permission when any entry with that bit matches one of the
+//! session's ids (or is world:anyone), or the session holds a `super` id, or the node's
+//! list is empty. Not here: which permission an operation needs (txn/prep.rs, net/).
+
+use crate::proto::ops::perm;
+use crate::proto::records::{Acl, Id};
+use crate::proto::ZkError;
+use base64::Engine;
+use sha1::{Digest, Sha1};
+use std::net::IpAddr;
+
+pub fn world_anyone() -> Id {
+    Id::new("world", "anyone")
+}
+
+pub fn open_acl() -> Vec<Acl> {
+    vec![Acl { perms: perm::ALL, id: world_anyone() }]
+}
+
+/// `user:password` → `user:BASE64(SHA1("user:password"))`.
+pub fn digest(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(user_password.as_bytes());
+    format!("{}:{}", user, base64::engine::general_purpose::STANDARD.encode(hash))
+}
+
+fn ip_matches(acl_id: &str, addr: &str) -> bool {
+    let (net, bits) = match acl_id.split_once('/') {
+        Some((n, b)) => (n, b.parse::<u32>().ok()),
+        None => (acl_id, None),
+    };
+    let (Ok(net), Ok(addr)) = (net.parse::<IpAddr>(), addr.parse::<IpAddr>()) else { return false };
+    match (net, addr) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            (u32::from(n) & mask) == (u32::from(a) & mask)
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            (u128::from(n) & mask) == (u128::from(a) & mask)
+        }
+        _ => false,
+    }
+}
+
+fn id_matches(entry: &Id, held: &Id) -> bool {
+    if entry.scheme != held.scheme {
+        return false;
+    }
+    match entry.scheme.as_str() {
+        "ip" => ip_matches(&entry.id, &held.id),
+        _ => entry.id == held.id,
+    }
+}
+
+pub fn is_super(ids: &[Id]) -> bool {
+    ids.iter().any(|i| i.scheme == "super")
+}
+
+/// Does a session holding `ids` have permission `want` on a node with `acl`?
+pub fn check(acl: &[Acl], want: i32, ids: &[Id]) -> Result<(), ZkError> {
+    if acl.is_empty() || is_super(ids) {
+        return Ok(());
+    }
+    for a in acl {
+        if a.perms & want == 0 {
+            continue;
+        }
+        if a.id.scheme == "world" && a.id.id == "anyone" {
+            return Ok(());
+        }
+        if ids.iter().any(|held| id_matches(&a.id, held)) {
+            return Ok(());
+        }
+    }
+    Err(ZkError::NoAuth)
+}
+
+fn valid_ip(id: &str) -> bool {
+    let (net, bits) = match id.split_once('/') {
+        Some((n, b)) => (n, Some(b)),
+        None => (id, None),
+    };
+    match net.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => bits.is_none_or(|b| b.parse::<u32>().is_ok_and(|b| b <= 32)),
+        Ok(IpAddr::V6(_)) => bits.is_none_or(|b| b.parse::<u32>().is_ok_and(|b| b <= 128)),
+        Err(_) => false,
+    }
+}
+
+/// ZooKeeper's fixupACL: dedupe, expand `auth`, check every id's scheme and form.
+pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
+    if acl.is_empty() {
+        return Err(ZkError::InvalidAcl);
+    }
+    let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
+    let push = |a: Acl, out: &mut Vec<Acl>| {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    for a in acl {
+        match a.id.scheme.as_str() {
+            "world" if a.id.id == "anyone" => push(a.clone(), &mut out),
+            "auth" => {
+                let mut any = false;
+                for held in ids.iter().filter(|i| i.scheme == "digest") {
+                    any = true;
+                    push(Acl { perms: a.perms, id: held.clone() }, &mut out);
+                }
+                if !any {
+                    return Err(ZkError::InvalidAcl);
+                }
+            }
+            "digest" if a.id.id.split(':').count() == 2 => push(a.clone(), &mut out),
+            "ip" if valid_ip(&a.id.id) => push(a.clone(), &mut out),
+            _ => return Err(ZkError::InvalidAcl),
+        }
+    }
+    Ok(out)
+}
+
+/// getACL for a session without ADMIN: digest hashes are redacted to `user:x`.
+pub fn redact(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            if a.id.scheme == "digest" {
+                let user = a.id.id.split(':').next().unwrap_or("");
+                Acl { perms: a.perms, id: Id::new("digest", &format!("{user}:x")) }
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+/// The user name whoAmI reports for an id.
+pub fn user_name(id: &Id) -> String {
+    match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
+        _ => id.id.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn digest_matches_zookeeper() {
+        assert_eq!(digest("alice:secret"), "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=");
+    }
+    #[test]
+    fn checks() {
+        let acl = vec![Acl { perms: perm::READ, id: Id::new("ip", "127.0.0.0/8") }];
+        assert!(check(&acl, perm::READ, &[Id::new("ip", "127.0.0.1")]).is_ok());
+        assert!(check(&acl, perm::WRITE, &[Id::new("ip", "127.0.0.1")]).is_err());
+        assert!(check(&acl, perm::READ, &[Id::new("ip", "10.0.0.1")]).is_err());
+        assert!(check(&acl, perm::WRITE, &[Id::new("super", "")]).is_ok());
+        assert!(fixup(&[], &[]).is_err());
+        assert!(fixup(&[Acl { perms: 31, id: Id::new("auth", "") }], &[]).is_err());
+        assert_eq!(fixup(&[Acl { perms: 31, id: Id::new("auth", "") }], &[Id::new("digest", "a:b")]).unwrap()[0].id, Id::new("digest", "a:b"));
+        assert!(fixup(&[Acl { perms: 31, id: Id::new("world", "x") }], &[]).is_err());
+    }
+}

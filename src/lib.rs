@@ -1,0 +1,15 @@
+//! Paddock: a ZooKeeper-compatible coordination server. The map is ARCHITECTURE.md.
+
+pub mod acl;
+pub mod admin;
+pub mod config;
+pub mod log;
+pub mod net;
+pub mod proto;
+pub mod server;
+pub mod session;
+pub mod tree;
+pub mod txn;
+pub mod types;
+pub mod watch;
+pub mod logger;

@@ -1,0 +1,350 @@
+//! Txn log segments: `version-2/log.<zxid of first txn, hex>`, Apache ZooKeeper's format.
+//!
+//! File   = Header Record* ZeroPad;  Header = magic "ZKLG" · int version (2) · long dbid (0)
+//! Record = long checksum (Adler32 of Txn) · int len · Txn (len bytes) · byte 0x42
+//! Txn    = TxnHeader · body (txn/mod.rs) [· TxnDigest, written by ZooKeeper 3.6+, ignored]
+//!
+//! Segments are preallocated with `posix_fallocate` (real blocks: no hole to fill at sync
+//! time, no metadata change per sync) and read back through `memmap2` on recovery.
+//! How records reach the disk was chosen by `benches/txnlog.rs`: records of a batch are
+//! gathered in memory and written with one `pwrite`, then one `fdatasync` makes the batch
+//! durable (group commit). See the README for the figures.
+//!
+//! Holds: `sync` returns only when every appended record is durable (unless forceSync=no);
+//! a failed write or sync poisons the log and every later call fails: it is never retried.
+//! Recovery stops at the first torn or corrupt record and truncates the segment there.
+//! Not here: when to sync (server/writer.rs); what to write (txn/).
+
+use crate::types::Zxid;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+pub const LOG_MAGIC: i32 = 0x5A4B4C47;
+pub const LOG_VERSION: i32 = 2;
+pub const HEADER_BYTES: u64 = 16;
+pub const RECORD_TRAILER: u8 = 0x42;
+
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error("{}: record at byte {offset} fails its checksum", .segment.display())]
+    Corrupt { segment: PathBuf, offset: u64 },
+    #[error("txn log poisoned by a failed write or sync; restart to recover")]
+    Poisoned,
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+    move |source| LogError::Io { path: path.to_owned(), source }
+}
+
+/// The log as the writer uses it.
+pub trait TxnLog {
+    /// Queues one record; durable only after `sync`.
+    fn append(&mut self, zxid: Zxid, txn: &[u8]) -> Result<(), LogError>;
+    /// Makes everything appended durable; returns the last durable zxid.
+    fn sync(&mut self) -> Result<Zxid, LogError>;
+}
+
+pub fn adler32(data: &[u8]) -> u32 {
+    const MOD: u32 = 65521;
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in data.chunks(5552) {
+        for &x in chunk {
+            a += x as u32;
+            b += a;
+        }
+        a %= MOD;
+        b %= MOD;
+    }
+    (b << 16) | a
+}
+
+pub fn segment_name(first_zxid: Zxid) -> String {
+    format!("log.{:x}", first_zxid)
+}
+
+/// Segments in `dir`, oldest first.
+pub fn list_segments(dir: &Path) -> io::Result<Vec<(Zxid, PathBuf)>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(hex) = name.strip_prefix("log.") {
+            if let Ok(z) = i64::from_str_radix(hex, 16) {
+                v.push((z, e.path()));
+            }
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// Appends one framed record (checksum, length, payload, trailer) to `out`.
+pub fn frame_record(txn: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(adler32(txn) as i64).to_be_bytes());
+    out.extend_from_slice(&(txn.len() as i32).to_be_bytes());
+    out.extend_from_slice(txn);
+    out.push(RECORD_TRAILER);
+}
+
+/// Why reading a segment stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Zero padding or end of file: a clean end.
+    Clean,
+    /// A record cut short or without its trailer byte: a write the crash interrupted.
+    Torn,
+    /// A whole record whose checksum does not match.
+    Corrupt,
+}
+
+/// Reads the records of one segment's bytes. Calls `f(offset, payload)` per good record.
+/// Returns the offset just past the last good record and why reading stopped.
+pub fn scan_segment(bytes: &[u8], mut f: impl FnMut(u64, &[u8]) -> bool) -> Result<(u64, Tail), &'static str> {
+    if bytes.len() < HEADER_BYTES as usize {
+        return Ok((0, Tail::Torn));
+    }
+    let magic = i32::from_be_bytes(bytes[0..4].try_into().unwrap());
+    if magic != LOG_MAGIC {
+        return Err("not a txn log (bad magic)");
+    }
+    let mut pos = HEADER_BYTES as usize;
+    loop {
+        if pos + 12 > bytes.len() {
+            let rest = &bytes[pos..];
+            return Ok((pos as u64, if rest.iter().all(|&b| b == 0) { Tail::Clean } else { Tail::Torn }));
+        }
+        let sum = i64::from_be_bytes(bytes[pos..pos + 8].try_into().unwrap());
+        let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap());
+        if len == 0 && sum == 0 {
+            return Ok((pos as u64, Tail::Clean));
+        }
+        if len <= 0 || pos + 12 + len as usize + 1 > bytes.len() {
+            return Ok((pos as u64, Tail::Torn));
+        }
+        let payload = &bytes[pos + 12..pos + 12 + len as usize];
+        if bytes[pos + 12 + len as usize] != RECORD_TRAILER {
+            return Ok((pos as u64, Tail::Torn));
+        }
+        if adler32(payload) as i64 != sum {
+            return Ok((pos as u64, Tail::Corrupt));
+        }
+        if !f(pos as u64, payload) {
+            return Ok((pos as u64, Tail::Clean));
+        }
+        pos += 12 + len as usize + 1;
+    }
+}
+
+/// The real log: preallocated segment files, pwrite + fdatasync group commit.
+pub struct FileTxnLog {
+    dir: PathBuf,
+    prealloc_bytes: u64,
+    force_sync: bool,
+    /// Benchmark-only: sleep this long after each sync, to model slow media.
+    pub sync_delay_us: u64,
+    segment: Option<Segment>,
+    pending: Vec<u8>,
+    pending_last: Zxid,
+    durable: Zxid,
+    poisoned: bool,
+    pub syncs: u64,
+}
+
+struct Segment {
+    path: PathBuf,
+    file: File,
+    /// Where the next record goes.
+    offset: u64,
+    allocated: u64,
+}
+
+impl FileTxnLog {
+    /// Opens the log directory for appending. Recovery (`recover`) runs before this.
+    pub fn open(dir: &Path, prealloc_bytes: u64, force_sync: bool, last_zxid: Zxid) -> Result<FileTxnLog, LogError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        Ok(FileTxnLog {
+            dir: dir.to_owned(),
+            prealloc_bytes: prealloc_bytes.max(4096),
+            force_sync,
+            sync_delay_us: 0,
+            segment: None,
+            pending: Vec::with_capacity(1 << 16),
+            pending_last: last_zxid,
+            durable: last_zxid,
+            poisoned: false,
+            syncs: 0,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn start_segment(&mut self, first: Zxid) -> Result<(), LogError> {
+        let path = self.dir.join(segment_name(first));
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path))?;
+        let mut hdr = Vec::with_capacity(16);
+        hdr.extend_from_slice(&LOG_MAGIC.to_be_bytes());
+        hdr.extend_from_slice(&LOG_VERSION.to_be_bytes());
+        hdr.extend_from_slice(&0i64.to_be_bytes());
+        file.write_all_at(&hdr, 0).map_err(io_err(&path))?;
+        let mut seg = Segment { path, file, offset: HEADER_BYTES, allocated: 0 };
+        preallocate(&mut seg, self.prealloc_bytes)?;
+        // The new name must survive a crash before its first record counts.
+        sync_dir(&self.dir)?;
+        self.segment = Some(seg);
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> Result<(), LogError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let seg = self.segment.as_mut().expect("append starts a segment");
+        let end = seg.offset + self.pending.len() as u64;
+        if end + 4096 > seg.allocated {
+            let grow = (end + 4096 - seg.allocated).max(self.prealloc_bytes);
+            preallocate(seg, grow)?;
+        }
+        seg.file.write_all_at(&self.pending, seg.offset).map_err(io_err(&seg.path))?;
+        seg.offset = end;
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+fn preallocate(seg: &mut Segment, bytes: u64) -> Result<(), LogError> {
+    let rc = unsafe { libc::posix_fallocate(seg.file.as_raw_fd(), seg.allocated as libc::off_t, bytes as libc::off_t) };
+    if rc != 0 {
+        return Err(LogError::Io { path: seg.path.clone(), source: io::Error::from_raw_os_error(rc) });
+    }
+    seg.allocated += bytes;
+    Ok(())
+}
+
+pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+impl TxnLog for FileTxnLog {
+    fn append(&mut self, zxid: Zxid, txn: &[u8]) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        assert!(zxid > self.pending_last, "txns are appended in zxid order");
+        if self.segment.is_none() {
+            if let Err(e) = self.start_segment(zxid) {
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
+        frame_record(txn, &mut self.pending);
+        self.pending_last = zxid;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<Zxid, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        if self.pending_last == self.durable {
+            return Ok(self.durable);
+        }
+        if let Err(e) = self.write_pending() {
+            self.poisoned = true;
+            return Err(e);
+        }
+        if self.force_sync {
+            let seg = self.segment.as_ref().expect("records imply a segment");
+            if let Err(source) = seg.file.sync_data() {
+                self.poisoned = true;
+                return Err(LogError::Io { path: seg.path.clone(), source });
+            }
+            self.syncs += 1;
+        }
+        if self.sync_delay_us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(self.sync_delay_us));
+        }
+        self.durable = self.pending_last;
+        Ok(self.durable)
+    }
+}
+
+/// What recovery found.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub last_zxid: Zxid,
+    pub records: u64,
+    pub truncated: Vec<String>,
+}
+
+/// Replays every record with zxid > `after` through `f`, oldest first; truncates a torn or
+/// corrupt tail (logging what it dropped). Stops the replay at the first damaged record:
+/// records after it, in this segment or later ones, are not trusted.
+pub fn recover(dir: &Path, after: Zxid, mut f: impl FnMut(&[u8]) -> Result<Zxid, String>) -> Result<Recovered, LogError> {
+    let mut out = Recovered { last_zxid: after, ..Default::default() };
+    if !dir.exists() {
+        return Ok(out);
+    }
+    let segments = list_segments(dir).map_err(io_err(dir))?;
+    let mut damaged = false;
+    for (_, path) in segments {
+        if damaged {
+            log::warn!("{}: removed, it follows a damaged record", path.display());
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+            out.truncated.push(format!("{}: whole segment", path.display()));
+            continue;
+        }
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        if len == 0 {
+            continue;
+        }
+        // SAFETY: the segment is not written by anyone while recovery reads it.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(&path))?;
+        let mut apply_err = None;
+        let (end, tail) = scan_segment(&map, |off, payload| match f(payload) {
+            Ok(z) => {
+                out.last_zxid = out.last_zxid.max(z);
+                out.records += 1;
+                true
+            }
+            Err(e) => {
+                apply_err = Some((off, e));
+                false
+            }
+        })
+        .map_err(|e| LogError::Io { path: path.clone(), source: io::Error::new(io::ErrorKind::InvalidData, e) })?;
+        if let Some((off, e)) = apply_err {
+            return Err(LogError::Io { path: path.clone(), source: io::Error::new(io::ErrorKind::InvalidData, format!("record at byte {off}: {e}")) });
+        }
+        drop(map);
+        if tail != Tail::Clean {
+            damaged = true;
+            let what = format!("{}: {:?} record at byte {end}, {} bytes dropped", path.display(), tail, len - end);
+            log::warn!("txn log tail truncated: {what}");
+            out.truncated.push(what);
+            let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+            f.set_len(end).map_err(io_err(&path))?;
+            f.sync_all().map_err(io_err(&path))?;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn adler_known_value() {
+        assert_eq!(adler32(b"Wikipedia"), 0x11E60398);
+        assert_eq!(adler32(b""), 1);
+    }
+}

@@ -1,0 +1,615 @@
+//! Client reactors: one `mio` loop per thread, pinned to a core, owning its connections.
+//!
+//! A connection goes Handshake → (Waiting for the writer) → Ready. In Ready, each request
+//! is decoded here; reads without watches run here against the published tree, everything
+//! else goes to the writer. `pending` keeps the session's order: a read waits until every
+//! earlier request of the session has been answered by the writer (read-your-writes).
+//!
+//! Holds (ARCHITECTURE.md invariants 3, 5, 6, 7):
+//! - responses leave in request order;
+//! - after a read runs and before its response is queued, the inbox is drained, so a watch
+//!   event the writer queued before publishing a change precedes any response showing it;
+//! - a connection reads no more requests while it has `outstanding_per_connection_max` in
+//!   flight, while the server has `globalOutstandingLimit` at the writer, or while its
+//!   outbound buffer holds `outbound_bytes_max`; at 4x that it is disconnected;
+//! - a malformed or oversize frame closes that connection with a log line, nothing else.
+
+use crate::admin;
+use crate::proto::frame::{next_frame, Frame};
+use crate::proto::ops::{op, xid, ZkError};
+use crate::proto::records::{reply_frame, ConnectRequest, Id, Request};
+use crate::proto::Reader;
+use crate::server::{now_ms, reads, ConnInfo, ReactorHandle, Shared, ToReactor, ToWriter};
+use crate::types::{ConnId, SessionId};
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const WAKER: Token = Token(0);
+pub const LISTENER: Token = Token(1);
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Handshake,
+    Waiting,
+    Ready(SessionId),
+    /// Answering a four-letter word or closing: read nothing more.
+    Closing,
+}
+
+struct Queued {
+    xid: i32,
+    op: i32,
+    req: Request,
+    local: bool,
+}
+
+/// Owned by one reactor thread; never crosses cores.
+struct Conn {
+    id: ConnId,
+    sock: TcpStream,
+    remote: SocketAddr,
+    state: State,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    ids: Arc<[Id]>,
+    pending: VecDeque<Queued>,
+    /// Send times of requests with the writer, oldest first.
+    at_writer: VecDeque<Instant>,
+    read_only: Option<bool>,
+    paused: bool,
+    eof: bool,
+    touched: bool,
+    info: Arc<ConnInfo>,
+}
+
+impl Conn {
+    fn queue(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+        self.info.sent.fetch_add(1, Relaxed);
+    }
+    fn out_len(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+    fn inflight(&self) -> usize {
+        self.pending.len() + self.at_writer.len()
+    }
+}
+
+pub struct Reactor {
+    index: usize,
+    poll: Poll,
+    shared: Arc<Shared>,
+    inbox: Receiver<ToReactor>,
+    to_writer: Sender<ToWriter>,
+    listener: Option<TcpListener>,
+    peers: Vec<ReactorHandle>,
+    next_peer: usize,
+    conns: HashMap<Token, Conn>,
+    next_seq: u64,
+    dirty: Vec<Token>,
+    to_read: Vec<Token>,
+}
+
+fn token_of(conn: ConnId) -> Token {
+    Token((conn & 0xFFFF_FFFF_FFFF) as usize)
+}
+
+impl Reactor {
+    pub fn new(index: usize, poll: Poll, shared: Arc<Shared>, inbox: Receiver<ToReactor>, to_writer: Sender<ToWriter>, listener: Option<TcpListener>, peers: Vec<ReactorHandle>) -> io::Result<Reactor> {
+        let mut listener = listener;
+        if let Some(l) = listener.as_mut() {
+            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        }
+        Ok(Reactor { index, poll, shared, inbox, to_writer, listener, peers, next_peer: 0, conns: HashMap::new(), next_seq: 2, dirty: Vec::new(), to_read: Vec::new() })
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let touch_every = Duration::from_millis((self.shared.cfg.tick_ms as u64 / 2).max(1));
+        let mut last_touch = Instant::now();
+        loop {
+            let any_paused = self.conns.values().any(|c| c.paused);
+            let timeout = if !self.to_read.is_empty() || !self.dirty.is_empty() {
+                Duration::ZERO
+            } else if any_paused {
+                Duration::from_millis(5)
+            } else {
+                touch_every
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("reactor {}: poll failed: {e}", self.index);
+                    return;
+                }
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {}
+                    LISTENER => self.accept(),
+                    t => {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.to_read.push(t);
+                        }
+                        if ev.is_writable() {
+                            self.dirty.push(t);
+                        }
+                    }
+                }
+            }
+            self.drain_inbox(None);
+            let reads = std::mem::take(&mut self.to_read);
+            for t in reads {
+                self.read_conn(t);
+            }
+            if any_paused {
+                let paused: Vec<Token> = self.conns.iter().filter(|(_, c)| c.paused).map(|(t, _)| *t).collect();
+                for t in paused {
+                    self.read_conn(t);
+                }
+            }
+            self.flush_dirty();
+            if last_touch.elapsed() >= touch_every {
+                last_touch = Instant::now();
+                let touched: Vec<SessionId> = self
+                    .conns
+                    .values_mut()
+                    .filter_map(|c| match (std::mem::take(&mut c.touched), c.state) {
+                        (true, State::Ready(s)) => Some(s),
+                        _ => None,
+                    })
+                    .collect();
+                if !touched.is_empty() {
+                    let _ = self.to_writer.send(ToWriter::Touch(touched));
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(l) = self.listener.as_ref() else { return };
+            match l.accept() {
+                Ok((sock, addr)) => {
+                    let max = self.shared.cfg.max_client_cnxns;
+                    if max > 0 {
+                        let mut per_ip = self.shared.per_ip.lock().unwrap();
+                        let n = per_ip.entry(addr.ip()).or_insert(0);
+                        if *n >= max {
+                            log::warn!("too many connections from {} - max is {max}", addr.ip());
+                            continue;
+                        }
+                        *n += 1;
+                    }
+                    let peer = self.next_peer % self.peers.len();
+                    self.next_peer += 1;
+                    if peer == self.index {
+                        self.register(sock, addr);
+                    } else {
+                        let h = &self.peers[peer];
+                        let _ = h.tx.send(ToReactor::NewConn(sock, addr));
+                        let _ = h.waker.wake();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, mut sock: TcpStream, remote: SocketAddr) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let id: ConnId = ((self.index as u64) << 48) | seq;
+        let token = token_of(id);
+        if let Err(e) = self.poll.registry().register(&mut sock, token, Interest::READABLE | Interest::WRITABLE) {
+            log::warn!("cannot register connection from {remote}: {e}");
+            self.release_ip(remote);
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let info = Arc::new(ConnInfo::new(remote));
+        self.shared.conns.lock().unwrap().insert(id, info.clone());
+        let ids: Arc<[Id]> = Arc::from(vec![Id::new("ip", &remote.ip().to_string())]);
+        self.conns.insert(
+            token,
+            Conn {
+                id,
+                sock,
+                remote,
+                state: State::Handshake,
+                inbuf: Vec::new(),
+                out: Vec::new(),
+                out_pos: 0,
+                ids,
+                pending: VecDeque::new(),
+                at_writer: VecDeque::new(),
+                read_only: None,
+                paused: false,
+                eof: false,
+                touched: false,
+                info,
+            },
+        );
+        // Bytes may already be waiting.
+        self.to_read.push(token);
+    }
+
+    fn release_ip(&self, remote: SocketAddr) {
+        if self.shared.cfg.max_client_cnxns > 0 {
+            let mut per_ip = self.shared.per_ip.lock().unwrap();
+            if let Some(n) = per_ip.get_mut(&remote.ip()) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per_ip.remove(&remote.ip());
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, token: Token, why: &str) {
+        if let Some(mut c) = self.conns.remove(&token) {
+            self.finish_close(&mut c, why);
+        }
+    }
+
+    fn finish_close(&mut self, c: &mut Conn, why: &str) {
+        log::debug!("closing connection {} ({why})", c.remote);
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        self.shared.conns.lock().unwrap().remove(&c.id);
+        self.shared.outstanding.fetch_sub(c.at_writer.len(), Relaxed);
+        self.release_ip(c.remote);
+        if let State::Ready(s) = c.state {
+            let _ = self.to_writer.send(ToWriter::Closed { conn: c.id, session: s });
+        }
+    }
+
+    /// Applies writer messages. `current` is a connection the caller holds outside the map.
+    fn drain_inbox(&mut self, mut current: Option<&mut Conn>) {
+        while let Ok(m) = self.inbox.try_recv() {
+            if let ToReactor::NewConn(sock, addr) = m {
+                self.register(sock, addr);
+                continue;
+            }
+            let id = m.conn().expect("only NewConn has no connection");
+            let token = token_of(id);
+            let conn = match current.as_deref_mut() {
+                Some(c) if c.id == id => c,
+                _ => match self.conns.get_mut(&token) {
+                    Some(c) if c.id == id => c,
+                    _ => continue,
+                },
+            };
+            let shared = &self.shared;
+            match m {
+                ToReactor::Frame { bytes, reply, .. } => {
+                    conn.queue(&bytes);
+                    shared.stats.packets_sent.fetch_add(1, Relaxed);
+                    if reply {
+                        if let Some(t0) = conn.at_writer.pop_front() {
+                            shared.outstanding.fetch_sub(1, Relaxed);
+                            let ms = t0.elapsed().as_millis() as u64;
+                            shared.stats.latency.record(ms);
+                            conn.info.latency.record(ms);
+                            conn.info.last_latency_ms.store(ms, Relaxed);
+                            conn.info.last_response_ms.store(now_ms(), Relaxed);
+                        }
+                        conn.info.queued.store(conn.inflight() as u64, Relaxed);
+                        self.to_read.push(token);
+                    }
+                }
+                ToReactor::Connected { session, timeout_ms, ok, .. } => {
+                    if ok {
+                        conn.state = State::Ready(session);
+                        conn.info.session.store(session, Relaxed);
+                        conn.info.timeout_ms.store(timeout_ms, Relaxed);
+                        // Requests pipelined behind the handshake are in inbuf.
+                        self.to_read.push(token);
+                    } else {
+                        conn.state = State::Closing;
+                    }
+                }
+                ToReactor::Close { .. } => {
+                    if let State::Ready(_) = conn.state {
+                        // The session is gone or moved: tell the writer nothing more.
+                        conn.state = State::Closing;
+                    }
+                    conn.state = State::Closing;
+                }
+                ToReactor::Admin { text, .. } => {
+                    conn.out.extend_from_slice(text.as_bytes());
+                    conn.state = State::Closing;
+                }
+                ToReactor::NewConn(..) => unreachable!(),
+            }
+            self.dirty.push(token);
+        }
+    }
+
+    fn read_conn(&mut self, token: Token) {
+        let Some(mut c) = self.conns.remove(&token) else { return };
+        let keep = self.service(&mut c);
+        match keep {
+            Ok(()) => {
+                self.dirty.push(token);
+                self.conns.insert(token, c);
+            }
+            Err(why) => self.finish_close(&mut c, &why),
+        }
+    }
+
+    fn limits_reached(&self, c: &Conn) -> bool {
+        let cfg = &self.shared.cfg;
+        c.inflight() >= cfg.outstanding_per_connection_max || self.shared.outstanding.load(Relaxed) >= cfg.global_outstanding_limit || c.out_len() >= cfg.outbound_bytes_max
+    }
+
+    /// Reads what the socket has, runs complete requests. `Err` closes the connection.
+    fn service(&mut self, c: &mut Conn) -> Result<(), String> {
+        if c.state == State::Closing {
+            return Ok(());
+        }
+        self.drive(c)?;
+        c.paused = self.limits_reached(c);
+        if !c.paused && !c.eof {
+            let max_frame = self.shared.cfg.jute_maxbuffer + 4;
+            let mut budget = 4 * READ_CHUNK;
+            loop {
+                let len = c.inbuf.len();
+                c.inbuf.resize(len + READ_CHUNK, 0);
+                match c.sock.read(&mut c.inbuf[len..]) {
+                    Ok(0) => {
+                        c.inbuf.truncate(len);
+                        c.eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        c.inbuf.truncate(len + n);
+                        budget = budget.saturating_sub(n);
+                        if budget == 0 || c.inbuf.len() > 2 * max_frame {
+                            // Fairness: others get a turn; mio will not re-notify, so come back.
+                            self.to_read.push(token_of(c.id));
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        c.inbuf.truncate(len);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => c.inbuf.truncate(len),
+                    Err(e) => {
+                        c.inbuf.truncate(len);
+                        return Err(format!("read error: {e}"));
+                    }
+                }
+            }
+        }
+        self.process_frames(c)?;
+        if c.eof && c.state != State::Closing {
+            return Err("client closed the connection".into());
+        }
+        Ok(())
+    }
+
+    fn process_frames(&mut self, c: &mut Conn) -> Result<(), String> {
+        let maxbuf = self.shared.cfg.jute_maxbuffer;
+        let mut start = 0;
+        let result = loop {
+            if c.state == State::Closing || c.state == State::Waiting || self.limits_reached(c) {
+                c.paused = c.state != State::Closing && c.state != State::Waiting;
+                break Ok(());
+            }
+            let buf = &c.inbuf[start..];
+            if c.state == State::Handshake && buf.len() >= 4 {
+                if let Some(w) = admin::word(&buf[..4]) {
+                    self.four_letter(c, w);
+                    start = c.inbuf.len();
+                    break Ok(());
+                }
+            }
+            match next_frame(buf, maxbuf) {
+                Frame::Partial => break Ok(()),
+                Frame::BadLength(len) => {
+                    log::warn!("closing {}: Len error {len} (jute.maxbuffer is {maxbuf})", c.remote);
+                    break Err(format!("bad frame length {len}"));
+                }
+                Frame::Complete { start: s, end } => {
+                    let body = c.inbuf[start + s..start + end].to_vec();
+                    start += end;
+                    if let Err(e) = self.on_frame(c, &body) {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        c.inbuf.drain(..start);
+        result
+    }
+
+    fn four_letter(&mut self, c: &mut Conn, w: &'static str) {
+        c.state = State::Closing;
+        if !admin::needs_writer(w) || !self.shared.cfg.four_letter_word_enabled(w) {
+            let text = admin::answer(&self.shared, w, None);
+            c.out.extend_from_slice(text.as_bytes());
+        } else {
+            let _ = self.to_writer.send(ToWriter::Admin { conn: c.id, cmd: w.to_owned() });
+        }
+    }
+
+    fn on_frame(&mut self, c: &mut Conn, body: &[u8]) -> Result<(), String> {
+        self.shared.stats.packets_received.fetch_add(1, Relaxed);
+        c.info.received.fetch_add(1, Relaxed);
+        c.touched = true;
+        if c.state == State::Handshake {
+            let req = ConnectRequest::decode(body).map_err(|e| {
+                log::warn!("closing {}: malformed ConnectRequest: {e}", c.remote);
+                format!("malformed ConnectRequest: {e}")
+            })?;
+            c.read_only = req.read_only;
+            c.state = State::Waiting;
+            self.to_writer.send(ToWriter::Connect { conn: c.id, req }).map_err(|_| "writer gone".to_string())?;
+            return Ok(());
+        }
+        let mut r = Reader::new(body);
+        let (xid_, opcode) = match (r.read_i32(), r.read_i32()) {
+            (Ok(x), Ok(o)) => (x, o),
+            _ => {
+                log::warn!("closing {}: request shorter than its header", c.remote);
+                return Err("short request header".into());
+            }
+        };
+        let req = match Request::decode(opcode, r.rest()) {
+            Ok(r) => r,
+            Err(crate::proto::DecodeError::Invalid("unknown opcode")) => {
+                log::warn!("closing {}: unknown opcode {opcode}", c.remote);
+                let f = reply_frame(xid_, self.shared.last_zxid(), ZkError::Unimplemented.code(), |_| {});
+                c.queue(&f);
+                c.state = State::Closing;
+                return Ok(());
+            }
+            Err(e) => {
+                log::warn!("closing {}: malformed {} request: {e}", c.remote, op::name(opcode));
+                return Err(format!("malformed request: {e}"));
+            }
+        };
+        c.info.last_op.store(opcode, Relaxed);
+        if xid_ > 0 {
+            c.info.last_cxid.store(xid_, Relaxed);
+        }
+        let local = match &req {
+            Request::GetData { watch, .. } | Request::Exists { watch, .. } | Request::GetChildren { watch, .. } | Request::GetChildren2 { watch, .. } => !watch,
+            Request::GetAcl { .. } | Request::GetAllChildrenNumber { .. } | Request::MultiRead { .. } | Request::WhoAmI | Request::Ping | Request::Auth { .. } | Request::Check { .. } | Request::Sasl => true,
+            _ => false,
+        };
+        c.pending.push_back(Queued { xid: xid_, op: opcode, req, local });
+        self.drive(c)
+    }
+
+    /// Moves the session's queue forward as far as order allows.
+    fn drive(&mut self, c: &mut Conn) -> Result<(), String> {
+        let State::Ready(session) = c.state else { return Ok(()) };
+        while let Some(front) = c.pending.front() {
+            if front.local && !c.at_writer.is_empty() {
+                break;
+            }
+            let q = c.pending.pop_front().unwrap();
+            if !q.local {
+                self.shared.outstanding.fetch_add(1, Relaxed);
+                c.at_writer.push_back(Instant::now());
+                self.to_writer
+                    .send(ToWriter::Request { conn: c.id, session, xid: q.xid, op: q.op, req: q.req, ids: c.ids.clone() })
+                    .map_err(|_| "writer gone".to_string())?;
+                continue;
+            }
+            let zxid = self.shared.last_zxid();
+            let frame = match &q.req {
+                Request::Ping => reply_frame(xid::PING, zxid, 0, |_| {}),
+                Request::Auth { scheme, auth } => match self.authenticate(c, scheme, auth) {
+                    Ok(()) => reply_frame(xid::AUTH, 0, 0, |_| {}),
+                    Err(e) => {
+                        self.shared.stats.auth_failed.fetch_add(1, Relaxed);
+                        let f = reply_frame(xid::AUTH, 0, e.code(), |_| {});
+                        c.queue(&f);
+                        c.state = State::Closing;
+                        return Ok(());
+                    }
+                },
+                Request::Check { .. } | Request::Sasl => {
+                    // Standalone check outside multi: rejected as ZooKeeper 3.8.5+ does.
+                    let f = reply_frame(q.xid, zxid, ZkError::Unimplemented.code(), |_| {});
+                    c.queue(&f);
+                    c.state = State::Closing;
+                    return Ok(());
+                }
+                r => reads::reply(&self.shared.tree, &self.shared.cfg, &c.ids, q.xid, zxid, r).0,
+            };
+            // Invariant 5: events queued before the data we just read was published go first.
+            self.drain_inbox(Some(c));
+            c.queue(&frame);
+            self.shared.stats.packets_sent.fetch_add(1, Relaxed);
+            c.info.last_zxid.store(zxid, Relaxed);
+        }
+        c.info.queued.store(c.inflight() as u64, Relaxed);
+        Ok(())
+    }
+
+    fn authenticate(&self, c: &mut Conn, scheme: &str, auth: &[u8]) -> Result<(), ZkError> {
+        let mut ids: Vec<Id> = c.ids.to_vec();
+        match scheme {
+            "digest" => {
+                let text = std::str::from_utf8(auth).map_err(|_| ZkError::AuthFailed)?;
+                let digest = crate::acl::digest(text);
+                if self.shared.cfg.super_digest.as_deref() == Some(digest.as_str()) {
+                    ids.push(Id::new("super", ""));
+                }
+                let id = Id::new("digest", &digest);
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            "ip" => {
+                let id = Id::new("ip", &c.remote.ip().to_string());
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            _ => {
+                log::warn!("authentication with unknown scheme {scheme:?} from {} failed", c.remote);
+                return Err(ZkError::AuthFailed);
+            }
+        }
+        c.ids = Arc::from(ids);
+        Ok(())
+    }
+
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for t in dirty {
+            let Some(c) = self.conns.get_mut(&t) else { continue };
+            let mut failed = None;
+            while c.out_pos < c.out.len() {
+                match c.sock.write(&c.out[c.out_pos..]) {
+                    Ok(0) => {
+                        failed = Some("write returned 0".to_string());
+                        break;
+                    }
+                    Ok(n) => c.out_pos += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        failed = Some(format!("write error: {e}"));
+                        break;
+                    }
+                }
+            }
+            if c.out_pos == c.out.len() {
+                c.out.clear();
+                c.out_pos = 0;
+            } else if c.out_pos > (1 << 20) {
+                c.out.drain(..c.out_pos);
+                c.out_pos = 0;
+            }
+            if failed.is_none() && c.out_len() > 4 * self.shared.cfg.outbound_bytes_max {
+                log::warn!("closing {}: {} bytes queued and not read by the client", c.remote, c.out_len());
+                failed = Some("slow reader".into());
+            }
+            let done = c.state == State::Closing && c.out_len() == 0;
+            if let Some(why) = failed {
+                self.close(t, &why);
+            } else if done {
+                self.close(t, "closed after reply");
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The server: state shared between threads, the messages they exchange, start-up.
+//!
+//! Threads (ARCHITECTURE.md): reactors own sockets and run reads; the writer alone changes
+//! the tree, sessions and watches and owns the txn log. They talk over crossbeam channels;
+//! a reactor is woken with its `mio::Waker`.
+
+pub mod reads;
+pub mod start;
+pub mod writer;
+
+use crate::config::Config;
+use crate::proto::records::{ConnectRequest, Id, Request};
+use crate::tree::DataTree;
+use crate::types::{ConnId, SessionId, Zxid};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Reactor → writer.
+pub enum ToWriter {
+    Connect { conn: ConnId, req: ConnectRequest },
+    Request { conn: ConnId, session: SessionId, xid: i32, op: i32, req: Request, ids: Arc<[Id]> },
+    /// Sessions with traffic since the last report.
+    Touch(Vec<SessionId>),
+    /// The connection is gone (the session lives on until it expires).
+    Closed { conn: ConnId, session: SessionId },
+    /// A four-letter word the writer answers (it owns what most of them report).
+    Admin { conn: ConnId, cmd: String },
+    Shutdown,
+}
+
+/// Writer → reactor.
+pub enum ToReactor {
+    NewConn(mio::net::TcpStream, SocketAddr),
+    /// Bytes for the client. `reply` = answers the oldest request sent to the writer.
+    Frame { conn: ConnId, bytes: Vec<u8>, reply: bool },
+    Connected { conn: ConnId, session: SessionId, timeout_ms: i32, ok: bool },
+    /// Close once what is queued has been written.
+    Close { conn: ConnId },
+    Admin { conn: ConnId, text: String },
+}
+
+impl ToReactor {
+    pub fn conn(&self) -> Option<ConnId> {
+        match self {
+            ToReactor::NewConn(..) => None,
+            ToReactor::Frame { conn, .. } | ToReactor::Connected { conn, .. } | ToReactor::Close { conn } | ToReactor::Admin { conn, .. } => Some(*conn),
+        }
+    }
+}
+
+/// A reactor's inbox, as the other threads see it.
+#[derive(Clone)]
+pub struct ReactorHandle {
+    pub tx: crossbeam_channel::Sender<ToReactor>,
+    pub waker: Arc<mio::Waker>,
+}
+
+/// Per-connection figures for `cons`/`stat`; written by the owning reactor only.
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub established_ms: i64,
+    pub session: AtomicI64,
+    pub timeout_ms: AtomicI32,
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    pub queued: AtomicU64,
+    pub last_op: AtomicI32,
+    pub last_cxid: AtomicI32,
+    pub last_zxid: AtomicI64,
+    pub last_response_ms: AtomicI64,
+    pub last_latency_ms: AtomicU64,
+    pub latency: Latency,
+}
+
+impl ConnInfo {
+    pub fn new(remote: SocketAddr) -> Self {
+        ConnInfo {
+            remote,
+            established_ms: now_ms(),
+            session: AtomicI64::new(0),
+            timeout_ms: AtomicI32::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            last_op: AtomicI32::new(-999),
+            last_cxid: AtomicI32::new(-1),
+            last_zxid: AtomicI64::new(-1),
+            last_response_ms: AtomicI64::new(0),
+            last_latency_ms: AtomicU64::new(0),
+            latency: Latency::default(),
+        }
+    }
+    pub fn reset(&self) {
+        self.received.store(0, Relaxed);
+        self.sent.store(0, Relaxed);
+        self.latency.reset();
+        self.last_op.store(-999, Relaxed);
+        self.last_cxid.store(-1, Relaxed);
+        self.last_zxid.store(-1, Relaxed);
+        self.last_response_ms.store(0, Relaxed);
+        self.last_latency_ms.store(0, Relaxed);
+    }
+}
+
+/// Min/avg/max of request latencies in ms, as `srvr` reports them.
+pub struct Latency {
+    pub min: AtomicU64,
+    pub max: AtomicU64,
+    pub sum: AtomicU64,
+    pub count: AtomicU64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency { min: AtomicU64::new(u64::MAX), max: AtomicU64::new(0), sum: AtomicU64::new(0), count: AtomicU64::new(0) }
+    }
+}
+
+impl Latency {
+    pub fn record(&self, ms: u64) {
+        self.min.fetch_min(ms, Relaxed);
+        self.max.fetch_max(ms, Relaxed);
+        self.sum.fetch_add(ms, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+    pub fn reset(&self) {
+        self.min.store(u64::MAX, Relaxed);
+        self.max.store(0, Relaxed);
+        self.sum.store(0, Relaxed);
+        self.count.store(0, Relaxed);
+    }
+    /// (min, avg, max); zeros before the first request.
+    pub fn get(&self) -> (u64, f64, u64) {
+        let n = self.count.load(Relaxed);
+        if n == 0 {
+            return (0, 0.0, 0);
+        }
+        (self.min.load(Relaxed), self.sum.load(Relaxed) as f64 / n as f64, self.max.load(Relaxed))
+    }
+}
+
+/// Server-wide counters; merged views for `mntr`/`srvr`.
+#[derive(Default)]
+pub struct ServerStats {
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub latency: Latency,
+    /// Published by the writer after each group commit.
+    pub watch_count: AtomicU64,
+    pub ephemerals_count: AtomicU64,
+    pub data_bytes: AtomicU64,
+    pub sessions: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub txns: AtomicU64,
+    pub auth_failed: AtomicU64,
+    pub last_response_bytes: AtomicU64,
+    pub max_response_bytes: AtomicU64,
+    pub min_response_bytes: AtomicU64,
+}
+
+/// What every thread may read. The tree is changed only by the writer.
+pub struct Shared {
+    pub cfg: Config,
+    pub tree: DataTree,
+    /// Last applied zxid, for reply headers.
+    pub last_zxid: AtomicI64,
+    pub stats: ServerStats,
+    /// Requests sent to the writer and not yet answered (globalOutstandingLimit).
+    pub outstanding: AtomicUsize,
+    pub conns: Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
+    pub per_ip: Mutex<HashMap<IpAddr, u32>>,
+    pub started: Instant,
+    pub serving: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    pub fn last_zxid(&self) -> Zxid {
+        self.last_zxid.load(std::sync::atomic::Ordering::Acquire)
+    }
+    pub fn node_count(&self) -> usize {
+        // ZooKeeper's map holds the root twice ("" and "/").
+        self.tree.len() + 1
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

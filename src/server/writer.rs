@@ -1,0 +1,690 @@
+//! The writer thread: the only mutator of the tree, the sessions and the watches.
+//!
+//! One loop (STYLE.md 8): take what the reactors sent, prep each write into a txn staged
+//! in an overlay, append it to the log; at the end of the batch one `sync` makes all of it
+//! durable; then apply each txn to the published tree, queue its watch events, publish,
+//! and answer. Requests that must see every earlier write applied (reads that set watches,
+//! sync, setWatches, closeSession, reconnects) first close the batch.
+//!
+//! Holds: a write is answered only after its txn is durable (invariant 2); events of a txn
+//! are in the reactors' inboxes before the txn's changes are published (invariant 5); txns
+//! are applied in zxid order. A failed append or sync stops the server: never retried.
+
+use super::{now_ms, reads, ReactorHandle, Shared, ToReactor, ToWriter};
+use crate::log::{LogError, TxnLog};
+use crate::proto::ops::{event, op, ttl_of_owner, CONTAINER_OWNER, ZkError};
+use crate::proto::records::{encode_connect_response, notification_frame, reply_frame, ConnectRequest, Id, Request};
+use crate::proto::Writer as Jute;
+use crate::session::{password, SessionTracker};
+use crate::tree::{DataTree, Node};
+use crate::txn::prep::{prep_and_stage, prep_delete_container, Overlay, PrepCtx, TreeView};
+use crate::txn::{apply, encode_record, Store, Trigger, Txn, TxnHeader};
+use crate::types::{conn_reactor, ConnId, SessionId, Zxid};
+use crate::watch::{Kind, WatchTable};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Indexes the writer keeps beside the tree.
+#[derive(Default)]
+pub struct Indexes {
+    pub ephemerals: HashMap<SessionId, BTreeSet<String>>,
+    pub containers: BTreeSet<String>,
+    pub ttls: BTreeSet<String>,
+    pub created_sessions: Vec<(SessionId, i32)>,
+    pub closed_sessions: Vec<SessionId>,
+}
+
+/// The published tree as apply's store: writes are held back until `publish`, so that the
+/// txn's watch events can be queued first.
+pub struct Committed<'a> {
+    pub tree: &'a DataTree,
+    pub idx: &'a mut Indexes,
+    pub extended_types: bool,
+    held: Vec<(String, Option<Arc<Node>>)>,
+}
+
+impl<'a> Committed<'a> {
+    pub fn new(tree: &'a DataTree, idx: &'a mut Indexes, extended_types: bool) -> Self {
+        Committed { tree, idx, extended_types, held: Vec::new() }
+    }
+    /// Makes the held changes visible, in the order apply made them.
+    pub fn publish(&mut self) {
+        for (p, n) in self.held.drain(..) {
+            match n {
+                Some(n) => self.tree.put(Arc::from(p.as_str()), n),
+                None => self.tree.remove(&p),
+            }
+        }
+    }
+}
+
+impl Store for Committed<'_> {
+    fn get(&self, path: &str) -> Option<Arc<Node>> {
+        if let Some((_, n)) = self.held.iter().rev().find(|(p, _)| p == path) {
+            return n.clone();
+        }
+        self.tree.get(path)
+    }
+    fn put(&mut self, path: &str, node: Node) {
+        self.held.push((path.to_owned(), Some(Arc::new(node))));
+    }
+    fn remove(&mut self, path: &str) {
+        self.held.push((path.to_owned(), None));
+    }
+    fn owner_changed(&mut self, path: &str, owner: i64, created: bool) {
+        let set = if owner == CONTAINER_OWNER {
+            &mut self.idx.containers
+        } else if ttl_of_owner(owner, self.extended_types).is_some() {
+            &mut self.idx.ttls
+        } else {
+            let e = self.idx.ephemerals.entry(owner).or_default();
+            if created {
+                e.insert(path.to_owned());
+            } else {
+                e.remove(path);
+                if e.is_empty() {
+                    self.idx.ephemerals.remove(&owner);
+                }
+            }
+            return;
+        };
+        if created {
+            set.insert(path.to_owned());
+        } else {
+            set.remove(path);
+        }
+    }
+    fn session_created(&mut self, session: i64, timeout_ms: i32) {
+        self.idx.created_sessions.push((session, timeout_ms));
+    }
+    fn session_closed(&mut self, session: i64) {
+        self.idx.closed_sessions.push(session);
+    }
+}
+
+/// Who waits for a txn's outcome.
+enum Waiter {
+    Reply { conn: ConnId, xid: i32, op: i32 },
+    Connect { conn: ConnId, read_only: Option<bool> },
+    CloseSession { conn: Option<ConnId>, xid: i32 },
+    Internal,
+}
+
+struct Pending {
+    hdr: TxnHeader,
+    txn: Txn,
+    waiter: Waiter,
+}
+
+pub struct WriterLoop<L: TxnLog> {
+    shared: Arc<Shared>,
+    log: L,
+    inbox: Receiver<ToWriter>,
+    reactors: Vec<ReactorHandle>,
+    wake: Vec<bool>,
+    pub sessions: SessionTracker,
+    watches: WatchTable,
+    idx: Indexes,
+    staged: HashMap<String, Option<Arc<Node>>>,
+    pending: Vec<Pending>,
+    next_zxid: Zxid,
+    last_container_check: Instant,
+    scratch_sessions: Vec<SessionId>,
+}
+
+/// Applies one recovered txn to the tree (start-up replay).
+pub fn replay(tree: &DataTree, idx: &mut Indexes, extended_types: bool, hdr: &TxnHeader, txn: &Txn) {
+    let mut store = Committed::new(tree, idx, extended_types);
+    let mut triggers = Vec::new();
+    // A txn that does not fit (e.g. a create over an existing node) changes nothing else.
+    let _ = apply(&mut store, hdr, txn, &mut triggers);
+    store.publish();
+}
+
+impl<L: TxnLog> WriterLoop<L> {
+    pub fn new(shared: Arc<Shared>, log: L, inbox: Receiver<ToWriter>, reactors: Vec<ReactorHandle>, sessions: SessionTracker, idx: Indexes, last_zxid: Zxid) -> Self {
+        let n = reactors.len();
+        WriterLoop {
+            shared,
+            log,
+            inbox,
+            reactors,
+            wake: vec![false; n],
+            sessions,
+            watches: WatchTable::default(),
+            idx,
+            staged: HashMap::new(),
+            pending: Vec::new(),
+            next_zxid: last_zxid + 1,
+            last_container_check: Instant::now(),
+            scratch_sessions: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, msg: ToReactor) {
+        let r = conn_reactor(conn);
+        if let Some(h) = self.reactors.get(r) {
+            let _ = h.tx.send(msg);
+            self.wake[r] = true;
+        }
+    }
+
+    fn wake_reactors(&mut self) {
+        for (i, w) in self.wake.iter_mut().enumerate() {
+            if std::mem::take(w) {
+                let _ = self.reactors[i].waker.wake();
+            }
+        }
+    }
+
+    pub fn run(mut self) {
+        let tick = Duration::from_millis(self.shared.cfg.tick_ms as u64);
+        let half_tick = tick / 2;
+        let mut next_tick = Instant::now() + half_tick;
+        let batch_max = self.shared.cfg.batch_txns_max;
+        let mut batch = Vec::with_capacity(batch_max);
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.inbox.recv_timeout(wait) {
+                Ok(m) => batch.push(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            while batch.len() < batch_max {
+                match self.inbox.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            for m in batch.drain(..) {
+                if matches!(m, ToWriter::Shutdown) {
+                    self.flush_or_die();
+                    return;
+                }
+                self.handle(m);
+            }
+            self.flush_or_die();
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + half_tick;
+                self.on_tick();
+                self.flush_or_die();
+            }
+        }
+    }
+
+    fn flush_or_die(&mut self) {
+        if let Err(e) = self.flush() {
+            log::error!("stopping: {e}");
+            eprintln!("paddock: stopping: {e}");
+            std::process::exit(3);
+        }
+    }
+
+    /// Stages a txn for `req` (prep + overlay) and appends it to the log.
+    fn stage(&mut self, session: SessionId, xid: i32, ids: &[Id], req: &Request, waiter: Waiter) {
+        let zxid = self.next_zxid;
+        let hdr0 = TxnHeader { client_id: session, cxid: xid, zxid, time: now_ms(), op: 0 };
+        let txn = {
+            let base = TreeView(&self.shared.tree);
+            let mut ov = Overlay::new(&base);
+            std::mem::swap(ov_changes(&mut ov), &mut self.staged);
+            let ctx = PrepCtx { session, ids, extended_types: self.shared.cfg.extended_types };
+            let txn = match req {
+                Request::Reconfig => Txn::Error { err: ZkError::ReconfigDisabled.code() },
+                _ => prep_and_stage(&ctx, &mut ov, &hdr0, req),
+            };
+            std::mem::swap(ov_changes(&mut ov), &mut self.staged);
+            txn
+        };
+        let hdr = TxnHeader { op: txn.op(), ..hdr0 };
+        self.append(hdr, txn, waiter);
+    }
+
+    fn append(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter) {
+        let mut w = Jute::with_capacity(128);
+        encode_record(&hdr, &txn, &mut w);
+        if let Err(e) = self.log.append(hdr.zxid, &w.buf) {
+            log::error!("stopping: {e}");
+            eprintln!("paddock: stopping: {e}");
+            std::process::exit(3);
+        }
+        self.next_zxid = hdr.zxid + 1;
+        self.pending.push(Pending { hdr, txn, waiter });
+    }
+
+    fn session_ok(&self, session: SessionId) -> bool {
+        self.sessions.get(session).is_some_and(|s| !s.closing)
+    }
+
+    fn handle(&mut self, m: ToWriter) {
+        match m {
+            ToWriter::Request { conn, session, xid, op: opcode, req, ids } => {
+                if !self.session_ok(session) {
+                    let f = reply_frame(xid, self.shared.last_zxid(), ZkError::SessionExpired.code(), |_| {});
+                    self.send(conn, ToReactor::Frame { conn, bytes: f, reply: true });
+                    self.send(conn, ToReactor::Close { conn });
+                    return;
+                }
+                match &req {
+                    Request::CloseSession => {
+                        self.flush_or_die();
+                        self.close_session(session, Waiter::CloseSession { conn: Some(conn), xid });
+                    }
+                    r if r.is_write() || matches!(r, Request::Reconfig) => self.stage(session, xid, &ids, &req, Waiter::Reply { conn, xid, op: opcode }),
+                    _ => {
+                        self.flush_or_die();
+                        let f = self.barrier_request(conn, session, xid, &req, &ids);
+                        self.send(conn, ToReactor::Frame { conn, bytes: f, reply: true });
+                    }
+                }
+            }
+            ToWriter::Connect { conn, req } => self.connect(conn, req),
+            ToWriter::Touch(ids) => {
+                let now = now_ms() as u64;
+                for s in ids {
+                    self.sessions.touch(s, now);
+                }
+            }
+            ToWriter::Closed { conn, session } => {
+                if let Some(s) = self.sessions.get_mut(session) {
+                    if s.conn == Some(conn) {
+                        s.conn = None;
+                        self.watches.remove_session(session);
+                    }
+                }
+            }
+            ToWriter::Admin { conn, cmd } => {
+                self.flush_or_die();
+                let text = crate::admin::answer(&self.shared, &cmd, Some(self.admin_view()));
+                self.send(conn, ToReactor::Admin { conn, text });
+            }
+            ToWriter::Shutdown => {}
+        }
+    }
+
+    fn admin_view(&self) -> crate::admin::WriterView<'_> {
+        crate::admin::WriterView { watches: &self.watches, sessions: &self.sessions, ephemerals: &self.idx.ephemerals }
+    }
+
+    fn close_session(&mut self, session: SessionId, waiter: Waiter) {
+        if let Some(s) = self.sessions.get_mut(session) {
+            s.closing = true;
+        }
+        let paths: Vec<String> = self.idx.ephemerals.get(&session).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let hdr = TxnHeader { client_id: session, cxid: 0, zxid: self.next_zxid, time: now_ms(), op: op::CLOSE_SESSION };
+        let txn = Txn::CloseSession { paths };
+        // Stage it so later prep in this batch sees the ephemerals gone.
+        let base = TreeView(&self.shared.tree);
+        let mut ov = Overlay::new(&base);
+        std::mem::swap(ov_changes(&mut ov), &mut self.staged);
+        let _ = apply(&mut ov, &hdr, &txn, &mut Vec::new());
+        std::mem::swap(ov_changes(&mut ov), &mut self.staged);
+        self.append(hdr, txn, waiter);
+    }
+
+    fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
+        let last = self.shared.last_zxid().max(self.next_zxid - 1);
+        if req.last_zxid_seen > last {
+            log::info!("refusing session 0x{:x}: client has seen zxid 0x{:x}, this server only 0x{:x}", req.session_id, req.last_zxid_seen, last);
+            self.send(conn, ToReactor::Close { conn });
+            return;
+        }
+        let timeout = self.shared.cfg.negotiate_timeout(req.timeout_ms);
+        if req.session_id == 0 {
+            let id = self.sessions.next_session_id();
+            let hdr = TxnHeader { client_id: id, cxid: 0, zxid: self.next_zxid, time: now_ms(), op: op::CREATE_SESSION };
+            self.append(hdr, Txn::CreateSession { timeout }, Waiter::Connect { conn, read_only: req.read_only });
+            return;
+        }
+        self.flush_or_die();
+        let id = req.session_id;
+        let valid = req.passwd.as_slice() == password(id) && self.session_ok(id);
+        if !valid {
+            log::info!("refusing reconnect of session 0x{id:x}: {}", if self.sessions.get(id).is_some() { "wrong password or closing" } else { "expired or unknown" });
+            let f = encode_connect_response(0, 0, &[0; 16], req.read_only);
+            self.send(conn, ToReactor::Frame { conn, bytes: f, reply: false });
+            self.send(conn, ToReactor::Connected { conn, session: 0, timeout_ms: 0, ok: false });
+            return;
+        }
+        let now = now_ms() as u64;
+        // Reconnect: the session's own timeout stands; ZooKeeper re-negotiates it too.
+        let old = self.sessions.get_mut(id).and_then(|s| {
+            s.timeout_ms = timeout;
+            s.conn.replace(conn)
+        });
+        self.sessions.touch(id, now);
+        if let Some(old) = old.filter(|&c| c != conn) {
+            self.watches.remove_session(id);
+            self.send(old, ToReactor::Close { conn: old });
+        }
+        let f = encode_connect_response(timeout, id, &password(id), req.read_only.map(|_| false));
+        self.send(conn, ToReactor::Frame { conn, bytes: f, reply: false });
+        self.send(conn, ToReactor::Connected { conn, session: id, timeout_ms: timeout, ok: true });
+    }
+
+    /// Requests that run on the writer between batches: reads with watches, watch
+    /// management, sync, getEphemerals.
+    fn barrier_request(&mut self, _conn: ConnId, session: SessionId, xid: i32, req: &Request, ids: &[Id]) -> Vec<u8> {
+        let shared = self.shared.clone();
+        let zxid = shared.last_zxid();
+        let tree = &shared.tree;
+        let cfg = &shared.cfg;
+        match req {
+            Request::Exists { path, watch } | Request::GetData { path, watch } | Request::GetChildren { path, watch } | Request::GetChildren2 { path, watch } => {
+                let (frame, err) = reads::reply(tree, cfg, ids, xid, zxid, req);
+                if *watch {
+                    let kind = if matches!(req, Request::GetChildren { .. } | Request::GetChildren2 { .. }) { Kind::Child } else { Kind::Data };
+                    let set = err == 0 || (err == ZkError::NoNode.code() && matches!(req, Request::Exists { .. }));
+                    if set {
+                        self.watches.add(session, kind, path);
+                    }
+                }
+                frame
+            }
+            Request::Sync { path } => reply_frame(xid, zxid, 0, |w| {
+                w.string(path);
+            }),
+            Request::AddWatch { path, mode } => {
+                let kind = match mode {
+                    0 => Kind::Persistent,
+                    1 => Kind::Recursive,
+                    _ => return reply_frame(xid, zxid, ZkError::BadArguments.code(), |_| {}),
+                };
+                self.watches.add(session, kind, path);
+                reply_frame(xid, zxid, 0, |w| {
+                    w.i32(0);
+                })
+            }
+            Request::CheckWatches { path, kind } => {
+                let err = if self.watches.check(session, *kind, path) { 0 } else { ZkError::NoWatcher.code() };
+                reply_frame(xid, zxid, err, |_| {})
+            }
+            Request::RemoveWatches { path, kind } => {
+                let err = if self.watches.remove(session, *kind, path) { 0 } else { ZkError::NoWatcher.code() };
+                reply_frame(xid, zxid, err, |_| {})
+            }
+            Request::GetEphemerals { prefix } => {
+                let all: Vec<String> = self
+                    .idx
+                    .ephemerals
+                    .get(&session)
+                    .map(|s| s.iter().filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(prefix.as_str())).cloned().collect())
+                    .unwrap_or_default();
+                reply_frame(xid, zxid, 0, |w| {
+                    w.strings(&all);
+                })
+            }
+            Request::SetWatches { relative_zxid, data, exist, child, persistent, recursive } => {
+                let conn = self.sessions.get(session).and_then(|s| s.conn);
+                let mut events: Vec<(i32, String)> = Vec::new();
+                for p in data {
+                    match tree.get(p) {
+                        None => events.push((event::NODE_DELETED, p.clone())),
+                        Some(n) if n.mzxid > *relative_zxid => events.push((event::NODE_DATA_CHANGED, p.clone())),
+                        Some(_) => self.watches.add(session, Kind::Data, p),
+                    }
+                }
+                for p in exist {
+                    match tree.get(p) {
+                        Some(_) => events.push((event::NODE_CREATED, p.clone())),
+                        None => self.watches.add(session, Kind::Data, p),
+                    }
+                }
+                for p in child {
+                    match tree.get(p) {
+                        None => events.push((event::NODE_DELETED, p.clone())),
+                        Some(n) if n.pzxid > *relative_zxid => events.push((event::NODE_CHILDREN_CHANGED, p.clone())),
+                        Some(_) => self.watches.add(session, Kind::Child, p),
+                    }
+                }
+                for p in persistent {
+                    self.watches.add(session, Kind::Persistent, p);
+                }
+                for p in recursive {
+                    self.watches.add(session, Kind::Recursive, p);
+                }
+                if let Some(conn) = conn {
+                    for (t, p) in events {
+                        let f = notification_frame(t, &p);
+                        self.send(conn, ToReactor::Frame { conn, bytes: f, reply: false });
+                    }
+                }
+                reply_frame(xid, zxid, 0, |_| {})
+            }
+            _ => reply_frame(xid, zxid, ZkError::Unimplemented.code(), |_| {}),
+        }
+    }
+
+    /// Group commit: one sync for everything appended, then apply, notify, publish, answer.
+    fn flush(&mut self) -> Result<(), LogError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.log.sync()?;
+        self.shared.stats.fsyncs.fetch_add(1, Relaxed);
+        self.shared.stats.txns.fetch_add(self.pending.len() as u64, Relaxed);
+        self.staged.clear();
+        let shared = self.shared.clone();
+        let ext = shared.cfg.extended_types;
+        let mut triggers: Vec<Trigger> = Vec::new();
+        let pending = std::mem::take(&mut self.pending);
+        for p in pending {
+            triggers.clear();
+            let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
+            let _ = apply(&mut store, &p.hdr, &p.txn, &mut triggers);
+            let held = std::mem::take(&mut store.held);
+            drop(store);
+            self.session_changes(&p);
+            for t in &triggers {
+                self.notify(t);
+            }
+            let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
+            store.held = held;
+            store.publish();
+            shared.last_zxid.store(p.hdr.zxid, Release);
+            self.answer(p);
+        }
+        self.publish_stats();
+        self.wake_reactors();
+        Ok(())
+    }
+
+    fn session_changes(&mut self, p: &Pending) {
+        let now = now_ms() as u64;
+        for (s, t) in std::mem::take(&mut self.idx.created_sessions) {
+            self.sessions.add(s, t, now);
+            if let Waiter::Connect { conn, .. } = p.waiter {
+                self.sessions.get_mut(s).unwrap().conn = Some(conn);
+            }
+        }
+        for s in std::mem::take(&mut self.idx.closed_sessions) {
+            if let Some(sess) = self.sessions.remove(s) {
+                self.watches.remove_session(s);
+                if let Some(c) = sess.conn {
+                    let is_requester = matches!(p.waiter, Waiter::CloseSession { conn: Some(rc), .. } if rc == c);
+                    if !is_requester {
+                        self.send(c, ToReactor::Close { conn: c });
+                    }
+                }
+            }
+        }
+    }
+
+    fn notify(&mut self, t: &Trigger) {
+        let mut sessions = std::mem::take(&mut self.scratch_sessions);
+        self.watches.trigger(t.event, &t.path, &mut sessions);
+        if !sessions.is_empty() {
+            let f = notification_frame(t.event, &t.path);
+            for &s in &sessions {
+                if let Some(conn) = self.sessions.get(s).and_then(|x| x.conn) {
+                    self.send(conn, ToReactor::Frame { conn, bytes: f.clone(), reply: false });
+                }
+            }
+        }
+        self.scratch_sessions = sessions;
+    }
+
+    fn answer(&mut self, p: Pending) {
+        let zxid = p.hdr.zxid;
+        match p.waiter {
+            Waiter::Internal => {}
+            Waiter::Connect { conn, read_only } => {
+                let id = p.hdr.client_id;
+                let timeout = match p.txn {
+                    Txn::CreateSession { timeout } => timeout,
+                    _ => 0,
+                };
+                let f = encode_connect_response(timeout, id, &password(id), read_only.map(|_| false));
+                self.send(conn, ToReactor::Frame { conn, bytes: f, reply: false });
+                self.send(conn, ToReactor::Connected { conn, session: id, timeout_ms: timeout, ok: true });
+            }
+            Waiter::CloseSession { conn, xid } => {
+                if let Some(conn) = conn {
+                    let f = reply_frame(xid, zxid, 0, |_| {});
+                    self.send(conn, ToReactor::Frame { conn, bytes: f, reply: true });
+                    self.send(conn, ToReactor::Close { conn });
+                }
+            }
+            Waiter::Reply { conn, xid, op: opcode } => {
+                let f = self.write_reply(xid, zxid, opcode, &p.txn);
+                self.send(conn, ToReactor::Frame { conn, bytes: f, reply: true });
+            }
+        }
+    }
+
+    fn write_reply(&self, xid: i32, zxid: Zxid, opcode: i32, txn: &Txn) -> Vec<u8> {
+        let tree = &self.shared.tree;
+        let ext = self.shared.cfg.extended_types;
+        let stat_of = |path: &str, w: &mut Jute| {
+            let st = tree.get(path).map(|n| n.stat(ext)).unwrap_or_default();
+            st.write(w);
+        };
+        match txn {
+            Txn::Error { err } => reply_frame(xid, zxid, *err, |_| {}),
+            Txn::Create { path, .. } | Txn::CreateContainer { path, .. } | Txn::CreateTtl { path, .. } => reply_frame(xid, zxid, 0, |w| {
+                w.string(path);
+                if opcode != op::CREATE {
+                    stat_of(path, w);
+                }
+            }),
+            Txn::Delete { .. } => reply_frame(xid, zxid, 0, |_| {}),
+            Txn::SetData { path, .. } | Txn::SetAcl { path, .. } => reply_frame(xid, zxid, 0, |w| stat_of(path, w)),
+            Txn::Multi(txns) => reply_frame(xid, zxid, 0, |w| {
+                let failed = txns.iter().any(|t| matches!(t, Txn::Error { err } if *err != 0));
+                for t in txns {
+                    match t {
+                        Txn::Error { err } => {
+                            w.i32(op::ERROR).bool(false).i32(*err).i32(*err);
+                        }
+                        _ if failed => unreachable!("a failed multi holds only error txns"),
+                        Txn::Create { op: o, path, .. } => {
+                            w.i32(*o).bool(false).i32(0).string(path);
+                            if *o != op::CREATE {
+                                stat_of(path, w);
+                            }
+                        }
+                        Txn::CreateContainer { path, .. } | Txn::CreateTtl { path, .. } => {
+                            w.i32(op::CREATE2).bool(false).i32(0).string(path);
+                            stat_of(path, w);
+                        }
+                        Txn::Delete { .. } => {
+                            w.i32(op::DELETE).bool(false).i32(0);
+                        }
+                        Txn::Check { .. } => {
+                            w.i32(op::CHECK).bool(false).i32(0);
+                        }
+                        Txn::SetData { path, .. } => {
+                            w.i32(op::SET_DATA).bool(false).i32(0);
+                            stat_of(path, w);
+                        }
+                        _ => {
+                            w.i32(op::ERROR).bool(false).i32(ZkError::SystemError.code()).i32(ZkError::SystemError.code());
+                        }
+                    }
+                }
+                w.i32(-1).bool(true).i32(-1);
+            }),
+            _ => reply_frame(xid, zxid, 0, |_| {}),
+        }
+    }
+
+    fn publish_stats(&self) {
+        let s = &self.shared.stats;
+        s.sessions.store(self.sessions.len() as u64, Relaxed);
+        s.ephemerals_count.store(self.idx.ephemerals.values().map(|v| v.len() as u64).sum(), Relaxed);
+        s.watch_count.store(self.watches.count() as u64, Relaxed);
+    }
+
+    fn on_tick(&mut self) {
+        let now = now_ms() as u64;
+        for id in self.sessions.expire(now) {
+            log::info!("session 0x{id:x} expired");
+            self.close_session_expired(id);
+        }
+        let interval = Duration::from_millis(self.shared.cfg.container_check_interval_ms);
+        if self.last_container_check.elapsed() >= interval {
+            self.last_container_check = Instant::now();
+            self.reap_containers();
+        }
+        self.publish_stats();
+    }
+
+    fn close_session_expired(&mut self, id: SessionId) {
+        let conn = self.sessions.get(id).and_then(|s| s.conn);
+        self.close_session(id, Waiter::Internal);
+        if let Some(c) = conn {
+            self.send(c, ToReactor::Close { conn: c });
+        }
+    }
+
+    /// Containers whose last child went and TTL nodes past their TTL go, by deleteContainer
+    /// txns, at most `znode.container.maxPerMinute` per minute.
+    fn reap_containers(&mut self) {
+        let cfg = &self.shared.cfg;
+        let per_check = ((cfg.container_max_per_minute as u64 * cfg.container_check_interval_ms) / 60_000).max(1) as usize;
+        let now = now_ms();
+        let tree = &self.shared.tree;
+        let mut victims = Vec::new();
+        for p in &self.idx.containers {
+            if let Some(n) = tree.get(p) {
+                if n.num_children() == 0 && n.cversion > 0 {
+                    victims.push(p.clone());
+                }
+            }
+        }
+        for p in &self.idx.ttls {
+            if let Some(n) = tree.get(p) {
+                let ttl = ttl_of_owner(n.ephemeral_owner, cfg.extended_types).unwrap_or(i64::MAX);
+                if n.num_children() == 0 && now - n.mtime > ttl {
+                    victims.push(p.clone());
+                }
+            }
+        }
+        victims.truncate(per_check);
+        let ext = cfg.extended_types;
+        for p in victims {
+            let base = TreeView(&self.shared.tree);
+            let mut ov = Overlay::new(&base);
+            std::mem::swap(ov_changes(&mut ov), &mut self.staged);
+            let hdr = TxnHeader { client_id: 0, cxid: 0, zxid: self.next_zxid, time: now_ms(), op: op::DELETE_CONTAINER };
+            let txn = match prep_delete_container(&ov, &p, ext) {
+                Ok(t) => {
+                    let _ = apply(&mut ov, &hdr, &t, &mut Vec::new());
+                    Some(t)
+                }
+                Err(_) => None,
+            };
+            std::mem::swap(ov_changes(&mut ov), &mut self.staged);
+            if let Some(t) = txn {
+                self.append(TxnHeader { op: t.op(), ..hdr }, t, Waiter::Internal);
+            }
+        }
+    }
+}
+
+fn ov_changes<'a, 'b, B: Store>(ov: &'a mut Overlay<'b, B>) -> &'a mut HashMap<String, Option<Arc<Node>>> {
+    ov.changes_mut()
+}

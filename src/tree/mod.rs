@@ -1,0 +1,220 @@
+//! DataTree: the znodes, readable without locks while the writer thread changes them.
+//!
+//! Main types: `Node` (one immutable version of a znode), `DataTree` (path → current
+//! version, a lock-free concurrent map).
+//!
+//! Holds:
+//! - Only the writer thread calls the mutating methods (`put`, `remove`); reactors only read.
+//! - A reader sees one whole version of a node: versions are immutable `Arc<Node>`s that are
+//!   replaced, never changed in place; memory of replaced versions is reclaimed by the map's
+//!   epoch scheme and by reference counts.
+//! - The writer publishes a created child before the parent that lists it, and removes a
+//!   deleted child after the parent stops listing it, so a reader walking down the tree
+//!   sees a prefix of the writer's order.
+//! Not here: what a txn changes (txn/), who may read what (acl/).
+
+pub mod path;
+
+use crate::proto::records::{Acl, Stat};
+use crate::proto::ops::{CONTAINER_OWNER, ttl_of_owner};
+use std::sync::Arc;
+
+pub type Children = imbl::OrdSet<Arc<str>>;
+
+/// One version of a znode. Stored cversion counts child creations (ZooKeeper's encoding).
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub data: Box<[u8]>,
+    pub acl: Arc<[Acl]>,
+    pub children: Option<Box<Children>>,
+}
+
+impl Node {
+    pub fn num_children(&self) -> usize {
+        self.children.as_ref().map_or(0, |c| c.len())
+    }
+    pub fn children_iter(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.children.iter().flat_map(|c| c.iter())
+    }
+    /// The Stat a client sees.
+    pub fn stat(&self, extended_types: bool) -> Stat {
+        let n = self.num_children() as i32;
+        let owner = if self.ephemeral_owner == CONTAINER_OWNER || ttl_of_owner(self.ephemeral_owner, extended_types).is_some() {
+            0
+        } else {
+            self.ephemeral_owner
+        };
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion.wrapping_mul(2).wrapping_sub(n),
+            aversion: self.aversion,
+            ephemeral_owner: owner,
+            data_length: self.data.len() as i32,
+            num_children: n,
+            pzxid: self.pzxid,
+        }
+    }
+    pub fn empty(acl: Arc<[Acl]>) -> Node {
+        Node {
+            czxid: 0,
+            mzxid: 0,
+            pzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            data: Box::new([]),
+            acl,
+            children: None,
+        }
+    }
+    pub fn add_child(&mut self, name: Arc<str>) {
+        self.children.get_or_insert_with(Default::default).insert(name);
+    }
+    pub fn remove_child(&mut self, name: &str) {
+        if let Some(c) = self.children.as_mut() {
+            c.remove(name);
+            if c.is_empty() {
+                self.children = None;
+            }
+        }
+    }
+}
+
+/// Parent of a path ("/" for top-level nodes) and the last segment. `None` for "/" or a
+/// path without a slash.
+pub fn split_path(path: &str) -> Option<(&str, &str)> {
+    let i = path.rfind('/')?;
+    if path == "/" {
+        return None;
+    }
+    let parent = if i == 0 { "/" } else { &path[..i] };
+    Some((parent, &path[i + 1..]))
+}
+
+pub fn join_path(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+type Map = papaya::HashMap<Arc<str>, Arc<Node>, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// The published tree. Owned by the writer thread; shared read-only with the reactors.
+pub struct DataTree {
+    nodes: Map,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree { nodes: Map::with_hasher(Default::default()) }
+    }
+}
+
+impl DataTree {
+    pub fn get(&self, path: &str) -> Option<Arc<Node>> {
+        self.nodes.pin().get(path).cloned()
+    }
+    /// Runs `f` on the current version of `path` without taking a reference count.
+    pub fn with<R>(&self, path: &str, f: impl FnOnce(Option<&Node>) -> R) -> R {
+        let g = self.nodes.pin();
+        f(g.get(path).map(|a| &**a))
+    }
+    /// Writer only.
+    pub fn put(&self, path: Arc<str>, node: Arc<Node>) {
+        self.nodes.pin().insert(path, node);
+    }
+    /// Writer only.
+    pub fn remove(&self, path: &str) {
+        self.nodes.pin().remove(path);
+    }
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+    /// Every (path, node) pair; order unspecified. For admin commands and tests.
+    pub fn for_each(&self, mut f: impl FnMut(&str, &Node)) {
+        for (k, v) in self.nodes.pin().iter() {
+            f(k, v);
+        }
+    }
+}
+
+/// The Fx hash (rustc's): fast for short keys; the server's maps need no DoS resistance
+/// beyond what path validation and ACLs already bound.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut b = bytes;
+        while b.len() >= 8 {
+            self.add(u64::from_le_bytes(b[..8].try_into().unwrap()));
+            b = &b[8..];
+        }
+        if b.len() >= 4 {
+            self.add(u32::from_le_bytes(b[..4].try_into().unwrap()) as u64);
+            b = &b[4..];
+        }
+        for &x in b {
+            self.add(x as u64);
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Spread the low bits the map uses for buckets.
+        self.hash.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(26)
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ w).wrapping_mul(FX_SEED);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn split() {
+        assert_eq!(split_path("/a"), Some(("/", "a")));
+        assert_eq!(split_path("/a/b"), Some(("/a", "b")));
+        assert_eq!(split_path("/"), None);
+        assert_eq!(join_path("/", "a"), "/a");
+        assert_eq!(join_path("/a", "b"), "/a/b");
+    }
+}

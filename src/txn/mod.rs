@@ -1,0 +1,326 @@
+//! Txns: what a write does to the tree, in Apache ZooKeeper's txn record formats.
+//!
+//! Record = TxnHeader{long clientId, int cxid, long zxid, long time, int type} · Body(type)
+//! Body(-10) = int timeOut;  Body(-11) = vector<ustring> paths2Delete
+//! Body(1|15) = path · buffer data · vector<ACL> · boolean ephemeral · int parentCVersion
+//! Body(19) = path · data · acl · int parentCVersion;  Body(21) = … · int parentCVersion · long ttl
+//! Body(2|20) = path;  Body(5) = path · data · int version;  Body(7) = path · acl · int version
+//! Body(13) = path · int version;  Body(14) = vector<{int type, buffer body}>;  Body(-1) = int err
+//!
+//! Holds: `apply` is deterministic: the same txns from the same tree give the same tree,
+//! whether during recovery, in prep's overlay, or on the published tree.
+//! Not here: validation and permission checks (prep.rs); logging (log/).
+
+pub mod prep;
+
+use crate::proto::jute::{DecodeError, DecodeResult, Reader, Writer};
+use crate::proto::ops::{event, op, ttl_owner, CONTAINER_OWNER};
+use crate::proto::records::{read_acls, write_acls, Acl};
+use crate::tree::{split_path, Node};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TxnHeader {
+    pub client_id: i64,
+    pub cxid: i32,
+    pub zxid: i64,
+    pub time: i64,
+    pub op: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Txn {
+    CreateSession { timeout: i32 },
+    CloseSession { paths: Vec<String> },
+    /// op 1 (create) or 15 (create2).
+    Create { op: i32, path: String, data: Vec<u8>, acl: Vec<Acl>, ephemeral: bool, parent_cversion: i32 },
+    CreateContainer { path: String, data: Vec<u8>, acl: Vec<Acl>, parent_cversion: i32 },
+    CreateTtl { path: String, data: Vec<u8>, acl: Vec<Acl>, parent_cversion: i32, ttl: i64 },
+    /// op 2 (delete) or 20 (deleteContainer).
+    Delete { op: i32, path: String },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    Check { path: String, version: i32 },
+    Multi(Vec<Txn>),
+    Error { err: i32 },
+}
+
+impl Txn {
+    pub fn op(&self) -> i32 {
+        match self {
+            Txn::CreateSession { .. } => op::CREATE_SESSION,
+            Txn::CloseSession { .. } => op::CLOSE_SESSION,
+            Txn::Create { op, .. } => *op,
+            Txn::CreateContainer { .. } => op::CREATE_CONTAINER,
+            Txn::CreateTtl { .. } => op::CREATE_TTL,
+            Txn::Delete { op, .. } => *op,
+            Txn::SetData { .. } => op::SET_DATA,
+            Txn::SetAcl { .. } => op::SET_ACL,
+            Txn::Check { .. } => op::CHECK,
+            Txn::Multi(_) => op::MULTI,
+            Txn::Error { .. } => op::ERROR,
+        }
+    }
+
+    pub fn write_body(&self, w: &mut Writer) {
+        match self {
+            Txn::CreateSession { timeout } => {
+                w.i32(*timeout);
+            }
+            Txn::CloseSession { paths } => {
+                w.strings(paths);
+            }
+            Txn::Create { path, data, acl, ephemeral, parent_cversion, .. } => {
+                w.string(path).buffer(data);
+                write_acls(w, acl);
+                w.bool(*ephemeral).i32(*parent_cversion);
+            }
+            Txn::CreateContainer { path, data, acl, parent_cversion } => {
+                w.string(path).buffer(data);
+                write_acls(w, acl);
+                w.i32(*parent_cversion);
+            }
+            Txn::CreateTtl { path, data, acl, parent_cversion, ttl } => {
+                w.string(path).buffer(data);
+                write_acls(w, acl);
+                w.i32(*parent_cversion).i64(*ttl);
+            }
+            Txn::Delete { path, .. } => {
+                w.string(path);
+            }
+            Txn::SetData { path, data, version } => {
+                w.string(path).buffer(data).i32(*version);
+            }
+            Txn::SetAcl { path, acl, version } => {
+                w.string(path);
+                write_acls(w, acl);
+                w.i32(*version);
+            }
+            Txn::Check { path, version } => {
+                w.string(path).i32(*version);
+            }
+            Txn::Multi(txns) => {
+                w.i32(txns.len() as i32);
+                for t in txns {
+                    w.i32(t.op());
+                    let mut sub = Writer::new();
+                    t.write_body(&mut sub);
+                    w.buffer(&sub.buf);
+                }
+            }
+            Txn::Error { err } => {
+                w.i32(*err);
+            }
+        }
+    }
+
+    pub fn read_body(op: i32, r: &mut Reader) -> DecodeResult<Txn> {
+        Ok(match op {
+            op::CREATE_SESSION => Txn::CreateSession { timeout: r.read_i32()? },
+            op::CLOSE_SESSION => Txn::CloseSession { paths: if r.remaining() > 0 { r.read_strings()? } else { vec![] } },
+            op::CREATE | op::CREATE2 => {
+                let path = r.read_string()?.to_owned();
+                let data = r.read_buffer()?.to_vec();
+                let acl = read_acls(r)?;
+                let ephemeral = r.read_bool()?;
+                let parent_cversion = if r.remaining() >= 4 { r.read_i32()? } else { -1 };
+                Txn::Create { op, path, data, acl, ephemeral, parent_cversion }
+            }
+            op::CREATE_CONTAINER => Txn::CreateContainer {
+                path: r.read_string()?.to_owned(),
+                data: r.read_buffer()?.to_vec(),
+                acl: read_acls(r)?,
+                parent_cversion: r.read_i32()?,
+            },
+            op::CREATE_TTL => Txn::CreateTtl {
+                path: r.read_string()?.to_owned(),
+                data: r.read_buffer()?.to_vec(),
+                acl: read_acls(r)?,
+                parent_cversion: r.read_i32()?,
+                ttl: r.read_i64()?,
+            },
+            op::DELETE | op::DELETE_CONTAINER => Txn::Delete { op, path: r.read_string()?.to_owned() },
+            op::SET_DATA | op::RECONFIG => Txn::SetData { path: r.read_string()?.to_owned(), data: r.read_buffer()?.to_vec(), version: r.read_i32()? },
+            op::SET_ACL => Txn::SetAcl { path: r.read_string()?.to_owned(), acl: read_acls(r)?, version: r.read_i32()? },
+            op::CHECK => Txn::Check { path: r.read_string()?.to_owned(), version: r.read_i32()? },
+            op::MULTI => {
+                let n = r.read_count(8)?;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let t = r.read_i32()?;
+                    let body = r.read_buffer()?;
+                    v.push(Txn::read_body(t, &mut Reader::new(body))?);
+                }
+                Txn::Multi(v)
+            }
+            op::ERROR => Txn::Error { err: r.read_i32()? },
+            _ => return Err(DecodeError::Invalid("unknown txn type")),
+        })
+    }
+}
+
+impl TxnHeader {
+    pub fn write(&self, w: &mut Writer) {
+        w.i64(self.client_id).i32(self.cxid).i64(self.zxid).i64(self.time).i32(self.op);
+    }
+    pub fn read(r: &mut Reader) -> DecodeResult<TxnHeader> {
+        Ok(TxnHeader { client_id: r.read_i64()?, cxid: r.read_i32()?, zxid: r.read_i64()?, time: r.read_i64()?, op: r.read_i32()? })
+    }
+}
+
+/// The bytes of one log record's payload: header + body (no digest).
+pub fn encode_record(hdr: &TxnHeader, txn: &Txn, w: &mut Writer) {
+    hdr.write(w);
+    txn.write_body(w);
+}
+
+pub fn decode_record(bytes: &[u8]) -> DecodeResult<(TxnHeader, Txn)> {
+    let mut r = Reader::new(bytes);
+    let hdr = TxnHeader::read(&mut r)?;
+    let txn = Txn::read_body(hdr.op, &mut r)?;
+    // A TxnDigest may follow (ZooKeeper 3.6+); it is not needed to apply.
+    Ok((hdr, txn))
+}
+
+/// Where apply reads and writes nodes: the published tree, or prep's overlay.
+pub trait Store {
+    fn get(&self, path: &str) -> Option<Arc<Node>>;
+    fn put(&mut self, path: &str, node: Node);
+    fn remove(&mut self, path: &str);
+    /// A node with this ephemeral owner came (true) or went (false). Indexes listen here.
+    fn owner_changed(&mut self, _path: &str, _owner: i64, _created: bool) {}
+    fn session_created(&mut self, _session: i64, _timeout_ms: i32) {}
+    fn session_closed(&mut self, _session: i64) {}
+}
+
+/// A watch trigger: event type and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub event: i32,
+    pub path: String,
+}
+
+fn create_node(store: &mut impl Store, hdr: &TxnHeader, path: &str, data: &[u8], acl: &[Acl], owner: i64, parent_cversion: i32, out: &mut Vec<Trigger>) -> Result<(), i32> {
+    let (parent_path, name) = split_path(path).ok_or(-8)?;
+    let parent = store.get(parent_path).ok_or(-101)?;
+    let mut parent = (*parent).clone();
+    if store.get(path).is_some() {
+        // Replaying over a fuzzy snapshot: only the parent's counters move.
+        return Err(-110);
+    }
+    let cv = if parent_cversion == -1 { parent.cversion + 1 } else { parent_cversion };
+    if cv > parent.cversion {
+        parent.cversion = cv;
+        parent.pzxid = hdr.zxid;
+    }
+    let node = Node {
+        czxid: hdr.zxid,
+        mzxid: hdr.zxid,
+        pzxid: hdr.zxid,
+        ctime: hdr.time,
+        mtime: hdr.time,
+        version: 0,
+        cversion: 0,
+        aversion: 0,
+        ephemeral_owner: owner,
+        data: data.into(),
+        acl: acl.into(),
+        children: None,
+    };
+    parent.add_child(Arc::from(name));
+    store.put(path, node);
+    store.put(parent_path, parent);
+    if owner != 0 {
+        store.owner_changed(path, owner, true);
+    }
+    out.push(Trigger { event: event::NODE_CREATED, path: path.to_owned() });
+    out.push(Trigger { event: event::NODE_CHILDREN_CHANGED, path: parent_path.to_owned() });
+    Ok(())
+}
+
+fn delete_node(store: &mut impl Store, hdr: &TxnHeader, path: &str, out: &mut Vec<Trigger>) -> Result<(), i32> {
+    let (parent_path, name) = split_path(path).ok_or(-8)?;
+    let node = store.get(path).ok_or(-101)?;
+    if let Some(parent) = store.get(parent_path) {
+        let mut parent = (*parent).clone();
+        parent.remove_child(name);
+        parent.pzxid = hdr.zxid;
+        store.put(parent_path, parent);
+    }
+    store.remove(path);
+    if node.ephemeral_owner != 0 {
+        store.owner_changed(path, node.ephemeral_owner, false);
+    }
+    out.push(Trigger { event: event::NODE_DELETED, path: path.to_owned() });
+    out.push(Trigger { event: event::NODE_CHILDREN_CHANGED, path: parent_path.to_owned() });
+    Ok(())
+}
+
+/// Applies one txn. `Err(code)` only when the txn does not fit the tree (replay of a
+/// txn the tree already has, or a corrupt log); prep never produces such a txn.
+pub fn apply(store: &mut impl Store, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<Trigger>) -> Result<(), i32> {
+    match txn {
+        Txn::CreateSession { timeout } => {
+            store.session_created(hdr.client_id, *timeout);
+            Ok(())
+        }
+        Txn::CloseSession { paths } => {
+            for p in paths {
+                let _ = delete_node(store, hdr, p, out);
+            }
+            store.session_closed(hdr.client_id);
+            Ok(())
+        }
+        Txn::Create { path, data, acl, ephemeral, parent_cversion, .. } => {
+            let owner = if *ephemeral { hdr.client_id } else { 0 };
+            create_node(store, hdr, path, data, acl, owner, *parent_cversion, out)
+        }
+        Txn::CreateContainer { path, data, acl, parent_cversion } => create_node(store, hdr, path, data, acl, CONTAINER_OWNER, *parent_cversion, out),
+        Txn::CreateTtl { path, data, acl, parent_cversion, ttl } => create_node(store, hdr, path, data, acl, ttl_owner(*ttl), *parent_cversion, out),
+        Txn::Delete { path, .. } => delete_node(store, hdr, path, out),
+        Txn::SetData { path, data, version } => {
+            let mut node = (*store.get(path).ok_or(-101)?).clone();
+            node.data = data.as_slice().into();
+            node.version = *version;
+            node.mzxid = hdr.zxid;
+            node.mtime = hdr.time;
+            store.put(path, node);
+            out.push(Trigger { event: event::NODE_DATA_CHANGED, path: path.clone() });
+            Ok(())
+        }
+        Txn::SetAcl { path, acl, version } => {
+            let mut node = (*store.get(path).ok_or(-101)?).clone();
+            node.acl = acl.as_slice().into();
+            node.aversion = *version;
+            store.put(path, node);
+            Ok(())
+        }
+        Txn::Check { .. } | Txn::Error { .. } => Ok(()),
+        Txn::Multi(txns) => {
+            if txns.iter().any(|t| matches!(t, Txn::Error { err } if *err != 0)) {
+                return Ok(());
+            }
+            for t in txns {
+                apply(store, hdr, t, out)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn record_round_trip() {
+        let hdr = TxnHeader { client_id: 5, cxid: 7, zxid: 9, time: 11, op: op::MULTI };
+        let txn = Txn::Multi(vec![
+            Txn::Create { op: 1, path: "/a".into(), data: b"x".to_vec(), acl: crate::acl::open_acl(), ephemeral: true, parent_cversion: 3 },
+            Txn::SetData { path: "/a".into(), data: vec![], version: 1 },
+            Txn::Error { err: -2 },
+        ]);
+        let mut w = Writer::new();
+        encode_record(&hdr, &txn, &mut w);
+        assert_eq!(decode_record(&w.buf).unwrap(), (hdr, txn));
+    }
+}

@@ -1,0 +1,267 @@
+//! Prep: a request and the tree (with every earlier, not yet applied txn of the batch) in,
+//! a txn or a client error out. The checks and their order are ZooKeeper's
+//! PrepRequestProcessor's, so clients see the same error codes for the same mistakes.
+//!
+//! Holds: prep never changes the published tree; it stages its txn in an `Overlay` so the
+//! next request of the batch sees it (sequence numbers, versions, existence).
+
+use super::{apply, Store, Trigger, Txn};
+use crate::acl;
+use crate::proto::ops::{op, perm, CreateMode, ZkError, TTL_MAX_MS, CONTAINER_OWNER};
+use crate::proto::records::{CreateRequest, Id, MultiOp, Request};
+use crate::tree::path::validate_path;
+use crate::tree::{split_path, DataTree, Node};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Read-only view of the published tree as a `Store`.
+pub struct TreeView<'a>(pub &'a DataTree);
+
+impl Store for TreeView<'_> {
+    fn get(&self, path: &str) -> Option<Arc<Node>> {
+        self.0.get(path)
+    }
+    fn put(&mut self, _: &str, _: Node) {
+        unreachable!("TreeView is read-only")
+    }
+    fn remove(&mut self, _: &str) {
+        unreachable!("TreeView is read-only")
+    }
+}
+
+/// Staged changes over a base store.
+pub struct Overlay<'a, B: Store> {
+    base: &'a B,
+    changes: HashMap<String, Option<Arc<Node>>>,
+}
+
+impl<'a, B: Store> Overlay<'a, B> {
+    pub fn new(base: &'a B) -> Self {
+        Overlay { base, changes: HashMap::new() }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+    pub fn clear(&mut self) {
+        self.changes.clear();
+    }
+    pub fn changes_mut(&mut self) -> &mut HashMap<String, Option<Arc<Node>>> {
+        &mut self.changes
+    }
+}
+
+impl<B: Store> Store for Overlay<'_, B> {
+    fn get(&self, path: &str) -> Option<Arc<Node>> {
+        match self.changes.get(path) {
+            Some(n) => n.clone(),
+            None => self.base.get(path),
+        }
+    }
+    fn put(&mut self, path: &str, node: Node) {
+        self.changes.insert(path.to_owned(), Some(Arc::new(node)));
+    }
+    fn remove(&mut self, path: &str) {
+        self.changes.insert(path.to_owned(), None);
+    }
+}
+
+pub struct PrepCtx<'a> {
+    pub session: i64,
+    pub ids: &'a [Id],
+    pub extended_types: bool,
+}
+
+fn node(store: &impl Store, path: &str) -> Result<Arc<Node>, ZkError> {
+    store.get(path).ok_or(ZkError::NoNode)
+}
+
+fn check_version(current: i32, expected: i32) -> Result<i32, ZkError> {
+    if expected != -1 && expected != current {
+        return Err(ZkError::BadVersion);
+    }
+    Ok(if current == i32::MAX { 1 } else { current + 1 })
+}
+
+fn valid(path: &str) -> Result<(), ZkError> {
+    validate_path(path).map_err(|_| ZkError::BadArguments)
+}
+
+fn is_special(path: &str) -> bool {
+    matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
+}
+
+fn parent_of(path: &str) -> Result<&str, ZkError> {
+    if path.contains('\0') {
+        return Err(ZkError::BadArguments);
+    }
+    split_path(path).map(|(p, _)| p).ok_or(ZkError::BadArguments)
+}
+
+fn prep_create(ctx: &PrepCtx, store: &impl Store, opcode: i32, req: &CreateRequest) -> Result<Txn, ZkError> {
+    let mode = CreateMode::from_flags(req.flags).ok_or(ZkError::BadArguments)?;
+    if mode.ttl && !ctx.extended_types {
+        return Err(ZkError::Unimplemented);
+    }
+    if mode.ttl {
+        if req.ttl <= 0 || req.ttl > TTL_MAX_MS {
+            return Err(ZkError::BadArguments);
+        }
+    } else if req.ttl >= 0 {
+        return Err(ZkError::BadArguments);
+    }
+    if (opcode == op::CREATE_TTL) != mode.ttl {
+        return Err(ZkError::BadArguments);
+    }
+    let parent_path = parent_of(&req.path)?;
+    let acl = acl::fixup(&req.acl, ctx.ids)?;
+    let parent = node(store, parent_path)?;
+    acl::check(&parent.acl, perm::CREATE, ctx.ids)?;
+    let mut path = req.path.clone();
+    if mode.sequential {
+        path.push_str(&format!("{:010}", parent.cversion));
+    }
+    valid(&path)?;
+    if store.get(&path).is_some() {
+        return Err(ZkError::NodeExists);
+    }
+    let owner = parent.ephemeral_owner;
+    if owner != 0 && owner != CONTAINER_OWNER && crate::proto::ops::ttl_of_owner(owner, ctx.extended_types).is_none() {
+        return Err(ZkError::NoChildrenForEphemerals);
+    }
+    let parent_cversion = parent.cversion + 1;
+    let data = req.data.clone();
+    Ok(match opcode {
+        op::CREATE_CONTAINER => Txn::CreateContainer { path, data, acl, parent_cversion },
+        op::CREATE_TTL => Txn::CreateTtl { path, data, acl, parent_cversion, ttl: req.ttl },
+        _ => Txn::Create { op: opcode, path, data, acl, ephemeral: mode.ephemeral, parent_cversion },
+    })
+}
+
+fn prep_delete(ctx: &PrepCtx, store: &impl Store, path: &str, version: i32) -> Result<Txn, ZkError> {
+    if is_special(path) {
+        return Err(ZkError::BadArguments);
+    }
+    let parent_path = parent_of(path)?;
+    valid(path)?;
+    let parent = node(store, parent_path)?;
+    let n = node(store, path)?;
+    acl::check(&parent.acl, perm::DELETE, ctx.ids)?;
+    check_version(n.version, version)?;
+    if n.num_children() > 0 {
+        return Err(ZkError::NotEmpty);
+    }
+    Ok(Txn::Delete { op: op::DELETE, path: path.to_owned() })
+}
+
+fn prep_set_data(ctx: &PrepCtx, store: &impl Store, path: &str, data: &[u8], version: i32) -> Result<Txn, ZkError> {
+    valid(path)?;
+    let n = node(store, path)?;
+    acl::check(&n.acl, perm::WRITE, ctx.ids)?;
+    let version = check_version(n.version, version)?;
+    Ok(Txn::SetData { path: path.to_owned(), data: data.to_vec(), version })
+}
+
+fn prep_check(ctx: &PrepCtx, store: &impl Store, path: &str, version: i32) -> Result<Txn, ZkError> {
+    valid(path)?;
+    let n = node(store, path)?;
+    acl::check(&n.acl, perm::READ, ctx.ids)?;
+    check_version(n.version, version)?;
+    Ok(Txn::Check { path: path.to_owned(), version })
+}
+
+/// A deleteContainer issued by the reaper: only containers and TTL nodes, only when empty.
+pub fn prep_delete_container(store: &impl Store, path: &str, extended_types: bool) -> Result<Txn, ZkError> {
+    let n = node(store, path)?;
+    if n.num_children() > 0 {
+        return Err(ZkError::NotEmpty);
+    }
+    let owner = n.ephemeral_owner;
+    if owner != CONTAINER_OWNER && crate::proto::ops::ttl_of_owner(owner, extended_types).is_none() {
+        return Err(ZkError::BadVersion);
+    }
+    Ok(Txn::Delete { op: op::DELETE_CONTAINER, path: path.to_owned() })
+}
+
+fn prep_op(ctx: &PrepCtx, store: &impl Store, req: &Request) -> Result<Txn, ZkError> {
+    match req {
+        Request::Create { op, req } => prep_create(ctx, store, *op, req),
+        Request::Delete { path, version } => prep_delete(ctx, store, path, *version),
+        Request::SetData { path, data, version } => prep_set_data(ctx, store, path, data, *version),
+        Request::SetAcl { path, acl: list, version } => {
+            valid(path)?;
+            let list = acl::fixup(list, ctx.ids)?;
+            let n = node(store, path)?;
+            acl::check(&n.acl, perm::ADMIN, ctx.ids)?;
+            let version = check_version(n.aversion, *version)?;
+            Ok(Txn::SetAcl { path: path.clone(), acl: list, version })
+        }
+        Request::Check { path, version } => prep_check(ctx, store, path, *version),
+        _ => Err(ZkError::Unimplemented),
+    }
+}
+
+fn multi_op_request(op: &MultiOp) -> Request {
+    match op {
+        MultiOp::Create { op, req } => Request::Create { op: *op, req: req.clone() },
+        MultiOp::Delete { path, version } => Request::Delete { path: path.clone(), version: *version },
+        MultiOp::SetData { path, data, version } => Request::SetData { path: path.clone(), data: data.clone(), version: *version },
+        MultiOp::Check { path, version } => Request::Check { path: path.clone(), version: *version },
+        MultiOp::GetData { .. } | MultiOp::GetChildren { .. } => unreachable!("multiRead ops are decoded separately"),
+    }
+}
+
+/// Preps `req` and stages the resulting txn in `store`. A rejected request becomes an
+/// error txn (ZooKeeper logs those too, so zxids match its numbering).
+pub fn prep_and_stage<S: Store>(ctx: &PrepCtx, store: &mut S, hdr: &super::TxnHeader, req: &Request) -> Txn {
+    let txn = match req {
+        Request::Multi { ops } => {
+            let mut layer = Overlay::new(&*store);
+            let mut txns = Vec::with_capacity(ops.len());
+            let mut failed: Option<(usize, ZkError)> = None;
+            let mut scratch: Vec<Trigger> = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                match prep_op(ctx, &layer, &multi_op_request(op)) {
+                    Ok(t) => {
+                        let _ = apply(&mut layer, hdr, &t, &mut scratch);
+                        txns.push(t);
+                    }
+                    Err(e) => {
+                        failed = Some((i, e));
+                        break;
+                    }
+                }
+            }
+            let changes = std::mem::take(&mut layer.changes);
+            drop(layer);
+            match failed {
+                None => {
+                    for (path, n) in changes {
+                        match n {
+                            Some(n) => store.put(&path, (*n).clone()),
+                            None => store.remove(&path),
+                        }
+                    }
+                    return Txn::Multi(txns);
+                }
+                Some((at, e)) => Txn::Multi(
+                    (0..ops.len())
+                        .map(|i| Txn::Error {
+                            err: match i.cmp(&at) {
+                                std::cmp::Ordering::Less => 0,
+                                std::cmp::Ordering::Equal => e.code(),
+                                std::cmp::Ordering::Greater => ZkError::RuntimeInconsistency.code(),
+                            },
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        _ => match prep_op(ctx, store, req) {
+            Ok(t) => t,
+            Err(e) => Txn::Error { err: e.code() },
+        },
+    };
+    let mut scratch = Vec::new();
+    let _ = apply(store, hdr, &txn, &mut scratch);
+    txn
+}

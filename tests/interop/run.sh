@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# tests/interop/run.sh [PADDOCK_BINARY]   (default: target/release/paddock)
+#
+# CI entry for the interop suite. Starts Apache ZooKeeper 3.8 (Debian package) and Paddock
+# side by side on loopback, then
+#   1. runs zkcli.sh (Apache's zkCli.sh, fixed scenario, normalised output) against both
+#      and diffs the two transcripts;
+#   2. runs kazoo_recipes.py against Paddock, and against ZooKeeper to prove the test
+#      itself passes on the real thing.
+# Exits non-zero if anything fails. Builds nothing: pass the Paddock binary.
+#
+# Environment: INTEROP_PORT_BASE (first port tried, default 22281; ports stay in
+# 22181-22999), INTEROP_KEEP=1 keeps the work directory (logs, transcripts) on success.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+PADDOCK=${1:-$REPO/target/release/paddock}
+ZKBIN=/usr/share/zookeeper/bin
+PORT_BASE=${INTEROP_PORT_BASE:-22281}
+
+log() { printf '[interop] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---- prerequisites ------------------------------------------------------------------
+if [ ! -x "$ZKBIN/zkCli.sh" ]; then
+  log "installing zookeeper (Debian package)"
+  SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
+  timeout 900 "${SUDO[@]}" apt-get update || die "apt-get update failed"
+  timeout 900 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y zookeeper \
+    || die "apt-get install zookeeper failed"
+fi
+[ -x "$ZKBIN/zkServer.sh" ] && [ -x "$ZKBIN/zkCli.sh" ] || die "no $ZKBIN/zkServer.sh / zkCli.sh"
+if ! python3 -c 'import kazoo' 2>/dev/null; then
+  log "installing kazoo"
+  timeout 600 python3 -m pip install kazoo || die "pip install kazoo failed"
+fi
+[ -x "$PADDOCK" ] || die "Paddock binary not found or not executable: $PADDOCK"
+PADDOCK=$(cd "$(dirname "$PADDOCK")" && pwd)/$(basename "$PADDOCK")
+
+# ---- work area, cleanup ---------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/paddock-interop.XXXXXX")
+PIDS=()
+FAILED=0
+stop_servers() {
+  local pid i
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null; fi
+    wait "$pid" 2>/dev/null
+  done
+  PIDS=()
+}
+on_exit() {
+  local rc=$?
+  stop_servers
+  if [ "$rc" != 0 ] || [ "${INTEROP_KEEP:-}" = 1 ]; then
+    log "work directory kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# ---- helpers --------------------------------------------------------------------------
+port_free() { # port: nothing listens and we can bind it
+  python3 - "$1" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+EOF
+}
+pick_port() { # after: first free port above it (within 22181-22999)
+  local p=$(( $1 + 1 ))
+  while [ "$p" -le 22999 ]; do
+    port_free "$p" && { echo "$p"; return 0; }
+    p=$(( p + 1 ))
+  done
+  return 1
+}
+four_letter() { # port word -> server's answer
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf %s "$2" >&3 && cat <&3' _ "$1" "$2" 2>/dev/null
+}
+wait_imok() { # name port pid log
+  local i
+  for i in $(seq 1 300); do   # up to ~60 s
+    [ "$(four_letter "$2" ruok)" = imok ] && { log "$1 answers imok on 127.0.0.1:$2"; return 0; }
+    kill -0 "$3" 2>/dev/null || { log "$1 exited during startup; log:"; tail -n 50 "$4" >&2; return 1; }
+    sleep 0.2
+  done
+  log "$1 never answered ruok with imok on port $2; log:"; tail -n 50 "$4" >&2
+  return 1
+}
+write_cfg() { # file datadir port [extra lines...]
+  local f=$1 d=$2 p=$3; shift 3
+  mkdir -p "$d"
+  {
+    echo "tickTime=2000"
+    echo "dataDir=$d"
+    echo "clientPort=$p"
+    echo "clientPortAddress=127.0.0.1"
+    echo "maxClientCnxns=0"
+    echo "4lw.commands.whitelist=*"
+    echo "extendedTypesEnabled=true"
+    echo "znode.container.checkIntervalMs=1000"
+    local l; for l in "$@"; do echo "$l"; done
+  } > "$f"
+}
+
+# ---- start both servers -----------------------------------------------------------------
+P_ZK=$(pick_port $(( PORT_BASE - 1 ))) || die "no free port for ZooKeeper"
+P_PD=$(pick_port "$P_ZK") || die "no free port for Paddock"
+
+# Apache ZooKeeper: own config; the admin HTTP server (port 8080) is switched off. It reads
+# znode.container.* only as JVM system properties, so the same settings go there too.
+mkdir -p "$WORK/zk"
+write_cfg "$WORK/zk/zoo.cfg" "$WORK/zk/data" "$P_ZK" "admin.enableServer=false"
+log "starting Apache ZooKeeper on 127.0.0.1:$P_ZK"
+JMXDISABLE=true ZOO_LOG_DIR="$WORK/zk" \
+  SERVER_JVMFLAGS="-Dznode.container.checkIntervalMs=1000 -Dzookeeper.extendedTypesEnabled=true" \
+  setsid "$ZKBIN/zkServer.sh" start-foreground "$WORK/zk/zoo.cfg" > "$WORK/zk/server.log" 2>&1 < /dev/null &
+PID_ZK=$!
+PIDS+=("$PID_ZK")
+
+mkdir -p "$WORK/paddock"
+write_cfg "$WORK/paddock/zoo.cfg" "$WORK/paddock/data" "$P_PD"
+log "starting Paddock ($PADDOCK) on 127.0.0.1:$P_PD"
+( cd "$WORK/paddock" && exec setsid "$PADDOCK" start-foreground "$WORK/paddock/zoo.cfg" ) \
+  > "$WORK/paddock/server.log" 2>&1 < /dev/null &
+PID_PD=$!
+PIDS+=("$PID_PD")
+
+wait_imok "ZooKeeper" "$P_ZK" "$PID_ZK" "$WORK/zk/server.log" || exit 1
+wait_imok "Paddock" "$P_PD" "$PID_PD" "$WORK/paddock/server.log" || exit 1
+
+fail() { log "FAIL: $*"; FAILED=1; }
+
+# ---- 1. zkCli transcript diff -------------------------------------------------------------
+log "zkCli scenario against both servers"
+timeout 300 "$HERE/zkcli.sh" "$P_ZK" > "$WORK/zkcli.zookeeper.txt" 2> "$WORK/zkcli.zookeeper.err" &
+J1=$!
+timeout 300 "$HERE/zkcli.sh" "$P_PD" > "$WORK/zkcli.paddock.txt" 2> "$WORK/zkcli.paddock.err" &
+J2=$!
+wait "$J1"; RC1=$?
+wait "$J2"; RC2=$?
+if [ "$RC1" != 0 ]; then
+  fail "zkcli.sh against ZooKeeper exited $RC1 (the scenario itself is broken?)"
+  tail -n 20 "$WORK/zkcli.zookeeper.txt" "$WORK/zkcli.zookeeper.err" >&2
+fi
+[ "$RC2" = 0 ] || fail "zkcli.sh against Paddock exited $RC2"
+if diff -u --label zookeeper --label paddock "$WORK/zkcli.zookeeper.txt" "$WORK/zkcli.paddock.txt" > "$WORK/zkcli.diff"; then
+  log "PASS zkCli transcripts identical ($(wc -l < "$WORK/zkcli.zookeeper.txt") lines)"
+else
+  fail "zkCli transcripts differ (- zookeeper, + paddock):"
+  cat "$WORK/zkcli.diff"
+fi
+
+# ---- 2. kazoo recipes -----------------------------------------------------------------------
+run_kazoo() { # name port
+  log "kazoo recipes against $1"
+  timeout 900 python3 "$HERE/kazoo_recipes.py" "$2" 2> "$WORK/kazoo.$1.err" | tee "$WORK/kazoo.$1.txt" | sed "s/^/  [$1] /"
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" != 0 ]; then
+    fail "kazoo recipes against $1 exited $rc"
+    tail -n 40 "$WORK/kazoo.$1.err" >&2
+  fi
+}
+run_kazoo zookeeper "$P_ZK"
+run_kazoo paddock "$P_PD"
+
+# ---- servers still alive? ---------------------------------------------------------------------
+kill -0 "$PID_ZK" 2>/dev/null || fail "ZooKeeper died during the run"
+kill -0 "$PID_PD" 2>/dev/null || { fail "Paddock died during the run; log:"; tail -n 50 "$WORK/paddock/server.log" >&2; }
+
+if [ "$FAILED" = 0 ]; then
+  log "all interop checks passed"
+  exit 0
+fi
+log "interop checks FAILED"
+exit 1
