@@ -17,13 +17,24 @@ impl log::Log for Logger {
         let (secs, milli) = (ms / 1000, ms % 1000);
         let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
         let t = std::thread::current();
-        let _ = writeln!(std::io::stderr().lock(), "{h:02}:{m:02}:{s:02}.{milli:03} [{}] {} {} - {}", t.name().unwrap_or("?"), r.level(), r.target(), r.args());
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{h:02}:{m:02}:{s:02}.{milli:03} [{}] {} {} - {}",
+            t.name().unwrap_or("?"),
+            r.level(),
+            r.target(),
+            r.args()
+        );
     }
     fn flush(&self) {}
 }
 
 pub fn init() {
-    let level = match std::env::var("PADDOCK_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
+    let level = match std::env::var("PADDOCK_LOG")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "error" => log::LevelFilter::Error,
         "warn" => log::LevelFilter::Warn,
         "debug" => log::LevelFilter::Debug,

@@ -15,11 +15,15 @@ fn main() -> anyhow::Result<()> {
     let cfg = match args.first().map(String::as_str) {
         None => Config::embedded_default(),
         Some("start-foreground") | Some("start") => match args.get(1) {
-            Some(p) => Config::load(std::path::Path::new(p)).with_context(|| format!("invalid configuration {p}"))?,
+            Some(p) => Config::load(std::path::Path::new(p))
+                .with_context(|| format!("invalid configuration {p}"))?,
             None => Config::embedded_default(),
         },
         Some("version") => {
-            println!("Apache ZooKeeper-compatible Paddock, version {}", paddock::admin::VERSION);
+            println!(
+                "Apache ZooKeeper-compatible Paddock, version {}",
+                paddock::admin::VERSION
+            );
             return Ok(());
         }
         Some("-h") | Some("--help") | Some("help") => {

@@ -16,14 +16,21 @@ pub fn world_anyone() -> Id {
 }
 
 pub fn open_acl() -> Vec<Acl> {
-    vec![Acl { perms: perm::ALL, id: world_anyone() }]
+    vec![Acl {
+        perms: perm::ALL,
+        id: world_anyone(),
+    }]
 }
 
 /// `user:password` → `user:BASE64(SHA1("user:password"))`.
 pub fn digest(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
     let hash = Sha1::digest(user_password.as_bytes());
-    format!("{}:{}", user, base64::engine::general_purpose::STANDARD.encode(hash))
+    format!(
+        "{}:{}",
+        user,
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
 }
 
 fn ip_matches(acl_id: &str, addr: &str) -> bool {
@@ -31,16 +38,26 @@ fn ip_matches(acl_id: &str, addr: &str) -> bool {
         Some((n, b)) => (n, b.parse::<u32>().ok()),
         None => (acl_id, None),
     };
-    let (Ok(net), Ok(addr)) = (net.parse::<IpAddr>(), addr.parse::<IpAddr>()) else { return false };
+    let (Ok(net), Ok(addr)) = (net.parse::<IpAddr>(), addr.parse::<IpAddr>()) else {
+        return false;
+    };
     match (net, addr) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
             let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             (u32::from(n) & mask) == (u32::from(a) & mask)
         }
         (IpAddr::V6(n), IpAddr::V6(a)) => {
             let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             (u128::from(n) & mask) == (u128::from(a) & mask)
         }
         _ => false,
@@ -110,7 +127,13 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
                 let mut any = false;
                 for held in ids.iter().filter(|i| i.scheme == "digest") {
                     any = true;
-                    push(Acl { perms: a.perms, id: held.clone() }, &mut out);
+                    push(
+                        Acl {
+                            perms: a.perms,
+                            id: held.clone(),
+                        },
+                        &mut out,
+                    );
                 }
                 if !any {
                     return Err(ZkError::InvalidAcl);
@@ -130,7 +153,10 @@ pub fn redact(acl: &[Acl]) -> Vec<Acl> {
         .map(|a| {
             if a.id.scheme == "digest" {
                 let user = a.id.id.split(':').next().unwrap_or("");
-                Acl { perms: a.perms, id: Id::new("digest", &format!("{user}:x")) }
+                Acl {
+                    perms: a.perms,
+                    id: Id::new("digest", &format!("{user}:x")),
+                }
             } else {
                 a.clone()
             }
@@ -155,14 +181,42 @@ mod tests {
     }
     #[test]
     fn checks() {
-        let acl = vec![Acl { perms: perm::READ, id: Id::new("ip", "127.0.0.0/8") }];
+        let acl = vec![Acl {
+            perms: perm::READ,
+            id: Id::new("ip", "127.0.0.0/8"),
+        }];
         assert!(check(&acl, perm::READ, &[Id::new("ip", "127.0.0.1")]).is_ok());
         assert!(check(&acl, perm::WRITE, &[Id::new("ip", "127.0.0.1")]).is_err());
         assert!(check(&acl, perm::READ, &[Id::new("ip", "10.0.0.1")]).is_err());
         assert!(check(&acl, perm::WRITE, &[Id::new("super", "")]).is_ok());
         assert!(fixup(&[], &[]).is_err());
-        assert!(fixup(&[Acl { perms: 31, id: Id::new("auth", "") }], &[]).is_err());
-        assert_eq!(fixup(&[Acl { perms: 31, id: Id::new("auth", "") }], &[Id::new("digest", "a:b")]).unwrap()[0].id, Id::new("digest", "a:b"));
-        assert!(fixup(&[Acl { perms: 31, id: Id::new("world", "x") }], &[]).is_err());
+        assert!(fixup(
+            &[Acl {
+                perms: 31,
+                id: Id::new("auth", "")
+            }],
+            &[]
+        )
+        .is_err());
+        assert_eq!(
+            fixup(
+                &[Acl {
+                    perms: 31,
+                    id: Id::new("auth", "")
+                }],
+                &[Id::new("digest", "a:b")]
+            )
+            .unwrap()[0]
+                .id,
+            Id::new("digest", "a:b")
+        );
+        assert!(fixup(
+            &[Acl {
+                perms: 31,
+                id: Id::new("world", "x")
+            }],
+            &[]
+        )
+        .is_err());
     }
 }

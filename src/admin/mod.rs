@@ -11,7 +11,10 @@ use std::sync::atomic::Ordering::Relaxed;
 pub const VERSION: &str = concat!("3.8.0-paddock-", env!("CARGO_PKG_VERSION"));
 
 /// Every word ZooKeeper knows; a known but disabled word gets the whitelist message.
-pub const KNOWN: &[&str] = &["conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst", "srvr", "stat", "stmk", "wchc", "wchp", "wchs"];
+pub const KNOWN: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst",
+    "srvr", "stat", "stmk", "wchc", "wchp", "wchs",
+];
 
 /// Is the first 4 bytes of a connection a four-letter word?
 pub fn word(first4: &[u8]) -> Option<&'static str> {
@@ -51,7 +54,14 @@ fn conn_lines(s: &Shared, full: bool, out: &mut String) {
     let mut v: Vec<_> = conns.values().collect();
     v.sort_by_key(|c| c.established_ms);
     for c in v {
-        let _ = write!(out, " /{}[1](queued={},recved={},sent={}", c.remote, c.queued.load(Relaxed), c.received.load(Relaxed), c.sent.load(Relaxed));
+        let _ = write!(
+            out,
+            " /{}[1](queued={},recved={},sent={}",
+            c.remote,
+            c.queued.load(Relaxed),
+            c.received.load(Relaxed),
+            c.sent.load(Relaxed)
+        );
         let sid = c.session.load(Relaxed);
         if full && sid != 0 {
             let (min, avg, max) = c.latency.get();
@@ -76,7 +86,15 @@ fn conn_lines(s: &Shared, full: bool, out: &mut String) {
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p).map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()).unwrap_or(0)
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn mntr(s: &Shared, view: Option<&WriterView>) -> String {
@@ -87,35 +105,78 @@ fn mntr(s: &Shared, view: Option<&WriterView>) -> String {
     m.push(("avg_latency", format!("{avg:?}")));
     m.push(("max_latency", max.to_string()));
     m.push(("min_latency", min.to_string()));
-    m.push(("packets_received", s.stats.packets_received.load(Relaxed).to_string()));
-    m.push(("packets_sent", s.stats.packets_sent.load(Relaxed).to_string()));
-    m.push(("num_alive_connections", s.conns.lock().unwrap().len().to_string()));
-    m.push(("outstanding_requests", s.outstanding.load(Relaxed).to_string()));
+    m.push((
+        "packets_received",
+        s.stats.packets_received.load(Relaxed).to_string(),
+    ));
+    m.push((
+        "packets_sent",
+        s.stats.packets_sent.load(Relaxed).to_string(),
+    ));
+    m.push((
+        "num_alive_connections",
+        s.conns.lock().unwrap().len().to_string(),
+    ));
+    m.push((
+        "outstanding_requests",
+        s.outstanding.load(Relaxed).to_string(),
+    ));
     m.push(("uptime", s.started.elapsed().as_millis().to_string()));
     m.push(("znode_count", s.node_count().to_string()));
     let (watch_count, eph) = match view {
-        Some(v) => (v.watches.count() as u64, v.ephemerals.values().map(|e| e.len() as u64).sum()),
-        None => (s.stats.watch_count.load(Relaxed), s.stats.ephemerals_count.load(Relaxed)),
+        Some(v) => (
+            v.watches.count() as u64,
+            v.ephemerals.values().map(|e| e.len() as u64).sum(),
+        ),
+        None => (
+            s.stats.watch_count.load(Relaxed),
+            s.stats.ephemerals_count.load(Relaxed),
+        ),
     };
     m.push(("watch_count", watch_count.to_string()));
     m.push(("ephemerals_count", eph.to_string()));
     let mut data = 0u64;
-    s.tree.for_each(|p, n| data += (p.len() + n.data.len()) as u64);
+    s.tree
+        .for_each(|p, n| data += (p.len() + n.data_len()) as u64);
     m.push(("approximate_data_size", data.to_string()));
-    m.push(("global_sessions", s.stats.sessions.load(Relaxed).to_string()));
+    m.push((
+        "global_sessions",
+        s.stats.sessions.load(Relaxed).to_string(),
+    ));
     m.push(("local_sessions", "0".into()));
-    let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
     m.push(("open_file_descriptor_count", fds.to_string()));
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     m.push(("max_file_descriptor_count", lim.rlim_cur.to_string()));
     m.push(("connection_drop_probability", "0.0".into()));
-    m.push(("last_client_response_size", s.stats.last_response_bytes.load(Relaxed).to_string()));
-    m.push(("max_client_response_size", s.stats.max_response_bytes.load(Relaxed).to_string()));
+    m.push((
+        "last_client_response_size",
+        s.stats.last_response_bytes.load(Relaxed).to_string(),
+    ));
+    m.push((
+        "max_client_response_size",
+        s.stats.max_response_bytes.load(Relaxed).to_string(),
+    ));
     let minr = s.stats.min_response_bytes.load(Relaxed);
-    m.push(("min_client_response_size", if minr == u64::MAX || minr == 0 { "-1".into() } else { minr.to_string() }));
+    m.push((
+        "min_client_response_size",
+        if minr == u64::MAX || minr == 0 {
+            "-1".into()
+        } else {
+            minr.to_string()
+        },
+    ));
     m.push(("outstanding_tls_handshake", "0".into()));
-    m.push(("auth_failed_count", s.stats.auth_failed.load(Relaxed).to_string()));
+    m.push((
+        "auth_failed_count",
+        s.stats.auth_failed.load(Relaxed).to_string(),
+    ));
     m.push(("non_mtls_remote_conn_count", "0".into()));
     m.push(("non_mtls_local_conn_count", "0".into()));
     m.push(("fsync_count", s.stats.fsyncs.load(Relaxed).to_string()));
@@ -169,9 +230,21 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
             let _ = writeln!(out, "clientPort={}", cfg.client_port);
             let _ = writeln!(out, "secureClientPort=-1");
             let _ = writeln!(out, "dataDir={}", cfg.data_dir.join("version-2").display());
-            let _ = writeln!(out, "dataDirSize={}", dir_size(&cfg.data_dir.join("version-2")));
-            let _ = writeln!(out, "dataLogDir={}", cfg.data_log_dir.join("version-2").display());
-            let _ = writeln!(out, "dataLogSize={}", dir_size(&cfg.data_log_dir.join("version-2")));
+            let _ = writeln!(
+                out,
+                "dataDirSize={}",
+                dir_size(&cfg.data_dir.join("version-2"))
+            );
+            let _ = writeln!(
+                out,
+                "dataLogDir={}",
+                cfg.data_log_dir.join("version-2").display()
+            );
+            let _ = writeln!(
+                out,
+                "dataLogSize={}",
+                dir_size(&cfg.data_log_dir.join("version-2"))
+            );
             let _ = writeln!(out, "tickTime={}", cfg.tick_ms);
             let _ = writeln!(out, "maxClientCnxns={}", cfg.max_client_cnxns);
             let _ = writeln!(out, "minSessionTimeout={}", cfg.session_timeout_ms_min);
@@ -181,21 +254,41 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
         }
         "envi" => {
             out.push_str("Environment:\n");
-            let _ = writeln!(out, "zookeeper.version={VERSION}, built on 01/01/1970 00:00 GMT");
+            let _ = writeln!(
+                out,
+                "zookeeper.version={VERSION}, built on 01/01/1970 00:00 GMT"
+            );
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             let _ = writeln!(out, "host.name={}", host.trim());
             let _ = writeln!(out, "java.version=none (paddock, Rust)");
             let _ = writeln!(out, "os.name={}", std::env::consts::OS);
             let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
-            let _ = writeln!(out, "user.dir={}", std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "user.dir={}",
+                std::env::current_dir()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            );
         }
         "dirs" => {
-            let _ = writeln!(out, "datadir_size: {}", dir_size(&cfg.data_dir.join("version-2")));
-            let _ = writeln!(out, "logdir_size: {}", dir_size(&cfg.data_log_dir.join("version-2")));
+            let _ = writeln!(
+                out,
+                "datadir_size: {}",
+                dir_size(&cfg.data_dir.join("version-2"))
+            );
+            let _ = writeln!(
+                out,
+                "logdir_size: {}",
+                dir_size(&cfg.data_log_dir.join("version-2"))
+            );
         }
         "mntr" => out = mntr(s, view.as_ref()),
         "wchs" => {
-            let (c, p, t) = view.as_ref().map(|v| v.watches.summary()).unwrap_or((0, 0, 0));
+            let (c, p, t) = view
+                .as_ref()
+                .map(|v| v.watches.summary())
+                .unwrap_or((0, 0, 0));
             let _ = writeln!(out, "{c} connections watching {p} paths\nTotal watches:{t}");
         }
         "wchc" | "wchp" => {
@@ -229,12 +322,20 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
             if let Some(v) = &view {
                 out.push_str("SessionTracker dump:\n");
                 let _ = writeln!(out, "Global Sessions({}):", v.sessions.len());
-                let mut ids: Vec<_> = v.sessions.iter().map(|(id, s)| (*id, s.timeout_ms)).collect();
+                let mut ids: Vec<_> = v
+                    .sessions
+                    .iter()
+                    .map(|(id, s)| (*id, s.timeout_ms))
+                    .collect();
                 ids.sort();
                 for (id, to) in ids {
                     let _ = writeln!(out, "0x{id:x}\t{to}ms");
                 }
-                let _ = writeln!(out, "ephemeral nodes dump:\nSessions with Ephemerals ({}):", v.ephemerals.len());
+                let _ = writeln!(
+                    out,
+                    "ephemeral nodes dump:\nSessions with Ephemerals ({}):",
+                    v.ephemerals.len()
+                );
                 for (s, ps) in v.ephemerals {
                     let _ = writeln!(out, "0x{s:x}:");
                     for p in ps {

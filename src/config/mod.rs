@@ -14,11 +14,18 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("{key}={value}: {why}")]
-    BadValue { key: String, value: String, why: String },
+    BadValue {
+        key: String,
+        value: String,
+        why: String,
+    },
     #[error("{0} is required")]
     Missing(&'static str),
     #[error("{path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("line {line}: cannot parse {text:?}")]
     Syntax { line: usize, text: String },
 }
@@ -39,12 +46,18 @@ impl RawConfig {
             }
             let sep = l.find(['=', ':']).or_else(|| l.find(char::is_whitespace));
             let Some(at) = sep else {
-                return Err(ConfigError::Syntax { line: i + 1, text: l.to_owned() });
+                return Err(ConfigError::Syntax {
+                    line: i + 1,
+                    text: l.to_owned(),
+                });
             };
             let key = l[..at].trim();
             let value = l[at + 1..].trim();
             if key.is_empty() {
-                return Err(ConfigError::Syntax { line: i + 1, text: l.to_owned() });
+                return Err(ConfigError::Syntax {
+                    line: i + 1,
+                    text: l.to_owned(),
+                });
             }
             entries.insert(key.to_owned(), value.to_owned());
         }
@@ -95,15 +108,25 @@ pub struct Config {
 }
 
 fn default_reactors() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).saturating_sub(1).max(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .saturating_sub(1)
+        .max(1)
 }
 
 fn bad(key: &str, value: &str, why: impl Into<String>) -> ConfigError {
-    ConfigError::BadValue { key: key.to_owned(), value: value.to_owned(), why: why.into() }
+    ConfigError::BadValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        why: why.into(),
+    }
 }
 
 fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
-    value.parse::<T>().map_err(|_| bad(key, value, "not a valid number"))
+    value
+        .parse::<T>()
+        .map_err(|_| bad(key, value, "not a valid number"))
 }
 
 fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -144,12 +167,16 @@ const ACCEPTED_UNUSED: &[&str] = &[
 impl Config {
     /// The embedded default: port 2181, data under `./paddock-data`, no file needed.
     pub fn embedded_default() -> Config {
-        let raw = RawConfig::parse("tickTime=2000\ndataDir=paddock-data\nclientPort=2181\n").unwrap();
+        let raw =
+            RawConfig::parse("tickTime=2000\ndataDir=paddock-data\nclientPort=2181\n").unwrap();
         Config::from_raw(raw).expect("embedded default config is valid")
     }
 
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Config::from_raw(RawConfig::parse(&text)?)
     }
 
@@ -201,7 +228,10 @@ impl Config {
                 "dataDir" => data_dir = Some(PathBuf::from(v)),
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(v)),
                 "clientPort" => c.client_port = num(k, v)?,
-                "clientPortAddress" => c.client_port_address = Some(v.parse().map_err(|_| bad(k, v, "not an IP address"))?),
+                "clientPortAddress" => {
+                    c.client_port_address =
+                        Some(v.parse().map_err(|_| bad(k, v, "not an IP address"))?)
+                }
                 "maxClientCnxns" => c.max_client_cnxns = num(k, v)?,
                 "minSessionTimeout" => min_set = Some(num::<i64>(k, v)?),
                 "maxSessionTimeout" => max_set = Some(num::<i64>(k, v)?),
@@ -240,7 +270,11 @@ impl Config {
                 }
                 "autopurge.purgeInterval" => c.autopurge_purge_interval_hours = num(k, v)?,
                 "4lw.commands.whitelist" => {
-                    c.four_letter_words = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+                    c.four_letter_words = v
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect();
                     if !c.four_letter_words.iter().any(|w| w == "srvr") {
                         c.four_letter_words.push("srvr".into());
                     }
@@ -288,12 +322,16 @@ impl Config {
                 }
                 "paddock.syncDelayUs" => c.sync_delay_us = num(k, v)?,
                 _ if key.starts_with("server.") => servers += 1,
-                _ if ACCEPTED_UNUSED.contains(&key) || key.starts_with("ssl.") || key.starts_with("authProvider.") => {}
+                _ if ACCEPTED_UNUSED.contains(&key)
+                    || key.starts_with("ssl.")
+                    || key.starts_with("authProvider.") => {}
                 _ => log::warn!("unknown configuration key {k}={v}: ignored"),
             }
         }
         if servers > 1 {
-            log::warn!("{servers} server.N lines: ensembles are not supported yet; running standalone");
+            log::warn!(
+                "{servers} server.N lines: ensembles are not supported yet; running standalone"
+            );
         }
         c.data_dir = data_dir.ok_or(ConfigError::Missing("dataDir"))?;
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
@@ -301,7 +339,11 @@ impl Config {
         let min = min_set.filter(|&m| m >= 0).unwrap_or(tick * 2);
         let max = max_set.filter(|&m| m >= 0).unwrap_or(tick * 20);
         if min > max {
-            return Err(bad("minSessionTimeout", &min.to_string(), format!("must not be larger than maxSessionTimeout ({max})")));
+            return Err(bad(
+                "minSessionTimeout",
+                &min.to_string(),
+                format!("must not be larger than maxSessionTimeout ({max})"),
+            ));
         }
         c.session_timeout_ms_min = min as u32;
         c.session_timeout_ms_max = max as u32;
@@ -314,7 +356,8 @@ impl Config {
 
     /// Clamp a requested session timeout into [min, max].
     pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
-        (requested_ms.max(0) as u32).clamp(self.session_timeout_ms_min, self.session_timeout_ms_max) as i32
+        (requested_ms.max(0) as u32).clamp(self.session_timeout_ms_min, self.session_timeout_ms_max)
+            as i32
     }
 }
 
@@ -327,7 +370,10 @@ mod tests {
     #[test]
     fn defaults_and_errors() {
         let c = cfg("dataDir=/tmp/x\ntickTime=2000\n").unwrap();
-        assert_eq!((c.session_timeout_ms_min, c.session_timeout_ms_max), (4000, 40000));
+        assert_eq!(
+            (c.session_timeout_ms_min, c.session_timeout_ms_max),
+            (4000, 40000)
+        );
         assert_eq!(c.data_log_dir, PathBuf::from("/tmp/x"));
         let e = cfg("dataDir=/x\ntickTime=abc\n").unwrap_err().to_string();
         assert!(e.contains("tickTime=abc"), "{e}");

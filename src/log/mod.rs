@@ -39,7 +39,10 @@ pub enum LogError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
-    move |source| LogError::Io { path: path.to_owned(), source }
+    move |source| LogError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The log as the writer uses it.
@@ -106,7 +109,10 @@ pub enum Tail {
 
 /// Reads the records of one segment's bytes. Calls `f(offset, payload)` per good record.
 /// Returns the offset just past the last good record and why reading stopped.
-pub fn scan_segment(bytes: &[u8], mut f: impl FnMut(u64, &[u8]) -> bool) -> Result<(u64, Tail), &'static str> {
+pub fn scan_segment(
+    bytes: &[u8],
+    mut f: impl FnMut(u64, &[u8]) -> bool,
+) -> Result<(u64, Tail), &'static str> {
     if bytes.len() < HEADER_BYTES as usize {
         return Ok((0, Tail::Torn));
     }
@@ -118,7 +124,14 @@ pub fn scan_segment(bytes: &[u8], mut f: impl FnMut(u64, &[u8]) -> bool) -> Resu
     loop {
         if pos + 12 > bytes.len() {
             let rest = &bytes[pos..];
-            return Ok((pos as u64, if rest.iter().all(|&b| b == 0) { Tail::Clean } else { Tail::Torn }));
+            return Ok((
+                pos as u64,
+                if rest.iter().all(|&b| b == 0) {
+                    Tail::Clean
+                } else {
+                    Tail::Torn
+                },
+            ));
         }
         let sum = i64::from_be_bytes(bytes[pos..pos + 8].try_into().unwrap());
         let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap());
@@ -167,7 +180,12 @@ struct Segment {
 
 impl FileTxnLog {
     /// Opens the log directory for appending. Recovery (`recover`) runs before this.
-    pub fn open(dir: &Path, prealloc_bytes: u64, force_sync: bool, last_zxid: Zxid) -> Result<FileTxnLog, LogError> {
+    pub fn open(
+        dir: &Path,
+        prealloc_bytes: u64,
+        force_sync: bool,
+        last_zxid: Zxid,
+    ) -> Result<FileTxnLog, LogError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         Ok(FileTxnLog {
             dir: dir.to_owned(),
@@ -189,13 +207,23 @@ impl FileTxnLog {
 
     fn start_segment(&mut self, first: Zxid) -> Result<(), LogError> {
         let path = self.dir.join(segment_name(first));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         let mut hdr = Vec::with_capacity(16);
         hdr.extend_from_slice(&LOG_MAGIC.to_be_bytes());
         hdr.extend_from_slice(&LOG_VERSION.to_be_bytes());
         hdr.extend_from_slice(&0i64.to_be_bytes());
         file.write_all_at(&hdr, 0).map_err(io_err(&path))?;
-        let mut seg = Segment { path, file, offset: HEADER_BYTES, allocated: 0 };
+        let mut seg = Segment {
+            path,
+            file,
+            offset: HEADER_BYTES,
+            allocated: 0,
+        };
         preallocate(&mut seg, self.prealloc_bytes)?;
         // The new name must survive a crash before its first record counts.
         sync_dir(&self.dir)?;
@@ -213,7 +241,9 @@ impl FileTxnLog {
             let grow = (end + 4096 - seg.allocated).max(self.prealloc_bytes);
             preallocate(seg, grow)?;
         }
-        seg.file.write_all_at(&self.pending, seg.offset).map_err(io_err(&seg.path))?;
+        seg.file
+            .write_all_at(&self.pending, seg.offset)
+            .map_err(io_err(&seg.path))?;
         seg.offset = end;
         self.pending.clear();
         Ok(())
@@ -221,16 +251,27 @@ impl FileTxnLog {
 }
 
 fn preallocate(seg: &mut Segment, bytes: u64) -> Result<(), LogError> {
-    let rc = unsafe { libc::posix_fallocate(seg.file.as_raw_fd(), seg.allocated as libc::off_t, bytes as libc::off_t) };
+    let rc = unsafe {
+        libc::posix_fallocate(
+            seg.file.as_raw_fd(),
+            seg.allocated as libc::off_t,
+            bytes as libc::off_t,
+        )
+    };
     if rc != 0 {
-        return Err(LogError::Io { path: seg.path.clone(), source: io::Error::from_raw_os_error(rc) });
+        return Err(LogError::Io {
+            path: seg.path.clone(),
+            source: io::Error::from_raw_os_error(rc),
+        });
     }
     seg.allocated += bytes;
     Ok(())
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 impl TxnLog for FileTxnLog {
@@ -265,7 +306,10 @@ impl TxnLog for FileTxnLog {
             let seg = self.segment.as_ref().expect("records imply a segment");
             if let Err(source) = seg.file.sync_data() {
                 self.poisoned = true;
-                return Err(LogError::Io { path: seg.path.clone(), source });
+                return Err(LogError::Io {
+                    path: seg.path.clone(),
+                    source,
+                });
             }
             self.syncs += 1;
         }
@@ -288,8 +332,15 @@ pub struct Recovered {
 /// Replays every record with zxid > `after` through `f`, oldest first; truncates a torn or
 /// corrupt tail (logging what it dropped). Stops the replay at the first damaged record:
 /// records after it, in this segment or later ones, are not trusted.
-pub fn recover(dir: &Path, after: Zxid, mut f: impl FnMut(&[u8]) -> Result<Zxid, String>) -> Result<Recovered, LogError> {
-    let mut out = Recovered { last_zxid: after, ..Default::default() };
+pub fn recover(
+    dir: &Path,
+    after: Zxid,
+    mut f: impl FnMut(&[u8]) -> Result<Zxid, String>,
+) -> Result<Recovered, LogError> {
+    let mut out = Recovered {
+        last_zxid: after,
+        ..Default::default()
+    };
     if !dir.exists() {
         return Ok(out);
     }
@@ -299,7 +350,8 @@ pub fn recover(dir: &Path, after: Zxid, mut f: impl FnMut(&[u8]) -> Result<Zxid,
         if damaged {
             log::warn!("{}: removed, it follows a damaged record", path.display());
             std::fs::remove_file(&path).map_err(io_err(&path))?;
-            out.truncated.push(format!("{}: whole segment", path.display()));
+            out.truncated
+                .push(format!("{}: whole segment", path.display()));
             continue;
         }
         let file = File::open(&path).map_err(io_err(&path))?;
@@ -321,17 +373,34 @@ pub fn recover(dir: &Path, after: Zxid, mut f: impl FnMut(&[u8]) -> Result<Zxid,
                 false
             }
         })
-        .map_err(|e| LogError::Io { path: path.clone(), source: io::Error::new(io::ErrorKind::InvalidData, e) })?;
+        .map_err(|e| LogError::Io {
+            path: path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?;
         if let Some((off, e)) = apply_err {
-            return Err(LogError::Io { path: path.clone(), source: io::Error::new(io::ErrorKind::InvalidData, format!("record at byte {off}: {e}")) });
+            return Err(LogError::Io {
+                path: path.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("record at byte {off}: {e}"),
+                ),
+            });
         }
         drop(map);
         if tail != Tail::Clean {
             damaged = true;
-            let what = format!("{}: {:?} record at byte {end}, {} bytes dropped", path.display(), tail, len - end);
+            let what = format!(
+                "{}: {:?} record at byte {end}, {} bytes dropped",
+                path.display(),
+                tail,
+                len - end
+            );
             log::warn!("txn log tail truncated: {what}");
             out.truncated.push(what);
-            let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
             f.set_len(end).map_err(io_err(&path))?;
             f.sync_all().map_err(io_err(&path))?;
         }

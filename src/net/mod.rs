@@ -40,6 +40,8 @@ enum State {
     Handshake,
     Waiting,
     Ready(SessionId),
+    /// A four-letter word waits for the writer's answer: read nothing more.
+    Admin,
     /// Answering a four-letter word or closing: read nothing more.
     Closing,
 }
@@ -104,12 +106,33 @@ fn token_of(conn: ConnId) -> Token {
 }
 
 impl Reactor {
-    pub fn new(index: usize, poll: Poll, shared: Arc<Shared>, inbox: Receiver<ToReactor>, to_writer: Sender<ToWriter>, listener: Option<TcpListener>, peers: Vec<ReactorHandle>) -> io::Result<Reactor> {
+    pub fn new(
+        index: usize,
+        poll: Poll,
+        shared: Arc<Shared>,
+        inbox: Receiver<ToReactor>,
+        to_writer: Sender<ToWriter>,
+        listener: Option<TcpListener>,
+        peers: Vec<ReactorHandle>,
+    ) -> io::Result<Reactor> {
         let mut listener = listener;
         if let Some(l) = listener.as_mut() {
             poll.registry().register(l, LISTENER, Interest::READABLE)?;
         }
-        Ok(Reactor { index, poll, shared, inbox, to_writer, listener, peers, next_peer: 0, conns: HashMap::new(), next_seq: 2, dirty: Vec::new(), to_read: Vec::new() })
+        Ok(Reactor {
+            index,
+            poll,
+            shared,
+            inbox,
+            to_writer,
+            listener,
+            peers,
+            next_peer: 0,
+            conns: HashMap::new(),
+            next_seq: 2,
+            dirty: Vec::new(),
+            to_read: Vec::new(),
+        })
     }
 
     pub fn run(mut self) {
@@ -151,7 +174,12 @@ impl Reactor {
                 self.read_conn(t);
             }
             if any_paused {
-                let paused: Vec<Token> = self.conns.iter().filter(|(_, c)| c.paused).map(|(t, _)| *t).collect();
+                let paused: Vec<Token> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.paused)
+                    .map(|(t, _)| *t)
+                    .collect();
                 for t in paused {
                     self.read_conn(t);
                 }
@@ -176,7 +204,9 @@ impl Reactor {
 
     fn accept(&mut self) {
         loop {
-            let Some(l) = self.listener.as_ref() else { return };
+            let Some(l) = self.listener.as_ref() else {
+                return;
+            };
             match l.accept() {
                 Ok((sock, addr)) => {
                     let max = self.shared.cfg.max_client_cnxns;
@@ -213,7 +243,11 @@ impl Reactor {
         self.next_seq += 1;
         let id: ConnId = ((self.index as u64) << 48) | seq;
         let token = token_of(id);
-        if let Err(e) = self.poll.registry().register(&mut sock, token, Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut sock, token, Interest::READABLE | Interest::WRITABLE)
+        {
             log::warn!("cannot register connection from {remote}: {e}");
             self.release_ip(remote);
             return;
@@ -269,10 +303,15 @@ impl Reactor {
         let _ = self.poll.registry().deregister(&mut c.sock);
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
         self.shared.conns.lock().unwrap().remove(&c.id);
-        self.shared.outstanding.fetch_sub(c.at_writer.len(), Relaxed);
+        self.shared
+            .outstanding
+            .fetch_sub(c.at_writer.len(), Relaxed);
         self.release_ip(c.remote);
         if let State::Ready(s) = c.state {
-            let _ = self.to_writer.send(ToWriter::Closed { conn: c.id, session: s });
+            let _ = self.to_writer.send(ToWriter::Closed {
+                conn: c.id,
+                session: s,
+            });
         }
     }
 
@@ -310,7 +349,12 @@ impl Reactor {
                         self.to_read.push(token);
                     }
                 }
-                ToReactor::Connected { session, timeout_ms, ok, .. } => {
+                ToReactor::Connected {
+                    session,
+                    timeout_ms,
+                    ok,
+                    ..
+                } => {
                     if ok {
                         conn.state = State::Ready(session);
                         conn.info.session.store(session, Relaxed);
@@ -339,7 +383,9 @@ impl Reactor {
     }
 
     fn read_conn(&mut self, token: Token) {
-        let Some(mut c) = self.conns.remove(&token) else { return };
+        let Some(mut c) = self.conns.remove(&token) else {
+            return;
+        };
         let keep = self.service(&mut c);
         match keep {
             Ok(()) => {
@@ -352,12 +398,14 @@ impl Reactor {
 
     fn limits_reached(&self, c: &Conn) -> bool {
         let cfg = &self.shared.cfg;
-        c.inflight() >= cfg.outstanding_per_connection_max || self.shared.outstanding.load(Relaxed) >= cfg.global_outstanding_limit || c.out_len() >= cfg.outbound_bytes_max
+        c.inflight() >= cfg.outstanding_per_connection_max
+            || self.shared.outstanding.load(Relaxed) >= cfg.global_outstanding_limit
+            || c.out_len() >= cfg.outbound_bytes_max
     }
 
     /// Reads what the socket has, runs complete requests. `Err` closes the connection.
     fn service(&mut self, c: &mut Conn) -> Result<(), String> {
-        if c.state == State::Closing {
+        if c.state == State::Closing || c.state == State::Admin {
             return Ok(());
         }
         self.drive(c)?;
@@ -396,7 +444,7 @@ impl Reactor {
             }
         }
         self.process_frames(c)?;
-        if c.eof && c.state != State::Closing {
+        if c.eof && !matches!(c.state, State::Closing | State::Admin) {
             return Err("client closed the connection".into());
         }
         Ok(())
@@ -406,8 +454,10 @@ impl Reactor {
         let maxbuf = self.shared.cfg.jute_maxbuffer;
         let mut start = 0;
         let result = loop {
-            if c.state == State::Closing || c.state == State::Waiting || self.limits_reached(c) {
-                c.paused = c.state != State::Closing && c.state != State::Waiting;
+            if matches!(c.state, State::Closing | State::Waiting | State::Admin)
+                || self.limits_reached(c)
+            {
+                c.paused = matches!(c.state, State::Handshake | State::Ready(_));
                 break Ok(());
             }
             let buf = &c.inbuf[start..];
@@ -421,7 +471,10 @@ impl Reactor {
             match next_frame(buf, maxbuf) {
                 Frame::Partial => break Ok(()),
                 Frame::BadLength(len) => {
-                    log::warn!("closing {}: Len error {len} (jute.maxbuffer is {maxbuf})", c.remote);
+                    log::warn!(
+                        "closing {}: Len error {len} (jute.maxbuffer is {maxbuf})",
+                        c.remote
+                    );
                     break Err(format!("bad frame length {len}"));
                 }
                 Frame::Complete { start: s, end } => {
@@ -438,12 +491,16 @@ impl Reactor {
     }
 
     fn four_letter(&mut self, c: &mut Conn, w: &'static str) {
-        c.state = State::Closing;
+        c.state = State::Admin;
         if !admin::needs_writer(w) || !self.shared.cfg.four_letter_word_enabled(w) {
             let text = admin::answer(&self.shared, w, None);
             c.out.extend_from_slice(text.as_bytes());
+            c.state = State::Closing;
         } else {
-            let _ = self.to_writer.send(ToWriter::Admin { conn: c.id, cmd: w.to_owned() });
+            let _ = self.to_writer.send(ToWriter::Admin {
+                conn: c.id,
+                cmd: w.to_owned(),
+            });
         }
     }
 
@@ -458,7 +515,9 @@ impl Reactor {
             })?;
             c.read_only = req.read_only;
             c.state = State::Waiting;
-            self.to_writer.send(ToWriter::Connect { conn: c.id, req }).map_err(|_| "writer gone".to_string())?;
+            self.to_writer
+                .send(ToWriter::Connect { conn: c.id, req })
+                .map_err(|_| "writer gone".to_string())?;
             return Ok(());
         }
         let mut r = Reader::new(body);
@@ -473,13 +532,22 @@ impl Reactor {
             Ok(r) => r,
             Err(crate::proto::DecodeError::Invalid("unknown opcode")) => {
                 log::warn!("closing {}: unknown opcode {opcode}", c.remote);
-                let f = reply_frame(xid_, self.shared.last_zxid(), ZkError::Unimplemented.code(), |_| {});
+                let f = reply_frame(
+                    xid_,
+                    self.shared.last_zxid(),
+                    ZkError::Unimplemented.code(),
+                    |_| {},
+                );
                 c.queue(&f);
                 c.state = State::Closing;
                 return Ok(());
             }
             Err(e) => {
-                log::warn!("closing {}: malformed {} request: {e}", c.remote, op::name(opcode));
+                log::warn!(
+                    "closing {}: malformed {} request: {e}",
+                    c.remote,
+                    op::name(opcode)
+                );
                 return Err(format!("malformed request: {e}"));
             }
         };
@@ -488,17 +556,34 @@ impl Reactor {
             c.info.last_cxid.store(xid_, Relaxed);
         }
         let local = match &req {
-            Request::GetData { watch, .. } | Request::Exists { watch, .. } | Request::GetChildren { watch, .. } | Request::GetChildren2 { watch, .. } => !watch,
-            Request::GetAcl { .. } | Request::GetAllChildrenNumber { .. } | Request::MultiRead { .. } | Request::WhoAmI | Request::Ping | Request::Auth { .. } | Request::Check { .. } | Request::Sasl => true,
+            Request::GetData { watch, .. }
+            | Request::Exists { watch, .. }
+            | Request::GetChildren { watch, .. }
+            | Request::GetChildren2 { watch, .. } => !watch,
+            Request::GetAcl { .. }
+            | Request::GetAllChildrenNumber { .. }
+            | Request::MultiRead { .. }
+            | Request::WhoAmI
+            | Request::Ping
+            | Request::Auth { .. }
+            | Request::Check { .. }
+            | Request::Sasl => true,
             _ => false,
         };
-        c.pending.push_back(Queued { xid: xid_, op: opcode, req, local });
+        c.pending.push_back(Queued {
+            xid: xid_,
+            op: opcode,
+            req,
+            local,
+        });
         self.drive(c)
     }
 
     /// Moves the session's queue forward as far as order allows.
     fn drive(&mut self, c: &mut Conn) -> Result<(), String> {
-        let State::Ready(session) = c.state else { return Ok(()) };
+        let State::Ready(session) = c.state else {
+            return Ok(());
+        };
         while let Some(front) = c.pending.front() {
             if front.local && !c.at_writer.is_empty() {
                 break;
@@ -508,7 +593,14 @@ impl Reactor {
                 self.shared.outstanding.fetch_add(1, Relaxed);
                 c.at_writer.push_back(Instant::now());
                 self.to_writer
-                    .send(ToWriter::Request { conn: c.id, session, xid: q.xid, op: q.op, req: q.req, ids: c.ids.clone() })
+                    .send(ToWriter::Request {
+                        conn: c.id,
+                        session,
+                        xid: q.xid,
+                        op: q.op,
+                        req: q.req,
+                        ids: c.ids.clone(),
+                    })
                     .map_err(|_| "writer gone".to_string())?;
                 continue;
             }
@@ -516,10 +608,10 @@ impl Reactor {
             let frame = match &q.req {
                 Request::Ping => reply_frame(xid::PING, zxid, 0, |_| {}),
                 Request::Auth { scheme, auth } => match self.authenticate(c, scheme, auth) {
-                    Ok(()) => reply_frame(xid::AUTH, 0, 0, |_| {}),
+                    Ok(()) => reply_frame(q.xid, 0, 0, |_| {}),
                     Err(e) => {
                         self.shared.stats.auth_failed.fetch_add(1, Relaxed);
-                        let f = reply_frame(xid::AUTH, 0, e.code(), |_| {});
+                        let f = reply_frame(q.xid, 0, e.code(), |_| {});
                         c.queue(&f);
                         c.state = State::Closing;
                         return Ok(());
@@ -565,7 +657,10 @@ impl Reactor {
                 }
             }
             _ => {
-                log::warn!("authentication with unknown scheme {scheme:?} from {} failed", c.remote);
+                log::warn!(
+                    "authentication with unknown scheme {scheme:?} from {} failed",
+                    c.remote
+                );
                 return Err(ZkError::AuthFailed);
             }
         }
@@ -576,7 +671,9 @@ impl Reactor {
     fn flush_dirty(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         for t in dirty {
-            let Some(c) = self.conns.get_mut(&t) else { continue };
+            let Some(c) = self.conns.get_mut(&t) else {
+                continue;
+            };
             let mut failed = None;
             while c.out_pos < c.out.len() {
                 match c.sock.write(&c.out[c.out_pos..]) {
@@ -601,7 +698,11 @@ impl Reactor {
                 c.out_pos = 0;
             }
             if failed.is_none() && c.out_len() > 4 * self.shared.cfg.outbound_bytes_max {
-                log::warn!("closing {}: {} bytes queued and not read by the client", c.remote, c.out_len());
+                log::warn!(
+                    "closing {}: {} bytes queued and not read by the client",
+                    c.remote,
+                    c.out_len()
+                );
                 failed = Some("slow reader".into());
             }
             let done = c.state == State::Closing && c.out_len() == 0;

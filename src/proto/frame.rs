@@ -37,7 +37,10 @@ mod tests {
     fn frames() {
         assert_eq!(next_frame(&[0, 0], 10), Frame::Partial);
         assert_eq!(next_frame(&[0, 0, 0, 2, 1], 10), Frame::Partial);
-        assert_eq!(next_frame(&[0, 0, 0, 2, 1, 2, 3], 10), Frame::Complete { start: 4, end: 6 });
+        assert_eq!(
+            next_frame(&[0, 0, 0, 2, 1, 2, 3], 10),
+            Frame::Complete { start: 4, end: 6 }
+        );
         assert_eq!(next_frame(&[0, 0, 0, 11], 10), Frame::BadLength(11));
         assert_eq!(next_frame(&[255, 255, 255, 255], 10), Frame::BadLength(-1));
     }

@@ -10,7 +10,11 @@ use thiserror::Error;
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
 pub enum DecodeError {
     #[error("record truncated: wanted {wanted} bytes at offset {offset}, {left} left")]
-    Truncated { offset: usize, wanted: usize, left: usize },
+    Truncated {
+        offset: usize,
+        wanted: usize,
+        left: usize,
+    },
     #[error("unreasonable length {0}")]
     BadLength(i64),
     #[error("string is not valid UTF-8")]
@@ -42,7 +46,11 @@ impl<'a> Reader<'a> {
     }
     fn take(&mut self, n: usize) -> DecodeResult<&'a [u8]> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated { offset: self.pos, wanted: n, left: self.remaining() });
+            return Err(DecodeError::Truncated {
+                offset: self.pos,
+                wanted: n,
+                left: self.remaining(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -112,7 +120,9 @@ impl Writer {
         Writer { buf: Vec::new() }
     }
     pub fn with_capacity(n: usize) -> Self {
-        Writer { buf: Vec::with_capacity(n) }
+        Writer {
+            buf: Vec::with_capacity(n),
+        }
     }
     /// A writer for one frame: a placeholder length that `finish_frame` fills in.
     pub fn frame() -> Self {
@@ -146,6 +156,13 @@ impl Writer {
         self.buf.extend_from_slice(v);
         self
     }
+    /// A buffer that may be null (ZooKeeper keeps null data apart from empty data).
+    pub fn opt_buffer<B: AsRef<[u8]>>(&mut self, v: &Option<B>) -> &mut Self {
+        match v {
+            Some(b) => self.buffer(b.as_ref()),
+            None => self.i32(-1),
+        }
+    }
     pub fn null_buffer(&mut self) -> &mut Self {
         self.i32(-1)
     }
@@ -168,7 +185,12 @@ mod tests {
     #[test]
     fn round_trip_and_null() {
         let mut w = Writer::new();
-        w.i32(-7).i64(1 << 40).bool(true).buffer(b"abc").null_buffer().string("héllo");
+        w.i32(-7)
+            .i64(1 << 40)
+            .bool(true)
+            .buffer(b"abc")
+            .null_buffer()
+            .string("héllo");
         let mut r = Reader::new(&w.buf);
         assert_eq!(r.read_i32().unwrap(), -7);
         assert_eq!(r.read_i64().unwrap(), 1 << 40);
@@ -188,6 +210,9 @@ mod tests {
         assert!(Reader::new(&w.buf).read_count(4).is_err());
         let mut w = Writer::new();
         w.i32(-5);
-        assert_eq!(Reader::new(&w.buf).read_buffer(), Err(DecodeError::BadLength(-5)));
+        assert_eq!(
+            Reader::new(&w.buf).read_buffer(),
+            Err(DecodeError::BadLength(-5))
+        );
     }
 }

@@ -192,7 +192,12 @@ pub struct CreateMode {
 
 impl CreateMode {
     pub fn from_flags(flags: i32) -> Option<CreateMode> {
-        let m = |e, s, c, t| CreateMode { ephemeral: e, sequential: s, container: c, ttl: t };
+        let m = |e, s, c, t| CreateMode {
+            ephemeral: e,
+            sequential: s,
+            container: c,
+            ttl: t,
+        };
         Some(match flags {
             0 => m(false, false, false, false),
             1 => m(true, false, false, false),

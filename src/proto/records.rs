@@ -26,9 +26,15 @@ pub struct Stat {
 impl Stat {
     pub const WIRE_BYTES: usize = 68;
     pub fn write(&self, w: &mut Writer) {
-        w.i64(self.czxid).i64(self.mzxid).i64(self.ctime).i64(self.mtime);
+        w.i64(self.czxid)
+            .i64(self.mzxid)
+            .i64(self.ctime)
+            .i64(self.mtime);
         w.i32(self.version).i32(self.cversion).i32(self.aversion);
-        w.i64(self.ephemeral_owner).i32(self.data_length).i32(self.num_children).i64(self.pzxid);
+        w.i64(self.ephemeral_owner)
+            .i32(self.data_length)
+            .i32(self.num_children)
+            .i64(self.pzxid);
     }
     pub fn read(r: &mut Reader) -> DecodeResult<Stat> {
         Ok(Stat {
@@ -55,13 +61,19 @@ pub struct Id {
 
 impl Id {
     pub fn new(scheme: &str, id: &str) -> Id {
-        Id { scheme: scheme.to_owned(), id: id.to_owned() }
+        Id {
+            scheme: scheme.to_owned(),
+            id: id.to_owned(),
+        }
     }
     pub fn write(&self, w: &mut Writer) {
         w.string(&self.scheme).string(&self.id);
     }
     pub fn read(r: &mut Reader) -> DecodeResult<Id> {
-        Ok(Id { scheme: r.read_string()?.to_owned(), id: r.read_string()?.to_owned() })
+        Ok(Id {
+            scheme: r.read_string()?.to_owned(),
+            id: r.read_string()?.to_owned(),
+        })
     }
 }
 
@@ -77,7 +89,10 @@ impl Acl {
         self.id.write(w);
     }
     pub fn read(r: &mut Reader) -> DecodeResult<Acl> {
-        Ok(Acl { perms: r.read_i32()?, id: Id::read(r)? })
+        Ok(Acl {
+            perms: r.read_i32()?,
+            id: Id::read(r)?,
+        })
     }
 }
 
@@ -116,12 +131,26 @@ impl ConnectRequest {
         let timeout_ms = r.read_i32()?;
         let session_id = r.read_i64()?;
         let passwd = r.read_buffer()?.to_vec();
-        let read_only = if r.remaining() > 0 { Some(r.read_bool()?) } else { None };
-        Ok(ConnectRequest { protocol_version, last_zxid_seen, timeout_ms, session_id, passwd, read_only })
+        let read_only = if r.remaining() > 0 {
+            Some(r.read_bool()?)
+        } else {
+            None
+        };
+        Ok(ConnectRequest {
+            protocol_version,
+            last_zxid_seen,
+            timeout_ms,
+            session_id,
+            passwd,
+            read_only,
+        })
     }
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::frame();
-        w.i32(self.protocol_version).i64(self.last_zxid_seen).i32(self.timeout_ms).i64(self.session_id);
+        w.i32(self.protocol_version)
+            .i64(self.last_zxid_seen)
+            .i32(self.timeout_ms)
+            .i64(self.session_id);
         w.buffer(&self.passwd);
         if let Some(ro) = self.read_only {
             w.bool(ro);
@@ -130,7 +159,12 @@ impl ConnectRequest {
     }
 }
 
-pub fn encode_connect_response(timeout_ms: i32, session_id: i64, passwd: &[u8], read_only: Option<bool>) -> Vec<u8> {
+pub fn encode_connect_response(
+    timeout_ms: i32,
+    session_id: i64,
+    passwd: &[u8],
+    read_only: Option<bool>,
+) -> Vec<u8> {
     let mut w = Writer::frame();
     w.i32(0).i32(timeout_ms).i64(session_id).buffer(passwd);
     if let Some(ro) = read_only {
@@ -142,7 +176,8 @@ pub fn encode_connect_response(timeout_ms: i32, session_id: i64, passwd: &[u8], 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRequest {
     pub path: String,
-    pub data: Vec<u8>,
+    /// `None` = null data, as `create /x` without data sends it.
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub flags: i32,
     /// Only for createTTL; -1 otherwise.
@@ -152,39 +187,116 @@ pub struct CreateRequest {
 /// One op of a multi (14) or multiRead (22).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
-    Create { op: i32, req: CreateRequest },
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String, version: i32 },
-    GetData { path: String },
-    GetChildren { path: String },
+    Create {
+        op: i32,
+        req: CreateRequest,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+    GetData {
+        path: String,
+    },
+    GetChildren {
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// create (1), create2 (15), createContainer (19), createTTL (21).
-    Create { op: i32, req: CreateRequest },
-    Delete { path: String, version: i32 },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    GetAcl { path: String },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    GetChildren { path: String, watch: bool },
-    GetChildren2 { path: String, watch: bool },
-    Sync { path: String },
+    Create {
+        op: i32,
+        req: CreateRequest,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    GetAcl {
+        path: String,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+    },
+    GetChildren2 {
+        path: String,
+        watch: bool,
+    },
+    Sync {
+        path: String,
+    },
     Ping,
-    Check { path: String, version: i32 },
-    Multi { ops: Vec<MultiOp> },
-    MultiRead { ops: Vec<MultiOp> },
+    Check {
+        path: String,
+        version: i32,
+    },
+    Multi {
+        ops: Vec<MultiOp>,
+    },
+    MultiRead {
+        ops: Vec<MultiOp>,
+    },
     Reconfig,
-    CheckWatches { path: String, kind: i32 },
-    RemoveWatches { path: String, kind: i32 },
-    Auth { scheme: String, auth: Vec<u8> },
-    SetWatches { relative_zxid: i64, data: Vec<String>, exist: Vec<String>, child: Vec<String>, persistent: Vec<String>, recursive: Vec<String> },
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
-    AddWatch { path: String, mode: i32 },
+    CheckWatches {
+        path: String,
+        kind: i32,
+    },
+    RemoveWatches {
+        path: String,
+        kind: i32,
+    },
+    Auth {
+        scheme: String,
+        auth: Vec<u8>,
+    },
+    SetWatches {
+        relative_zxid: i64,
+        data: Vec<String>,
+        exist: Vec<String>,
+        child: Vec<String>,
+        persistent: Vec<String>,
+        recursive: Vec<String>,
+    },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
     WhoAmI,
     CloseSession,
     Sasl,
@@ -193,7 +305,7 @@ pub enum Request {
 fn create_body(r: &mut Reader, ttl: bool) -> DecodeResult<CreateRequest> {
     Ok(CreateRequest {
         path: r.read_string()?.to_owned(),
-        data: r.read_buffer()?.to_vec(),
+        data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
         acl: read_acls(r)?,
         flags: r.read_i32()?,
         ttl: if ttl { r.read_i64()? } else { -1 },
@@ -214,13 +326,33 @@ fn multi_ops(r: &mut Reader, read: bool) -> DecodeResult<Vec<MultiOp>> {
             break;
         }
         let op = match (t, read) {
-            (op::CREATE | op::CREATE2 | op::CREATE_CONTAINER, false) => MultiOp::Create { op: t, req: create_body(r, false)? },
-            (op::CREATE_TTL, false) => MultiOp::Create { op: t, req: create_body(r, true)? },
-            (op::DELETE, false) => MultiOp::Delete { path: r.read_string()?.to_owned(), version: r.read_i32()? },
-            (op::SET_DATA, false) => MultiOp::SetData { path: r.read_string()?.to_owned(), data: r.read_buffer()?.to_vec(), version: r.read_i32()? },
-            (op::CHECK, false) => MultiOp::Check { path: r.read_string()?.to_owned(), version: r.read_i32()? },
-            (op::GET_DATA, true) => MultiOp::GetData { path: path_watch(r)?.0 },
-            (op::GET_CHILDREN, true) => MultiOp::GetChildren { path: path_watch(r)?.0 },
+            (op::CREATE | op::CREATE2 | op::CREATE_CONTAINER, false) => MultiOp::Create {
+                op: t,
+                req: create_body(r, false)?,
+            },
+            (op::CREATE_TTL, false) => MultiOp::Create {
+                op: t,
+                req: create_body(r, true)?,
+            },
+            (op::DELETE, false) => MultiOp::Delete {
+                path: r.read_string()?.to_owned(),
+                version: r.read_i32()?,
+            },
+            (op::SET_DATA, false) => MultiOp::SetData {
+                path: r.read_string()?.to_owned(),
+                data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
+                version: r.read_i32()?,
+            },
+            (op::CHECK, false) => MultiOp::Check {
+                path: r.read_string()?.to_owned(),
+                version: r.read_i32()?,
+            },
+            (op::GET_DATA, true) => MultiOp::GetData {
+                path: path_watch(r)?.0,
+            },
+            (op::GET_CHILDREN, true) => MultiOp::GetChildren {
+                path: path_watch(r)?.0,
+            },
             _ => return Err(DecodeError::Invalid("op not allowed in this multi")),
         };
         ops.push(op);
@@ -235,9 +367,18 @@ impl Request {
         let mut r = Reader::new(body);
         let r = &mut r;
         Ok(match op {
-            op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => Request::Create { op, req: create_body(r, false)? },
-            op::CREATE_TTL => Request::Create { op, req: create_body(r, true)? },
-            op::DELETE => Request::Delete { path: r.read_string()?.to_owned(), version: r.read_i32()? },
+            op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => Request::Create {
+                op,
+                req: create_body(r, false)?,
+            },
+            op::CREATE_TTL => Request::Create {
+                op,
+                req: create_body(r, true)?,
+            },
+            op::DELETE => Request::Delete {
+                path: r.read_string()?.to_owned(),
+                version: r.read_i32()?,
+            },
             op::EXISTS => {
                 let (path, watch) = path_watch(r)?;
                 Request::Exists { path, watch }
@@ -246,9 +387,19 @@ impl Request {
                 let (path, watch) = path_watch(r)?;
                 Request::GetData { path, watch }
             }
-            op::SET_DATA => Request::SetData { path: r.read_string()?.to_owned(), data: r.read_buffer()?.to_vec(), version: r.read_i32()? },
-            op::GET_ACL => Request::GetAcl { path: r.read_string()?.to_owned() },
-            op::SET_ACL => Request::SetAcl { path: r.read_string()?.to_owned(), acl: read_acls(r)?, version: r.read_i32()? },
+            op::SET_DATA => Request::SetData {
+                path: r.read_string()?.to_owned(),
+                data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
+                version: r.read_i32()?,
+            },
+            op::GET_ACL => Request::GetAcl {
+                path: r.read_string()?.to_owned(),
+            },
+            op::SET_ACL => Request::SetAcl {
+                path: r.read_string()?.to_owned(),
+                acl: read_acls(r)?,
+                version: r.read_i32()?,
+            },
             op::GET_CHILDREN => {
                 let (path, watch) = path_watch(r)?;
                 Request::GetChildren { path, watch }
@@ -257,29 +408,65 @@ impl Request {
                 let (path, watch) = path_watch(r)?;
                 Request::GetChildren2 { path, watch }
             }
-            op::SYNC => Request::Sync { path: r.read_string()?.to_owned() },
+            op::SYNC => Request::Sync {
+                path: r.read_string()?.to_owned(),
+            },
             op::PING => Request::Ping,
-            op::CHECK => Request::Check { path: r.read_string()?.to_owned(), version: r.read_i32()? },
-            op::MULTI => Request::Multi { ops: multi_ops(r, false)? },
-            op::MULTI_READ => Request::MultiRead { ops: multi_ops(r, true)? },
+            op::CHECK => Request::Check {
+                path: r.read_string()?.to_owned(),
+                version: r.read_i32()?,
+            },
+            op::MULTI => Request::Multi {
+                ops: multi_ops(r, false)?,
+            },
+            op::MULTI_READ => Request::MultiRead {
+                ops: multi_ops(r, true)?,
+            },
             op::RECONFIG => Request::Reconfig,
-            op::CHECK_WATCHES => Request::CheckWatches { path: r.read_string()?.to_owned(), kind: r.read_i32()? },
-            op::REMOVE_WATCHES => Request::RemoveWatches { path: r.read_string()?.to_owned(), kind: r.read_i32()? },
+            op::CHECK_WATCHES => Request::CheckWatches {
+                path: r.read_string()?.to_owned(),
+                kind: r.read_i32()?,
+            },
+            op::REMOVE_WATCHES => Request::RemoveWatches {
+                path: r.read_string()?.to_owned(),
+                kind: r.read_i32()?,
+            },
             op::AUTH => {
                 let _type = r.read_i32()?;
-                Request::Auth { scheme: r.read_string()?.to_owned(), auth: r.read_buffer()?.to_vec() }
+                Request::Auth {
+                    scheme: r.read_string()?.to_owned(),
+                    auth: r.read_buffer()?.to_vec(),
+                }
             }
             op::SET_WATCHES | op::SET_WATCHES2 => {
                 let relative_zxid = r.read_i64()?;
                 let data = r.read_strings()?;
                 let exist = r.read_strings()?;
                 let child = r.read_strings()?;
-                let (persistent, recursive) = if op == op::SET_WATCHES2 { (r.read_strings()?, r.read_strings()?) } else { (vec![], vec![]) };
-                Request::SetWatches { relative_zxid, data, exist, child, persistent, recursive }
+                let (persistent, recursive) = if op == op::SET_WATCHES2 {
+                    (r.read_strings()?, r.read_strings()?)
+                } else {
+                    (vec![], vec![])
+                };
+                Request::SetWatches {
+                    relative_zxid,
+                    data,
+                    exist,
+                    child,
+                    persistent,
+                    recursive,
+                }
             }
-            op::GET_EPHEMERALS => Request::GetEphemerals { prefix: r.read_string()?.to_owned() },
-            op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.read_string()?.to_owned() },
-            op::ADD_WATCH => Request::AddWatch { path: r.read_string()?.to_owned(), mode: r.read_i32()? },
+            op::GET_EPHEMERALS => Request::GetEphemerals {
+                prefix: r.read_string()?.to_owned(),
+            },
+            op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
+                path: r.read_string()?.to_owned(),
+            },
+            op::ADD_WATCH => Request::AddWatch {
+                path: r.read_string()?.to_owned(),
+                mode: r.read_i32()?,
+            },
             op::WHO_AM_I => Request::WhoAmI,
             op::CLOSE_SESSION => Request::CloseSession,
             op::SASL => Request::Sasl,
@@ -291,7 +478,12 @@ impl Request {
     pub fn is_write(&self) -> bool {
         matches!(
             self,
-            Request::Create { .. } | Request::Delete { .. } | Request::SetData { .. } | Request::SetAcl { .. } | Request::Multi { .. } | Request::CloseSession
+            Request::Create { .. }
+                | Request::Delete { .. }
+                | Request::SetData { .. }
+                | Request::SetAcl { .. }
+                | Request::Multi { .. }
+                | Request::CloseSession
         )
     }
 }
@@ -309,6 +501,8 @@ pub fn reply_frame(xid: i32, zxid: i64, err: i32, body: impl FnOnce(&mut Writer)
 pub fn notification_frame(event_type: i32, path: &str) -> Vec<u8> {
     let mut w = Writer::frame();
     w.i32(super::ops::xid::NOTIFICATION).i64(-1).i32(0);
-    w.i32(event_type).i32(super::ops::state::SYNC_CONNECTED).string(path);
+    w.i32(event_type)
+        .i32(super::ops::state::SYNC_CONNECTED)
+        .string(path);
     w.finish_frame()
 }

@@ -20,14 +20,30 @@ use std::time::Instant;
 
 /// Reactor → writer.
 pub enum ToWriter {
-    Connect { conn: ConnId, req: ConnectRequest },
-    Request { conn: ConnId, session: SessionId, xid: i32, op: i32, req: Request, ids: Arc<[Id]> },
+    Connect {
+        conn: ConnId,
+        req: ConnectRequest,
+    },
+    Request {
+        conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        op: i32,
+        req: Request,
+        ids: Arc<[Id]>,
+    },
     /// Sessions with traffic since the last report.
     Touch(Vec<SessionId>),
     /// The connection is gone (the session lives on until it expires).
-    Closed { conn: ConnId, session: SessionId },
+    Closed {
+        conn: ConnId,
+        session: SessionId,
+    },
     /// A four-letter word the writer answers (it owns what most of them report).
-    Admin { conn: ConnId, cmd: String },
+    Admin {
+        conn: ConnId,
+        cmd: String,
+    },
     Shutdown,
 }
 
@@ -35,18 +51,35 @@ pub enum ToWriter {
 pub enum ToReactor {
     NewConn(mio::net::TcpStream, SocketAddr),
     /// Bytes for the client. `reply` = answers the oldest request sent to the writer.
-    Frame { conn: ConnId, bytes: Vec<u8>, reply: bool },
-    Connected { conn: ConnId, session: SessionId, timeout_ms: i32, ok: bool },
+    Frame {
+        conn: ConnId,
+        bytes: Vec<u8>,
+        reply: bool,
+    },
+    Connected {
+        conn: ConnId,
+        session: SessionId,
+        timeout_ms: i32,
+        ok: bool,
+    },
     /// Close once what is queued has been written.
-    Close { conn: ConnId },
-    Admin { conn: ConnId, text: String },
+    Close {
+        conn: ConnId,
+    },
+    Admin {
+        conn: ConnId,
+        text: String,
+    },
 }
 
 impl ToReactor {
     pub fn conn(&self) -> Option<ConnId> {
         match self {
             ToReactor::NewConn(..) => None,
-            ToReactor::Frame { conn, .. } | ToReactor::Connected { conn, .. } | ToReactor::Close { conn } | ToReactor::Admin { conn, .. } => Some(*conn),
+            ToReactor::Frame { conn, .. }
+            | ToReactor::Connected { conn, .. }
+            | ToReactor::Close { conn }
+            | ToReactor::Admin { conn, .. } => Some(*conn),
         }
     }
 }
@@ -115,7 +148,12 @@ pub struct Latency {
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency { min: AtomicU64::new(u64::MAX), max: AtomicU64::new(0), sum: AtomicU64::new(0), count: AtomicU64::new(0) }
+        Latency {
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
     }
 }
 
@@ -138,7 +176,11 @@ impl Latency {
         if n == 0 {
             return (0, 0.0, 0);
         }
-        (self.min.load(Relaxed), self.sum.load(Relaxed) as f64 / n as f64, self.max.load(Relaxed))
+        (
+            self.min.load(Relaxed),
+            self.sum.load(Relaxed) as f64 / n as f64,
+            self.max.load(Relaxed),
+        )
     }
 }
 
@@ -187,5 +229,8 @@ impl Shared {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

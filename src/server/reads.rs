@@ -20,17 +20,30 @@ fn readable(n: &Node, ids: &[Id]) -> Result<(), ZkError> {
     acl::check(&n.acl, perm::READ, ids)
 }
 
-fn get_data(tree: &DataTree, cfg: &Config, ids: &[Id], path: &str, w: &mut Writer) -> Result<(), ZkError> {
+fn get_data(
+    tree: &DataTree,
+    cfg: &Config,
+    ids: &[Id],
+    path: &str,
+    w: &mut Writer,
+) -> Result<(), ZkError> {
     tree.with(path, |n| {
         let n = n.ok_or(ZkError::NoNode)?;
         readable(n, ids)?;
-        w.buffer(&n.data);
+        w.opt_buffer(&n.data);
         n.stat(cfg.extended_types).write(w);
         Ok(())
     })
 }
 
-fn get_children(tree: &DataTree, cfg: &Config, ids: &[Id], path: &str, with_stat: bool, w: &mut Writer) -> Result<(), ZkError> {
+fn get_children(
+    tree: &DataTree,
+    cfg: &Config,
+    ids: &[Id],
+    path: &str,
+    with_stat: bool,
+    w: &mut Writer,
+) -> Result<(), ZkError> {
     tree.with(path, |n| {
         let n = n.ok_or(ZkError::NoNode)?;
         readable(n, ids)?;
@@ -61,7 +74,13 @@ fn count_descendants(tree: &DataTree, path: &str) -> i64 {
 
 /// Runs a read and writes its response body into `w`. The caller has written the reply
 /// header; on error it keeps only the header.
-pub fn execute(tree: &DataTree, cfg: &Config, ids: &[Id], req: &Request, w: &mut Writer) -> Result<(), ZkError> {
+pub fn execute(
+    tree: &DataTree,
+    cfg: &Config,
+    ids: &[Id],
+    req: &Request,
+    w: &mut Writer,
+) -> Result<(), ZkError> {
     match req {
         Request::GetData { path, .. } => get_data(tree, cfg, ids, path, w),
         Request::Exists { path, .. } => {
@@ -105,7 +124,11 @@ pub fn execute(tree: &DataTree, cfg: &Config, ids: &[Id], req: &Request, w: &mut
                 };
                 let mark = w.buf.len();
                 w.i32(t).bool(false).i32(0);
-                let r = if t == op::GET_DATA { get_data(tree, cfg, ids, path, w) } else { get_children(tree, cfg, ids, path, false, w) };
+                let r = if t == op::GET_DATA {
+                    get_data(tree, cfg, ids, path, w)
+                } else {
+                    get_children(tree, cfg, ids, path, false, w)
+                };
                 if let Err(e) = r {
                     w.buf.truncate(mark);
                     w.i32(op::ERROR).bool(false).i32(e.code()).i32(e.code());
@@ -126,7 +149,14 @@ pub fn execute(tree: &DataTree, cfg: &Config, ids: &[Id], req: &Request, w: &mut
 }
 
 /// Builds a whole reply frame for a read.
-pub fn reply(tree: &DataTree, cfg: &Config, ids: &[Id], xid: i32, zxid: i64, req: &Request) -> (Vec<u8>, i32) {
+pub fn reply(
+    tree: &DataTree,
+    cfg: &Config,
+    ids: &[Id],
+    xid: i32,
+    zxid: i64,
+    req: &Request,
+) -> (Vec<u8>, i32) {
     let mut w = Writer::frame();
     w.i32(xid).i64(zxid).i32(0);
     let err = match execute(tree, cfg, ids, req, &mut w) {

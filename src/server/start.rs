@@ -23,13 +23,19 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum StartError {
     #[error("data directory {}: {source}", .path.display())]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("data directory {} is in use by another running server (lock file {})", .dir.display(), .lock.display())]
     Locked { dir: PathBuf, lock: PathBuf },
     #[error("txn log: {0}")]
     Log(#[from] crate::log::LogError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -43,7 +49,13 @@ pub fn initial_tree() -> DataTree {
     let mut zk = Node::empty(open.clone());
     zk.add_child("quota".into());
     zk.add_child("config".into());
-    let mut config = Node::empty(vec![Acl { perms: perm::READ, id: crate::acl::world_anyone() }].into());
+    let mut config = Node::empty(
+        vec![Acl {
+            perms: perm::READ,
+            id: crate::acl::world_anyone(),
+        }]
+        .into(),
+    );
     config.aversion = -1;
     tree.put("/".into(), Arc::new(root));
     tree.put("/zookeeper".into(), Arc::new(zk));
@@ -54,9 +66,15 @@ pub fn initial_tree() -> DataTree {
 
 fn prepare_dir(dir: &Path) -> Result<PathBuf, StartError> {
     let v2 = dir.join("version-2");
-    std::fs::create_dir_all(&v2).map_err(|source| StartError::DataDir { path: v2.clone(), source })?;
+    std::fs::create_dir_all(&v2).map_err(|source| StartError::DataDir {
+        path: v2.clone(),
+        source,
+    })?;
     let probe = v2.join(".paddock-write-test");
-    std::fs::write(&probe, b"").map_err(|source| StartError::DataDir { path: v2.clone(), source })?;
+    std::fs::write(&probe, b"").map_err(|source| StartError::DataDir {
+        path: v2.clone(),
+        source,
+    })?;
     let _ = std::fs::remove_file(&probe);
     Ok(v2)
 }
@@ -64,10 +82,16 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, StartError> {
 /// Holds the data directory's lock for the life of the process.
 fn lock_dir(v2: &Path) -> Result<File, StartError> {
     let lock = v2.join(".paddock.lock");
-    let f = File::create(&lock).map_err(|source| StartError::DataDir { path: lock.clone(), source })?;
+    let f = File::create(&lock).map_err(|source| StartError::DataDir {
+        path: lock.clone(),
+        source,
+    })?;
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        return Err(StartError::Locked { dir: v2.to_owned(), lock });
+        return Err(StartError::Locked {
+            dir: v2.to_owned(),
+            lock,
+        });
     }
     Ok(f)
 }
@@ -107,15 +131,29 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         t0.elapsed(),
         tree.len(),
         sessions.len(),
-        if recovered.truncated.is_empty() { String::new() } else { format!(", truncated: {}", recovered.truncated.join("; ")) }
+        if recovered.truncated.is_empty() {
+            String::new()
+        } else {
+            format!(", truncated: {}", recovered.truncated.join("; "))
+        }
     );
-    let mut log = FileTxnLog::open(&log_v2, cfg.prealloc_bytes, cfg.force_sync, recovered.last_zxid)?;
+    let mut log = FileTxnLog::open(
+        &log_v2,
+        cfg.prealloc_bytes,
+        cfg.force_sync,
+        recovered.last_zxid,
+    )?;
     log.sync_delay_us = cfg.sync_delay_us;
 
-    let ip = cfg.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = cfg
+        .client_port_address
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let addr = SocketAddr::new(ip, cfg.client_port);
-    let listener = mio::net::TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
+    let listener =
+        mio::net::TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
     let local = listener.local_addr()?;
+    let mut cfg = cfg;
+    cfg.client_port = local.port();
 
     let shared = Arc::new(Shared {
         tree,
@@ -128,7 +166,10 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         serving: AtomicBool::new(true),
         cfg,
     });
-    shared.stats.min_response_bytes.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .stats
+        .min_response_bytes
+        .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
 
     let (to_writer, writer_inbox) = crossbeam_channel::unbounded::<ToWriter>();
     let n = shared.cfg.reactor_threads;
@@ -143,28 +184,60 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         inboxes.push(rx);
         polls.push(poll);
     }
-    let cores = if shared.cfg.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { vec![] };
+    let cores = if shared.cfg.pin_cores {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        vec![]
+    };
     let mut listener = Some(listener);
     for (i, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
-        let reactor = Reactor::new(i, poll, shared.clone(), inbox, to_writer.clone(), if i == 0 { listener.take() } else { None }, handles.clone())?;
-        let core = if cores.is_empty() { None } else { Some(cores[(i + 1) % cores.len()]) };
-        std::thread::Builder::new().name(format!("reactor-{i}")).spawn(move || {
-            if let Some(c) = core {
+        let reactor = Reactor::new(
+            i,
+            poll,
+            shared.clone(),
+            inbox,
+            to_writer.clone(),
+            if i == 0 { listener.take() } else { None },
+            handles.clone(),
+        )?;
+        let core = if cores.is_empty() {
+            None
+        } else {
+            Some(cores[(i + 1) % cores.len()])
+        };
+        std::thread::Builder::new()
+            .name(format!("reactor-{i}"))
+            .spawn(move || {
+                if let Some(c) = core {
+                    core_affinity::set_for_current(c);
+                }
+                reactor.run();
+            })?;
+    }
+    let writer = WriterLoop::new(
+        shared.clone(),
+        log,
+        writer_inbox,
+        handles,
+        sessions,
+        idx,
+        recovered.last_zxid,
+    );
+    let writer_core = cores.first().copied();
+    let writer = std::thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || {
+            if let Some(c) = writer_core {
                 core_affinity::set_for_current(c);
             }
-            reactor.run();
+            writer.run();
         })?;
-    }
-    let writer = WriterLoop::new(shared.clone(), log, writer_inbox, handles, sessions, idx, recovered.last_zxid);
-    let writer_core = cores.first().copied();
-    let writer = std::thread::Builder::new().name("writer".into()).spawn(move || {
-        if let Some(c) = writer_core {
-            core_affinity::set_for_current(c);
-        }
-        writer.run();
-    })?;
     // Keep a sender alive so the writer never sees its inbox disconnect while serving.
     std::mem::forget(to_writer);
     log::info!("serving on {local} ({} reactor threads)", n);
-    Ok(Running { addr: local, writer, _lock: lock })
+    Ok(Running {
+        addr: local,
+        writer,
+        _lock: lock,
+    })
 }

@@ -12,8 +12,10 @@
 
 use super::{now_ms, reads, ReactorHandle, Shared, ToReactor, ToWriter};
 use crate::log::{LogError, TxnLog};
-use crate::proto::ops::{event, op, ttl_of_owner, CONTAINER_OWNER, ZkError};
-use crate::proto::records::{encode_connect_response, notification_frame, reply_frame, ConnectRequest, Id, Request};
+use crate::proto::ops::{event, op, ttl_of_owner, ZkError, CONTAINER_OWNER};
+use crate::proto::records::{
+    encode_connect_response, notification_frame, reply_frame, ConnectRequest, Id, Request,
+};
 use crate::proto::Writer as Jute;
 use crate::session::{password, SessionTracker};
 use crate::tree::{DataTree, Node};
@@ -48,7 +50,12 @@ pub struct Committed<'a> {
 
 impl<'a> Committed<'a> {
     pub fn new(tree: &'a DataTree, idx: &'a mut Indexes, extended_types: bool) -> Self {
-        Committed { tree, idx, extended_types, held: Vec::new() }
+        Committed {
+            tree,
+            idx,
+            extended_types,
+            held: Vec::new(),
+        }
     }
     /// Makes the held changes visible, in the order apply made them.
     pub fn publish(&mut self) {
@@ -107,9 +114,19 @@ impl Store for Committed<'_> {
 
 /// Who waits for a txn's outcome.
 enum Waiter {
-    Reply { conn: ConnId, xid: i32, op: i32 },
-    Connect { conn: ConnId, read_only: Option<bool> },
-    CloseSession { conn: Option<ConnId>, xid: i32 },
+    Reply {
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+    },
+    Connect {
+        conn: ConnId,
+        read_only: Option<bool>,
+    },
+    CloseSession {
+        conn: Option<ConnId>,
+        xid: i32,
+    },
     Internal,
 }
 
@@ -136,7 +153,13 @@ pub struct WriterLoop<L: TxnLog> {
 }
 
 /// Applies one recovered txn to the tree (start-up replay).
-pub fn replay(tree: &DataTree, idx: &mut Indexes, extended_types: bool, hdr: &TxnHeader, txn: &Txn) {
+pub fn replay(
+    tree: &DataTree,
+    idx: &mut Indexes,
+    extended_types: bool,
+    hdr: &TxnHeader,
+    txn: &Txn,
+) {
     let mut store = Committed::new(tree, idx, extended_types);
     let mut triggers = Vec::new();
     // A txn that does not fit (e.g. a create over an existing node) changes nothing else.
@@ -145,7 +168,15 @@ pub fn replay(tree: &DataTree, idx: &mut Indexes, extended_types: bool, hdr: &Tx
 }
 
 impl<L: TxnLog> WriterLoop<L> {
-    pub fn new(shared: Arc<Shared>, log: L, inbox: Receiver<ToWriter>, reactors: Vec<ReactorHandle>, sessions: SessionTracker, idx: Indexes, last_zxid: Zxid) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        log: L,
+        inbox: Receiver<ToWriter>,
+        reactors: Vec<ReactorHandle>,
+        sessions: SessionTracker,
+        idx: Indexes,
+        last_zxid: Zxid,
+    ) -> Self {
         let n = reactors.len();
         WriterLoop {
             shared,
@@ -226,20 +257,35 @@ impl<L: TxnLog> WriterLoop<L> {
     /// Stages a txn for `req` (prep + overlay) and appends it to the log.
     fn stage(&mut self, session: SessionId, xid: i32, ids: &[Id], req: &Request, waiter: Waiter) {
         let zxid = self.next_zxid;
-        let hdr0 = TxnHeader { client_id: session, cxid: xid, zxid, time: now_ms(), op: 0 };
+        let hdr0 = TxnHeader {
+            client_id: session,
+            cxid: xid,
+            zxid,
+            time: now_ms(),
+            op: 0,
+        };
         let txn = {
             let base = TreeView(&self.shared.tree);
             let mut ov = Overlay::new(&base);
             std::mem::swap(ov_changes(&mut ov), &mut self.staged);
-            let ctx = PrepCtx { session, ids, extended_types: self.shared.cfg.extended_types };
+            let ctx = PrepCtx {
+                session,
+                ids,
+                extended_types: self.shared.cfg.extended_types,
+            };
             let txn = match req {
-                Request::Reconfig => Txn::Error { err: ZkError::ReconfigDisabled.code() },
+                Request::Reconfig => Txn::Error {
+                    err: ZkError::ReconfigDisabled.code(),
+                },
                 _ => prep_and_stage(&ctx, &mut ov, &hdr0, req),
             };
             std::mem::swap(ov_changes(&mut ov), &mut self.staged);
             txn
         };
-        let hdr = TxnHeader { op: txn.op(), ..hdr0 };
+        let hdr = TxnHeader {
+            op: txn.op(),
+            ..hdr0
+        };
         self.append(hdr, txn, waiter);
     }
 
@@ -261,23 +307,65 @@ impl<L: TxnLog> WriterLoop<L> {
 
     fn handle(&mut self, m: ToWriter) {
         match m {
-            ToWriter::Request { conn, session, xid, op: opcode, req, ids } => {
+            ToWriter::Request {
+                conn,
+                session,
+                xid,
+                op: opcode,
+                req,
+                ids,
+            } => {
                 if !self.session_ok(session) {
-                    let f = reply_frame(xid, self.shared.last_zxid(), ZkError::SessionExpired.code(), |_| {});
-                    self.send(conn, ToReactor::Frame { conn, bytes: f, reply: true });
+                    let f = reply_frame(
+                        xid,
+                        self.shared.last_zxid(),
+                        ZkError::SessionExpired.code(),
+                        |_| {},
+                    );
+                    self.send(
+                        conn,
+                        ToReactor::Frame {
+                            conn,
+                            bytes: f,
+                            reply: true,
+                        },
+                    );
                     self.send(conn, ToReactor::Close { conn });
                     return;
                 }
                 match &req {
                     Request::CloseSession => {
                         self.flush_or_die();
-                        self.close_session(session, Waiter::CloseSession { conn: Some(conn), xid });
+                        self.close_session(
+                            session,
+                            Waiter::CloseSession {
+                                conn: Some(conn),
+                                xid,
+                            },
+                        );
                     }
-                    r if r.is_write() || matches!(r, Request::Reconfig) => self.stage(session, xid, &ids, &req, Waiter::Reply { conn, xid, op: opcode }),
+                    r if r.is_write() || matches!(r, Request::Reconfig) => self.stage(
+                        session,
+                        xid,
+                        &ids,
+                        &req,
+                        Waiter::Reply {
+                            conn,
+                            xid,
+                            op: opcode,
+                        },
+                    ),
                     _ => {
                         self.flush_or_die();
                         let f = self.barrier_request(conn, session, xid, &req, &ids);
-                        self.send(conn, ToReactor::Frame { conn, bytes: f, reply: true });
+                        self.send(
+                            conn,
+                            ToReactor::Frame {
+                                conn,
+                                bytes: f,
+                                reply: true,
+                            },
+                        );
                     }
                 }
             }
@@ -306,15 +394,30 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 
     fn admin_view(&self) -> crate::admin::WriterView<'_> {
-        crate::admin::WriterView { watches: &self.watches, sessions: &self.sessions, ephemerals: &self.idx.ephemerals }
+        crate::admin::WriterView {
+            watches: &self.watches,
+            sessions: &self.sessions,
+            ephemerals: &self.idx.ephemerals,
+        }
     }
 
     fn close_session(&mut self, session: SessionId, waiter: Waiter) {
         if let Some(s) = self.sessions.get_mut(session) {
             s.closing = true;
         }
-        let paths: Vec<String> = self.idx.ephemerals.get(&session).map(|s| s.iter().cloned().collect()).unwrap_or_default();
-        let hdr = TxnHeader { client_id: session, cxid: 0, zxid: self.next_zxid, time: now_ms(), op: op::CLOSE_SESSION };
+        let paths: Vec<String> = self
+            .idx
+            .ephemerals
+            .get(&session)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        let hdr = TxnHeader {
+            client_id: session,
+            cxid: 0,
+            zxid: self.next_zxid,
+            time: now_ms(),
+            op: op::CLOSE_SESSION,
+        };
         let txn = Txn::CloseSession { paths };
         // Stage it so later prep in this batch sees the ephemerals gone.
         let base = TreeView(&self.shared.tree);
@@ -328,25 +431,65 @@ impl<L: TxnLog> WriterLoop<L> {
     fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
         let last = self.shared.last_zxid().max(self.next_zxid - 1);
         if req.last_zxid_seen > last {
-            log::info!("refusing session 0x{:x}: client has seen zxid 0x{:x}, this server only 0x{:x}", req.session_id, req.last_zxid_seen, last);
+            log::info!(
+                "refusing session 0x{:x}: client has seen zxid 0x{:x}, this server only 0x{:x}",
+                req.session_id,
+                req.last_zxid_seen,
+                last
+            );
             self.send(conn, ToReactor::Close { conn });
             return;
         }
         let timeout = self.shared.cfg.negotiate_timeout(req.timeout_ms);
         if req.session_id == 0 {
             let id = self.sessions.next_session_id();
-            let hdr = TxnHeader { client_id: id, cxid: 0, zxid: self.next_zxid, time: now_ms(), op: op::CREATE_SESSION };
-            self.append(hdr, Txn::CreateSession { timeout }, Waiter::Connect { conn, read_only: req.read_only });
+            let hdr = TxnHeader {
+                client_id: id,
+                cxid: 0,
+                zxid: self.next_zxid,
+                time: now_ms(),
+                op: op::CREATE_SESSION,
+            };
+            self.append(
+                hdr,
+                Txn::CreateSession { timeout },
+                Waiter::Connect {
+                    conn,
+                    read_only: req.read_only,
+                },
+            );
             return;
         }
         self.flush_or_die();
         let id = req.session_id;
         let valid = req.passwd.as_slice() == password(id) && self.session_ok(id);
         if !valid {
-            log::info!("refusing reconnect of session 0x{id:x}: {}", if self.sessions.get(id).is_some() { "wrong password or closing" } else { "expired or unknown" });
+            log::info!(
+                "refusing reconnect of session 0x{id:x}: {}",
+                if self.sessions.get(id).is_some() {
+                    "wrong password or closing"
+                } else {
+                    "expired or unknown"
+                }
+            );
             let f = encode_connect_response(0, 0, &[0; 16], req.read_only);
-            self.send(conn, ToReactor::Frame { conn, bytes: f, reply: false });
-            self.send(conn, ToReactor::Connected { conn, session: 0, timeout_ms: 0, ok: false });
+            self.send(
+                conn,
+                ToReactor::Frame {
+                    conn,
+                    bytes: f,
+                    reply: false,
+                },
+            );
+            self.send(
+                conn,
+                ToReactor::Connected {
+                    conn,
+                    session: 0,
+                    timeout_ms: 0,
+                    ok: false,
+                },
+            );
             return;
         }
         let now = now_ms() as u64;
@@ -361,23 +504,56 @@ impl<L: TxnLog> WriterLoop<L> {
             self.send(old, ToReactor::Close { conn: old });
         }
         let f = encode_connect_response(timeout, id, &password(id), req.read_only.map(|_| false));
-        self.send(conn, ToReactor::Frame { conn, bytes: f, reply: false });
-        self.send(conn, ToReactor::Connected { conn, session: id, timeout_ms: timeout, ok: true });
+        self.send(
+            conn,
+            ToReactor::Frame {
+                conn,
+                bytes: f,
+                reply: false,
+            },
+        );
+        self.send(
+            conn,
+            ToReactor::Connected {
+                conn,
+                session: id,
+                timeout_ms: timeout,
+                ok: true,
+            },
+        );
     }
 
     /// Requests that run on the writer between batches: reads with watches, watch
     /// management, sync, getEphemerals.
-    fn barrier_request(&mut self, _conn: ConnId, session: SessionId, xid: i32, req: &Request, ids: &[Id]) -> Vec<u8> {
+    fn barrier_request(
+        &mut self,
+        _conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        req: &Request,
+        ids: &[Id],
+    ) -> Vec<u8> {
         let shared = self.shared.clone();
         let zxid = shared.last_zxid();
         let tree = &shared.tree;
         let cfg = &shared.cfg;
         match req {
-            Request::Exists { path, watch } | Request::GetData { path, watch } | Request::GetChildren { path, watch } | Request::GetChildren2 { path, watch } => {
+            Request::Exists { path, watch }
+            | Request::GetData { path, watch }
+            | Request::GetChildren { path, watch }
+            | Request::GetChildren2 { path, watch } => {
                 let (frame, err) = reads::reply(tree, cfg, ids, xid, zxid, req);
                 if *watch {
-                    let kind = if matches!(req, Request::GetChildren { .. } | Request::GetChildren2 { .. }) { Kind::Child } else { Kind::Data };
-                    let set = err == 0 || (err == ZkError::NoNode.code() && matches!(req, Request::Exists { .. }));
+                    let kind = if matches!(
+                        req,
+                        Request::GetChildren { .. } | Request::GetChildren2 { .. }
+                    ) {
+                        Kind::Child
+                    } else {
+                        Kind::Data
+                    };
+                    let set = err == 0
+                        || (err == ZkError::NoNode.code() && matches!(req, Request::Exists { .. }));
                     if set {
                         self.watches.add(session, kind, path);
                     }
@@ -399,11 +575,19 @@ impl<L: TxnLog> WriterLoop<L> {
                 })
             }
             Request::CheckWatches { path, kind } => {
-                let err = if self.watches.check(session, *kind, path) { 0 } else { ZkError::NoWatcher.code() };
+                let err = if self.watches.check(session, *kind, path) {
+                    0
+                } else {
+                    ZkError::NoWatcher.code()
+                };
                 reply_frame(xid, zxid, err, |_| {})
             }
             Request::RemoveWatches { path, kind } => {
-                let err = if self.watches.remove(session, *kind, path) { 0 } else { ZkError::NoWatcher.code() };
+                let err = if self.watches.remove(session, *kind, path) {
+                    0
+                } else {
+                    ZkError::NoWatcher.code()
+                };
                 reply_frame(xid, zxid, err, |_| {})
             }
             Request::GetEphemerals { prefix } => {
@@ -411,19 +595,35 @@ impl<L: TxnLog> WriterLoop<L> {
                     .idx
                     .ephemerals
                     .get(&session)
-                    .map(|s| s.iter().filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(prefix.as_str())).cloned().collect())
+                    .map(|s| {
+                        s.iter()
+                            .filter(|p| {
+                                prefix.is_empty() || prefix == "/" || p.starts_with(prefix.as_str())
+                            })
+                            .cloned()
+                            .collect()
+                    })
                     .unwrap_or_default();
                 reply_frame(xid, zxid, 0, |w| {
                     w.strings(&all);
                 })
             }
-            Request::SetWatches { relative_zxid, data, exist, child, persistent, recursive } => {
+            Request::SetWatches {
+                relative_zxid,
+                data,
+                exist,
+                child,
+                persistent,
+                recursive,
+            } => {
                 let conn = self.sessions.get(session).and_then(|s| s.conn);
                 let mut events: Vec<(i32, String)> = Vec::new();
                 for p in data {
                     match tree.get(p) {
                         None => events.push((event::NODE_DELETED, p.clone())),
-                        Some(n) if n.mzxid > *relative_zxid => events.push((event::NODE_DATA_CHANGED, p.clone())),
+                        Some(n) if n.mzxid > *relative_zxid => {
+                            events.push((event::NODE_DATA_CHANGED, p.clone()))
+                        }
                         Some(_) => self.watches.add(session, Kind::Data, p),
                     }
                 }
@@ -436,7 +636,9 @@ impl<L: TxnLog> WriterLoop<L> {
                 for p in child {
                     match tree.get(p) {
                         None => events.push((event::NODE_DELETED, p.clone())),
-                        Some(n) if n.pzxid > *relative_zxid => events.push((event::NODE_CHILDREN_CHANGED, p.clone())),
+                        Some(n) if n.pzxid > *relative_zxid => {
+                            events.push((event::NODE_CHILDREN_CHANGED, p.clone()))
+                        }
                         Some(_) => self.watches.add(session, Kind::Child, p),
                     }
                 }
@@ -449,7 +651,14 @@ impl<L: TxnLog> WriterLoop<L> {
                 if let Some(conn) = conn {
                     for (t, p) in events {
                         let f = notification_frame(t, &p);
-                        self.send(conn, ToReactor::Frame { conn, bytes: f, reply: false });
+                        self.send(
+                            conn,
+                            ToReactor::Frame {
+                                conn,
+                                bytes: f,
+                                reply: false,
+                            },
+                        );
                     }
                 }
                 reply_frame(xid, zxid, 0, |_| {})
@@ -465,7 +674,10 @@ impl<L: TxnLog> WriterLoop<L> {
         }
         self.log.sync()?;
         self.shared.stats.fsyncs.fetch_add(1, Relaxed);
-        self.shared.stats.txns.fetch_add(self.pending.len() as u64, Relaxed);
+        self.shared
+            .stats
+            .txns
+            .fetch_add(self.pending.len() as u64, Relaxed);
         self.staged.clear();
         let shared = self.shared.clone();
         let ext = shared.cfg.extended_types;
@@ -504,7 +716,8 @@ impl<L: TxnLog> WriterLoop<L> {
             if let Some(sess) = self.sessions.remove(s) {
                 self.watches.remove_session(s);
                 if let Some(c) = sess.conn {
-                    let is_requester = matches!(p.waiter, Waiter::CloseSession { conn: Some(rc), .. } if rc == c);
+                    let is_requester =
+                        matches!(p.waiter, Waiter::CloseSession { conn: Some(rc), .. } if rc == c);
                     if !is_requester {
                         self.send(c, ToReactor::Close { conn: c });
                     }
@@ -520,7 +733,14 @@ impl<L: TxnLog> WriterLoop<L> {
             let f = notification_frame(t.event, &t.path);
             for &s in &sessions {
                 if let Some(conn) = self.sessions.get(s).and_then(|x| x.conn) {
-                    self.send(conn, ToReactor::Frame { conn, bytes: f.clone(), reply: false });
+                    self.send(
+                        conn,
+                        ToReactor::Frame {
+                            conn,
+                            bytes: f.clone(),
+                            reply: false,
+                        },
+                    );
                 }
             }
         }
@@ -537,20 +757,54 @@ impl<L: TxnLog> WriterLoop<L> {
                     Txn::CreateSession { timeout } => timeout,
                     _ => 0,
                 };
-                let f = encode_connect_response(timeout, id, &password(id), read_only.map(|_| false));
-                self.send(conn, ToReactor::Frame { conn, bytes: f, reply: false });
-                self.send(conn, ToReactor::Connected { conn, session: id, timeout_ms: timeout, ok: true });
+                let f =
+                    encode_connect_response(timeout, id, &password(id), read_only.map(|_| false));
+                self.send(
+                    conn,
+                    ToReactor::Frame {
+                        conn,
+                        bytes: f,
+                        reply: false,
+                    },
+                );
+                self.send(
+                    conn,
+                    ToReactor::Connected {
+                        conn,
+                        session: id,
+                        timeout_ms: timeout,
+                        ok: true,
+                    },
+                );
             }
             Waiter::CloseSession { conn, xid } => {
                 if let Some(conn) = conn {
                     let f = reply_frame(xid, zxid, 0, |_| {});
-                    self.send(conn, ToReactor::Frame { conn, bytes: f, reply: true });
+                    self.send(
+                        conn,
+                        ToReactor::Frame {
+                            conn,
+                            bytes: f,
+                            reply: true,
+                        },
+                    );
                     self.send(conn, ToReactor::Close { conn });
                 }
             }
-            Waiter::Reply { conn, xid, op: opcode } => {
+            Waiter::Reply {
+                conn,
+                xid,
+                op: opcode,
+            } => {
                 let f = self.write_reply(xid, zxid, opcode, &p.txn);
-                self.send(conn, ToReactor::Frame { conn, bytes: f, reply: true });
+                self.send(
+                    conn,
+                    ToReactor::Frame {
+                        conn,
+                        bytes: f,
+                        reply: true,
+                    },
+                );
             }
         }
     }
@@ -564,16 +818,22 @@ impl<L: TxnLog> WriterLoop<L> {
         };
         match txn {
             Txn::Error { err } => reply_frame(xid, zxid, *err, |_| {}),
-            Txn::Create { path, .. } | Txn::CreateContainer { path, .. } | Txn::CreateTtl { path, .. } => reply_frame(xid, zxid, 0, |w| {
+            Txn::Create { path, .. }
+            | Txn::CreateContainer { path, .. }
+            | Txn::CreateTtl { path, .. } => reply_frame(xid, zxid, 0, |w| {
                 w.string(path);
                 if opcode != op::CREATE {
                     stat_of(path, w);
                 }
             }),
             Txn::Delete { .. } => reply_frame(xid, zxid, 0, |_| {}),
-            Txn::SetData { path, .. } | Txn::SetAcl { path, .. } => reply_frame(xid, zxid, 0, |w| stat_of(path, w)),
+            Txn::SetData { path, .. } | Txn::SetAcl { path, .. } => {
+                reply_frame(xid, zxid, 0, |w| stat_of(path, w))
+            }
             Txn::Multi(txns) => reply_frame(xid, zxid, 0, |w| {
-                let failed = txns.iter().any(|t| matches!(t, Txn::Error { err } if *err != 0));
+                let failed = txns
+                    .iter()
+                    .any(|t| matches!(t, Txn::Error { err } if *err != 0));
                 for t in txns {
                     match t {
                         Txn::Error { err } => {
@@ -601,7 +861,10 @@ impl<L: TxnLog> WriterLoop<L> {
                             stat_of(path, w);
                         }
                         _ => {
-                            w.i32(op::ERROR).bool(false).i32(ZkError::SystemError.code()).i32(ZkError::SystemError.code());
+                            w.i32(op::ERROR)
+                                .bool(false)
+                                .i32(ZkError::SystemError.code())
+                                .i32(ZkError::SystemError.code());
                         }
                     }
                 }
@@ -614,7 +877,10 @@ impl<L: TxnLog> WriterLoop<L> {
     fn publish_stats(&self) {
         let s = &self.shared.stats;
         s.sessions.store(self.sessions.len() as u64, Relaxed);
-        s.ephemerals_count.store(self.idx.ephemerals.values().map(|v| v.len() as u64).sum(), Relaxed);
+        s.ephemerals_count.store(
+            self.idx.ephemerals.values().map(|v| v.len() as u64).sum(),
+            Relaxed,
+        );
         s.watch_count.store(self.watches.count() as u64, Relaxed);
     }
 
@@ -644,7 +910,9 @@ impl<L: TxnLog> WriterLoop<L> {
     /// txns, at most `znode.container.maxPerMinute` per minute.
     fn reap_containers(&mut self) {
         let cfg = &self.shared.cfg;
-        let per_check = ((cfg.container_max_per_minute as u64 * cfg.container_check_interval_ms) / 60_000).max(1) as usize;
+        let per_check = ((cfg.container_max_per_minute as u64 * cfg.container_check_interval_ms)
+            / 60_000)
+            .max(1) as usize;
         let now = now_ms();
         let tree = &self.shared.tree;
         let mut victims = Vec::new();
@@ -669,7 +937,13 @@ impl<L: TxnLog> WriterLoop<L> {
             let base = TreeView(&self.shared.tree);
             let mut ov = Overlay::new(&base);
             std::mem::swap(ov_changes(&mut ov), &mut self.staged);
-            let hdr = TxnHeader { client_id: 0, cxid: 0, zxid: self.next_zxid, time: now_ms(), op: op::DELETE_CONTAINER };
+            let hdr = TxnHeader {
+                client_id: 0,
+                cxid: 0,
+                zxid: self.next_zxid,
+                time: now_ms(),
+                op: op::DELETE_CONTAINER,
+            };
             let txn = match prep_delete_container(&ov, &p, ext) {
                 Ok(t) => {
                     let _ = apply(&mut ov, &hdr, &t, &mut Vec::new());
@@ -685,6 +959,8 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 }
 
-fn ov_changes<'a, 'b, B: Store>(ov: &'a mut Overlay<'b, B>) -> &'a mut HashMap<String, Option<Arc<Node>>> {
+fn ov_changes<'a, 'b, B: Store>(
+    ov: &'a mut Overlay<'b, B>,
+) -> &'a mut HashMap<String, Option<Arc<Node>>> {
     ov.changes_mut()
 }

@@ -71,7 +71,12 @@ pub struct SessionTracker {
 
 impl SessionTracker {
     pub fn new(tick_ms: u64, server_id: i64, now_ms: i64) -> Self {
-        SessionTracker { tick_ms: tick_ms.max(1), sessions: HashMap::new(), buckets: BTreeMap::new(), next_id: initial_session_id(server_id, now_ms) }
+        SessionTracker {
+            tick_ms: tick_ms.max(1),
+            sessions: HashMap::new(),
+            buckets: BTreeMap::new(),
+            next_id: initial_session_id(server_id, now_ms),
+        }
     }
 
     pub fn next_session_id(&mut self) -> SessionId {
@@ -91,7 +96,15 @@ impl SessionTracker {
     /// Adds (or re-adds, on replay) a session.
     pub fn add(&mut self, id: SessionId, timeout_ms: i32, now_ms: u64) {
         let expires = self.bucket_of(now_ms + timeout_ms.max(0) as u64);
-        if let Some(old) = self.sessions.insert(id, Session { timeout_ms, expires_at_ms: expires, conn: None, closing: false }) {
+        if let Some(old) = self.sessions.insert(
+            id,
+            Session {
+                timeout_ms,
+                expires_at_ms: expires,
+                conn: None,
+                closing: false,
+            },
+        ) {
             self.unbucket(id, old.expires_at_ms);
         }
         self.buckets.entry(expires).or_default().insert(id);
@@ -108,7 +121,9 @@ impl SessionTracker {
 
     /// Renews a session; false when it is unknown or closing.
     pub fn touch(&mut self, id: SessionId, now_ms: u64) -> bool {
-        let Some(s) = self.sessions.get(&id) else { return false };
+        let Some(s) = self.sessions.get(&id) else {
+            return false;
+        };
         if s.closing {
             return false;
         }

@@ -15,8 +15,8 @@
 
 pub mod path;
 
+use crate::proto::ops::{ttl_of_owner, CONTAINER_OWNER};
 use crate::proto::records::{Acl, Stat};
-use crate::proto::ops::{CONTAINER_OWNER, ttl_of_owner};
 use std::sync::Arc;
 
 pub type Children = imbl::OrdSet<Arc<str>>;
@@ -33,12 +33,16 @@ pub struct Node {
     pub cversion: i32,
     pub aversion: i32,
     pub ephemeral_owner: i64,
-    pub data: Box<[u8]>,
+    /// `None` = null data (kept apart from empty data, as ZooKeeper does).
+    pub data: Option<Box<[u8]>>,
     pub acl: Arc<[Acl]>,
     pub children: Option<Box<Children>>,
 }
 
 impl Node {
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.len())
+    }
     pub fn num_children(&self) -> usize {
         self.children.as_ref().map_or(0, |c| c.len())
     }
@@ -48,7 +52,9 @@ impl Node {
     /// The Stat a client sees.
     pub fn stat(&self, extended_types: bool) -> Stat {
         let n = self.num_children() as i32;
-        let owner = if self.ephemeral_owner == CONTAINER_OWNER || ttl_of_owner(self.ephemeral_owner, extended_types).is_some() {
+        let owner = if self.ephemeral_owner == CONTAINER_OWNER
+            || ttl_of_owner(self.ephemeral_owner, extended_types).is_some()
+        {
             0
         } else {
             self.ephemeral_owner
@@ -62,7 +68,7 @@ impl Node {
             cversion: self.cversion.wrapping_mul(2).wrapping_sub(n),
             aversion: self.aversion,
             ephemeral_owner: owner,
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children: n,
             pzxid: self.pzxid,
         }
@@ -78,13 +84,15 @@ impl Node {
             cversion: 0,
             aversion: 0,
             ephemeral_owner: 0,
-            data: Box::new([]),
+            data: None,
             acl,
             children: None,
         }
     }
     pub fn add_child(&mut self, name: Arc<str>) {
-        self.children.get_or_insert_with(Default::default).insert(name);
+        self.children
+            .get_or_insert_with(Default::default)
+            .insert(name);
     }
     pub fn remove_child(&mut self, name: &str) {
         if let Some(c) = self.children.as_mut() {
@@ -124,7 +132,9 @@ pub struct DataTree {
 
 impl Default for DataTree {
     fn default() -> Self {
-        DataTree { nodes: Map::with_hasher(Default::default()) }
+        DataTree {
+            nodes: Map::with_hasher(Default::default()),
+        }
     }
 }
 
@@ -195,7 +205,9 @@ impl std::hash::Hasher for FxHasher {
     #[inline]
     fn finish(&self) -> u64 {
         // Spread the low bits the map uses for buckets.
-        self.hash.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(26)
+        self.hash
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(26)
     }
 }
 

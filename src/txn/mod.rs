@@ -30,19 +30,57 @@ pub struct TxnHeader {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Txn {
-    CreateSession { timeout: i32 },
-    CloseSession { paths: Vec<String> },
+    CreateSession {
+        timeout: i32,
+    },
+    CloseSession {
+        paths: Vec<String>,
+    },
     /// op 1 (create) or 15 (create2).
-    Create { op: i32, path: String, data: Vec<u8>, acl: Vec<Acl>, ephemeral: bool, parent_cversion: i32 },
-    CreateContainer { path: String, data: Vec<u8>, acl: Vec<Acl>, parent_cversion: i32 },
-    CreateTtl { path: String, data: Vec<u8>, acl: Vec<Acl>, parent_cversion: i32, ttl: i64 },
+    Create {
+        op: i32,
+        path: String,
+        data: Option<Vec<u8>>,
+        acl: Vec<Acl>,
+        ephemeral: bool,
+        parent_cversion: i32,
+    },
+    CreateContainer {
+        path: String,
+        data: Option<Vec<u8>>,
+        acl: Vec<Acl>,
+        parent_cversion: i32,
+    },
+    CreateTtl {
+        path: String,
+        data: Option<Vec<u8>>,
+        acl: Vec<Acl>,
+        parent_cversion: i32,
+        ttl: i64,
+    },
     /// op 2 (delete) or 20 (deleteContainer).
-    Delete { op: i32, path: String },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        op: i32,
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
     Multi(Vec<Txn>),
-    Error { err: i32 },
+    Error {
+        err: i32,
+    },
 }
 
 impl Txn {
@@ -70,26 +108,48 @@ impl Txn {
             Txn::CloseSession { paths } => {
                 w.strings(paths);
             }
-            Txn::Create { path, data, acl, ephemeral, parent_cversion, .. } => {
-                w.string(path).buffer(data);
+            Txn::Create {
+                path,
+                data,
+                acl,
+                ephemeral,
+                parent_cversion,
+                ..
+            } => {
+                w.string(path).opt_buffer(data);
                 write_acls(w, acl);
                 w.bool(*ephemeral).i32(*parent_cversion);
             }
-            Txn::CreateContainer { path, data, acl, parent_cversion } => {
-                w.string(path).buffer(data);
+            Txn::CreateContainer {
+                path,
+                data,
+                acl,
+                parent_cversion,
+            } => {
+                w.string(path).opt_buffer(data);
                 write_acls(w, acl);
                 w.i32(*parent_cversion);
             }
-            Txn::CreateTtl { path, data, acl, parent_cversion, ttl } => {
-                w.string(path).buffer(data);
+            Txn::CreateTtl {
+                path,
+                data,
+                acl,
+                parent_cversion,
+                ttl,
+            } => {
+                w.string(path).opt_buffer(data);
                 write_acls(w, acl);
                 w.i32(*parent_cversion).i64(*ttl);
             }
             Txn::Delete { path, .. } => {
                 w.string(path);
             }
-            Txn::SetData { path, data, version } => {
-                w.string(path).buffer(data).i32(*version);
+            Txn::SetData {
+                path,
+                data,
+                version,
+            } => {
+                w.string(path).opt_buffer(data).i32(*version);
             }
             Txn::SetAcl { path, acl, version } => {
                 w.string(path);
@@ -116,33 +176,66 @@ impl Txn {
 
     pub fn read_body(op: i32, r: &mut Reader) -> DecodeResult<Txn> {
         Ok(match op {
-            op::CREATE_SESSION => Txn::CreateSession { timeout: r.read_i32()? },
-            op::CLOSE_SESSION => Txn::CloseSession { paths: if r.remaining() > 0 { r.read_strings()? } else { vec![] } },
+            op::CREATE_SESSION => Txn::CreateSession {
+                timeout: r.read_i32()?,
+            },
+            op::CLOSE_SESSION => Txn::CloseSession {
+                paths: if r.remaining() > 0 {
+                    r.read_strings()?
+                } else {
+                    vec![]
+                },
+            },
             op::CREATE | op::CREATE2 => {
                 let path = r.read_string()?.to_owned();
-                let data = r.read_buffer()?.to_vec();
+                let data = r.read_buffer_opt()?.map(<[u8]>::to_vec);
                 let acl = read_acls(r)?;
                 let ephemeral = r.read_bool()?;
-                let parent_cversion = if r.remaining() >= 4 { r.read_i32()? } else { -1 };
-                Txn::Create { op, path, data, acl, ephemeral, parent_cversion }
+                let parent_cversion = if r.remaining() >= 4 {
+                    r.read_i32()?
+                } else {
+                    -1
+                };
+                Txn::Create {
+                    op,
+                    path,
+                    data,
+                    acl,
+                    ephemeral,
+                    parent_cversion,
+                }
             }
             op::CREATE_CONTAINER => Txn::CreateContainer {
                 path: r.read_string()?.to_owned(),
-                data: r.read_buffer()?.to_vec(),
+                data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
                 acl: read_acls(r)?,
                 parent_cversion: r.read_i32()?,
             },
             op::CREATE_TTL => Txn::CreateTtl {
                 path: r.read_string()?.to_owned(),
-                data: r.read_buffer()?.to_vec(),
+                data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
                 acl: read_acls(r)?,
                 parent_cversion: r.read_i32()?,
                 ttl: r.read_i64()?,
             },
-            op::DELETE | op::DELETE_CONTAINER => Txn::Delete { op, path: r.read_string()?.to_owned() },
-            op::SET_DATA | op::RECONFIG => Txn::SetData { path: r.read_string()?.to_owned(), data: r.read_buffer()?.to_vec(), version: r.read_i32()? },
-            op::SET_ACL => Txn::SetAcl { path: r.read_string()?.to_owned(), acl: read_acls(r)?, version: r.read_i32()? },
-            op::CHECK => Txn::Check { path: r.read_string()?.to_owned(), version: r.read_i32()? },
+            op::DELETE | op::DELETE_CONTAINER => Txn::Delete {
+                op,
+                path: r.read_string()?.to_owned(),
+            },
+            op::SET_DATA | op::RECONFIG => Txn::SetData {
+                path: r.read_string()?.to_owned(),
+                data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
+                version: r.read_i32()?,
+            },
+            op::SET_ACL => Txn::SetAcl {
+                path: r.read_string()?.to_owned(),
+                acl: read_acls(r)?,
+                version: r.read_i32()?,
+            },
+            op::CHECK => Txn::Check {
+                path: r.read_string()?.to_owned(),
+                version: r.read_i32()?,
+            },
             op::MULTI => {
                 let n = r.read_count(8)?;
                 let mut v = Vec::with_capacity(n);
@@ -161,10 +254,20 @@ impl Txn {
 
 impl TxnHeader {
     pub fn write(&self, w: &mut Writer) {
-        w.i64(self.client_id).i32(self.cxid).i64(self.zxid).i64(self.time).i32(self.op);
+        w.i64(self.client_id)
+            .i32(self.cxid)
+            .i64(self.zxid)
+            .i64(self.time)
+            .i32(self.op);
     }
     pub fn read(r: &mut Reader) -> DecodeResult<TxnHeader> {
-        Ok(TxnHeader { client_id: r.read_i64()?, cxid: r.read_i32()?, zxid: r.read_i64()?, time: r.read_i64()?, op: r.read_i32()? })
+        Ok(TxnHeader {
+            client_id: r.read_i64()?,
+            cxid: r.read_i32()?,
+            zxid: r.read_i64()?,
+            time: r.read_i64()?,
+            op: r.read_i32()?,
+        })
     }
 }
 
@@ -200,7 +303,16 @@ pub struct Trigger {
     pub path: String,
 }
 
-fn create_node(store: &mut impl Store, hdr: &TxnHeader, path: &str, data: &[u8], acl: &[Acl], owner: i64, parent_cversion: i32, out: &mut Vec<Trigger>) -> Result<(), i32> {
+fn create_node(
+    store: &mut impl Store,
+    hdr: &TxnHeader,
+    path: &str,
+    data: &Option<Vec<u8>>,
+    acl: &[Acl],
+    owner: i64,
+    parent_cversion: i32,
+    out: &mut Vec<Trigger>,
+) -> Result<(), i32> {
     let (parent_path, name) = split_path(path).ok_or(-8)?;
     let parent = store.get(parent_path).ok_or(-101)?;
     let mut parent = (*parent).clone();
@@ -208,7 +320,11 @@ fn create_node(store: &mut impl Store, hdr: &TxnHeader, path: &str, data: &[u8],
         // Replaying over a fuzzy snapshot: only the parent's counters move.
         return Err(-110);
     }
-    let cv = if parent_cversion == -1 { parent.cversion + 1 } else { parent_cversion };
+    let cv = if parent_cversion == -1 {
+        parent.cversion + 1
+    } else {
+        parent_cversion
+    };
     if cv > parent.cversion {
         parent.cversion = cv;
         parent.pzxid = hdr.zxid;
@@ -223,7 +339,7 @@ fn create_node(store: &mut impl Store, hdr: &TxnHeader, path: &str, data: &[u8],
         cversion: 0,
         aversion: 0,
         ephemeral_owner: owner,
-        data: data.into(),
+        data: data.as_deref().map(Into::into),
         acl: acl.into(),
         children: None,
     };
@@ -233,12 +349,23 @@ fn create_node(store: &mut impl Store, hdr: &TxnHeader, path: &str, data: &[u8],
     if owner != 0 {
         store.owner_changed(path, owner, true);
     }
-    out.push(Trigger { event: event::NODE_CREATED, path: path.to_owned() });
-    out.push(Trigger { event: event::NODE_CHILDREN_CHANGED, path: parent_path.to_owned() });
+    out.push(Trigger {
+        event: event::NODE_CREATED,
+        path: path.to_owned(),
+    });
+    out.push(Trigger {
+        event: event::NODE_CHILDREN_CHANGED,
+        path: parent_path.to_owned(),
+    });
     Ok(())
 }
 
-fn delete_node(store: &mut impl Store, hdr: &TxnHeader, path: &str, out: &mut Vec<Trigger>) -> Result<(), i32> {
+fn delete_node(
+    store: &mut impl Store,
+    hdr: &TxnHeader,
+    path: &str,
+    out: &mut Vec<Trigger>,
+) -> Result<(), i32> {
     let (parent_path, name) = split_path(path).ok_or(-8)?;
     let node = store.get(path).ok_or(-101)?;
     if let Some(parent) = store.get(parent_path) {
@@ -251,14 +378,25 @@ fn delete_node(store: &mut impl Store, hdr: &TxnHeader, path: &str, out: &mut Ve
     if node.ephemeral_owner != 0 {
         store.owner_changed(path, node.ephemeral_owner, false);
     }
-    out.push(Trigger { event: event::NODE_DELETED, path: path.to_owned() });
-    out.push(Trigger { event: event::NODE_CHILDREN_CHANGED, path: parent_path.to_owned() });
+    out.push(Trigger {
+        event: event::NODE_DELETED,
+        path: path.to_owned(),
+    });
+    out.push(Trigger {
+        event: event::NODE_CHILDREN_CHANGED,
+        path: parent_path.to_owned(),
+    });
     Ok(())
 }
 
 /// Applies one txn. `Err(code)` only when the txn does not fit the tree (replay of a
 /// txn the tree already has, or a corrupt log); prep never produces such a txn.
-pub fn apply(store: &mut impl Store, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<Trigger>) -> Result<(), i32> {
+pub fn apply(
+    store: &mut impl Store,
+    hdr: &TxnHeader,
+    txn: &Txn,
+    out: &mut Vec<Trigger>,
+) -> Result<(), i32> {
     match txn {
         Txn::CreateSession { timeout } => {
             store.session_created(hdr.client_id, *timeout);
@@ -271,21 +409,64 @@ pub fn apply(store: &mut impl Store, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<T
             store.session_closed(hdr.client_id);
             Ok(())
         }
-        Txn::Create { path, data, acl, ephemeral, parent_cversion, .. } => {
+        Txn::Create {
+            path,
+            data,
+            acl,
+            ephemeral,
+            parent_cversion,
+            ..
+        } => {
             let owner = if *ephemeral { hdr.client_id } else { 0 };
             create_node(store, hdr, path, data, acl, owner, *parent_cversion, out)
         }
-        Txn::CreateContainer { path, data, acl, parent_cversion } => create_node(store, hdr, path, data, acl, CONTAINER_OWNER, *parent_cversion, out),
-        Txn::CreateTtl { path, data, acl, parent_cversion, ttl } => create_node(store, hdr, path, data, acl, ttl_owner(*ttl), *parent_cversion, out),
+        Txn::CreateContainer {
+            path,
+            data,
+            acl,
+            parent_cversion,
+        } => create_node(
+            store,
+            hdr,
+            path,
+            data,
+            acl,
+            CONTAINER_OWNER,
+            *parent_cversion,
+            out,
+        ),
+        Txn::CreateTtl {
+            path,
+            data,
+            acl,
+            parent_cversion,
+            ttl,
+        } => create_node(
+            store,
+            hdr,
+            path,
+            data,
+            acl,
+            ttl_owner(*ttl),
+            *parent_cversion,
+            out,
+        ),
         Txn::Delete { path, .. } => delete_node(store, hdr, path, out),
-        Txn::SetData { path, data, version } => {
+        Txn::SetData {
+            path,
+            data,
+            version,
+        } => {
             let mut node = (*store.get(path).ok_or(-101)?).clone();
-            node.data = data.as_slice().into();
+            node.data = data.as_deref().map(Into::into);
             node.version = *version;
             node.mzxid = hdr.zxid;
             node.mtime = hdr.time;
             store.put(path, node);
-            out.push(Trigger { event: event::NODE_DATA_CHANGED, path: path.clone() });
+            out.push(Trigger {
+                event: event::NODE_DATA_CHANGED,
+                path: path.clone(),
+            });
             Ok(())
         }
         Txn::SetAcl { path, acl, version } => {
@@ -297,7 +478,10 @@ pub fn apply(store: &mut impl Store, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<T
         }
         Txn::Check { .. } | Txn::Error { .. } => Ok(()),
         Txn::Multi(txns) => {
-            if txns.iter().any(|t| matches!(t, Txn::Error { err } if *err != 0)) {
+            if txns
+                .iter()
+                .any(|t| matches!(t, Txn::Error { err } if *err != 0))
+            {
                 return Ok(());
             }
             for t in txns {
@@ -313,10 +497,27 @@ mod tests {
     use super::*;
     #[test]
     fn record_round_trip() {
-        let hdr = TxnHeader { client_id: 5, cxid: 7, zxid: 9, time: 11, op: op::MULTI };
+        let hdr = TxnHeader {
+            client_id: 5,
+            cxid: 7,
+            zxid: 9,
+            time: 11,
+            op: op::MULTI,
+        };
         let txn = Txn::Multi(vec![
-            Txn::Create { op: 1, path: "/a".into(), data: b"x".to_vec(), acl: crate::acl::open_acl(), ephemeral: true, parent_cversion: 3 },
-            Txn::SetData { path: "/a".into(), data: vec![], version: 1 },
+            Txn::Create {
+                op: 1,
+                path: "/a".into(),
+                data: Some(b"x".to_vec()),
+                acl: crate::acl::open_acl(),
+                ephemeral: true,
+                parent_cversion: 3,
+            },
+            Txn::SetData {
+                path: "/a".into(),
+                data: None,
+                version: 1,
+            },
             Txn::Error { err: -2 },
         ]);
         let mut w = Writer::new();

@@ -7,7 +7,7 @@
 
 use super::{apply, Store, Trigger, Txn};
 use crate::acl;
-use crate::proto::ops::{op, perm, CreateMode, ZkError, TTL_MAX_MS, CONTAINER_OWNER};
+use crate::proto::ops::{op, perm, CreateMode, ZkError, CONTAINER_OWNER, TTL_MAX_MS};
 use crate::proto::records::{CreateRequest, Id, MultiOp, Request};
 use crate::tree::path::validate_path;
 use crate::tree::{split_path, DataTree, Node};
@@ -37,7 +37,10 @@ pub struct Overlay<'a, B: Store> {
 
 impl<'a, B: Store> Overlay<'a, B> {
     pub fn new(base: &'a B) -> Self {
-        Overlay { base, changes: HashMap::new() }
+        Overlay {
+            base,
+            changes: HashMap::new(),
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
@@ -87,17 +90,31 @@ fn valid(path: &str) -> Result<(), ZkError> {
 }
 
 fn is_special(path: &str) -> bool {
-    matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
 }
 
 fn parent_of(path: &str) -> Result<&str, ZkError> {
     if path.contains('\0') {
         return Err(ZkError::BadArguments);
     }
-    split_path(path).map(|(p, _)| p).ok_or(ZkError::BadArguments)
+    if path == "/" {
+        // A sequential create of "/" names a child of the root.
+        return Ok("/");
+    }
+    split_path(path)
+        .map(|(p, _)| p)
+        .ok_or(ZkError::BadArguments)
 }
 
-fn prep_create(ctx: &PrepCtx, store: &impl Store, opcode: i32, req: &CreateRequest) -> Result<Txn, ZkError> {
+fn prep_create(
+    ctx: &PrepCtx,
+    store: &impl Store,
+    opcode: i32,
+    req: &CreateRequest,
+) -> Result<Txn, ZkError> {
     let mode = CreateMode::from_flags(req.flags).ok_or(ZkError::BadArguments)?;
     if mode.ttl && !ctx.extended_types {
         return Err(ZkError::Unimplemented);
@@ -125,19 +142,45 @@ fn prep_create(ctx: &PrepCtx, store: &impl Store, opcode: i32, req: &CreateReque
         return Err(ZkError::NodeExists);
     }
     let owner = parent.ephemeral_owner;
-    if owner != 0 && owner != CONTAINER_OWNER && crate::proto::ops::ttl_of_owner(owner, ctx.extended_types).is_none() {
+    if owner != 0
+        && owner != CONTAINER_OWNER
+        && crate::proto::ops::ttl_of_owner(owner, ctx.extended_types).is_none()
+    {
         return Err(ZkError::NoChildrenForEphemerals);
     }
     let parent_cversion = parent.cversion + 1;
     let data = req.data.clone();
     Ok(match opcode {
-        op::CREATE_CONTAINER => Txn::CreateContainer { path, data, acl, parent_cversion },
-        op::CREATE_TTL => Txn::CreateTtl { path, data, acl, parent_cversion, ttl: req.ttl },
-        _ => Txn::Create { op: opcode, path, data, acl, ephemeral: mode.ephemeral, parent_cversion },
+        op::CREATE_CONTAINER => Txn::CreateContainer {
+            path,
+            data,
+            acl,
+            parent_cversion,
+        },
+        op::CREATE_TTL => Txn::CreateTtl {
+            path,
+            data,
+            acl,
+            parent_cversion,
+            ttl: req.ttl,
+        },
+        _ => Txn::Create {
+            op: opcode,
+            path,
+            data,
+            acl,
+            ephemeral: mode.ephemeral,
+            parent_cversion,
+        },
     })
 }
 
-fn prep_delete(ctx: &PrepCtx, store: &impl Store, path: &str, version: i32) -> Result<Txn, ZkError> {
+fn prep_delete(
+    ctx: &PrepCtx,
+    store: &impl Store,
+    path: &str,
+    version: i32,
+) -> Result<Txn, ZkError> {
     if is_special(path) {
         return Err(ZkError::BadArguments);
     }
@@ -150,15 +193,28 @@ fn prep_delete(ctx: &PrepCtx, store: &impl Store, path: &str, version: i32) -> R
     if n.num_children() > 0 {
         return Err(ZkError::NotEmpty);
     }
-    Ok(Txn::Delete { op: op::DELETE, path: path.to_owned() })
+    Ok(Txn::Delete {
+        op: op::DELETE,
+        path: path.to_owned(),
+    })
 }
 
-fn prep_set_data(ctx: &PrepCtx, store: &impl Store, path: &str, data: &[u8], version: i32) -> Result<Txn, ZkError> {
+fn prep_set_data(
+    ctx: &PrepCtx,
+    store: &impl Store,
+    path: &str,
+    data: &Option<Vec<u8>>,
+    version: i32,
+) -> Result<Txn, ZkError> {
     valid(path)?;
     let n = node(store, path)?;
     acl::check(&n.acl, perm::WRITE, ctx.ids)?;
     let version = check_version(n.version, version)?;
-    Ok(Txn::SetData { path: path.to_owned(), data: data.to_vec(), version })
+    Ok(Txn::SetData {
+        path: path.to_owned(),
+        data: data.clone(),
+        version,
+    })
 }
 
 fn prep_check(ctx: &PrepCtx, store: &impl Store, path: &str, version: i32) -> Result<Txn, ZkError> {
@@ -166,34 +222,57 @@ fn prep_check(ctx: &PrepCtx, store: &impl Store, path: &str, version: i32) -> Re
     let n = node(store, path)?;
     acl::check(&n.acl, perm::READ, ctx.ids)?;
     check_version(n.version, version)?;
-    Ok(Txn::Check { path: path.to_owned(), version })
+    Ok(Txn::Check {
+        path: path.to_owned(),
+        version,
+    })
 }
 
 /// A deleteContainer issued by the reaper: only containers and TTL nodes, only when empty.
-pub fn prep_delete_container(store: &impl Store, path: &str, extended_types: bool) -> Result<Txn, ZkError> {
+pub fn prep_delete_container(
+    store: &impl Store,
+    path: &str,
+    extended_types: bool,
+) -> Result<Txn, ZkError> {
     let n = node(store, path)?;
     if n.num_children() > 0 {
         return Err(ZkError::NotEmpty);
     }
     let owner = n.ephemeral_owner;
-    if owner != CONTAINER_OWNER && crate::proto::ops::ttl_of_owner(owner, extended_types).is_none() {
+    if owner != CONTAINER_OWNER && crate::proto::ops::ttl_of_owner(owner, extended_types).is_none()
+    {
         return Err(ZkError::BadVersion);
     }
-    Ok(Txn::Delete { op: op::DELETE_CONTAINER, path: path.to_owned() })
+    Ok(Txn::Delete {
+        op: op::DELETE_CONTAINER,
+        path: path.to_owned(),
+    })
 }
 
 fn prep_op(ctx: &PrepCtx, store: &impl Store, req: &Request) -> Result<Txn, ZkError> {
     match req {
         Request::Create { op, req } => prep_create(ctx, store, *op, req),
         Request::Delete { path, version } => prep_delete(ctx, store, path, *version),
-        Request::SetData { path, data, version } => prep_set_data(ctx, store, path, data, *version),
-        Request::SetAcl { path, acl: list, version } => {
+        Request::SetData {
+            path,
+            data,
+            version,
+        } => prep_set_data(ctx, store, path, data, *version),
+        Request::SetAcl {
+            path,
+            acl: list,
+            version,
+        } => {
             valid(path)?;
             let list = acl::fixup(list, ctx.ids)?;
             let n = node(store, path)?;
             acl::check(&n.acl, perm::ADMIN, ctx.ids)?;
             let version = check_version(n.aversion, *version)?;
-            Ok(Txn::SetAcl { path: path.clone(), acl: list, version })
+            Ok(Txn::SetAcl {
+                path: path.clone(),
+                acl: list,
+                version,
+            })
         }
         Request::Check { path, version } => prep_check(ctx, store, path, *version),
         _ => Err(ZkError::Unimplemented),
@@ -202,17 +281,41 @@ fn prep_op(ctx: &PrepCtx, store: &impl Store, req: &Request) -> Result<Txn, ZkEr
 
 fn multi_op_request(op: &MultiOp) -> Request {
     match op {
-        MultiOp::Create { op, req } => Request::Create { op: *op, req: req.clone() },
-        MultiOp::Delete { path, version } => Request::Delete { path: path.clone(), version: *version },
-        MultiOp::SetData { path, data, version } => Request::SetData { path: path.clone(), data: data.clone(), version: *version },
-        MultiOp::Check { path, version } => Request::Check { path: path.clone(), version: *version },
-        MultiOp::GetData { .. } | MultiOp::GetChildren { .. } => unreachable!("multiRead ops are decoded separately"),
+        MultiOp::Create { op, req } => Request::Create {
+            op: *op,
+            req: req.clone(),
+        },
+        MultiOp::Delete { path, version } => Request::Delete {
+            path: path.clone(),
+            version: *version,
+        },
+        MultiOp::SetData {
+            path,
+            data,
+            version,
+        } => Request::SetData {
+            path: path.clone(),
+            data: data.clone(),
+            version: *version,
+        },
+        MultiOp::Check { path, version } => Request::Check {
+            path: path.clone(),
+            version: *version,
+        },
+        MultiOp::GetData { .. } | MultiOp::GetChildren { .. } => {
+            unreachable!("multiRead ops are decoded separately")
+        }
     }
 }
 
 /// Preps `req` and stages the resulting txn in `store`. A rejected request becomes an
 /// error txn (ZooKeeper logs those too, so zxids match its numbering).
-pub fn prep_and_stage<S: Store>(ctx: &PrepCtx, store: &mut S, hdr: &super::TxnHeader, req: &Request) -> Txn {
+pub fn prep_and_stage<S: Store>(
+    ctx: &PrepCtx,
+    store: &mut S,
+    hdr: &super::TxnHeader,
+    req: &Request,
+) -> Txn {
     let txn = match req {
         Request::Multi { ops } => {
             let mut layer = Overlay::new(&*store);

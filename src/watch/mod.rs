@@ -47,13 +47,21 @@ pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 
 impl WatchTable {
     pub fn add(&mut self, session: SessionId, kind: Kind, path: &str) {
-        self.tables[idx(kind)].entry(path.to_owned()).or_default().insert(session);
-        self.by_session.entry(session).or_default().insert((kind, path.to_owned()));
+        self.tables[idx(kind)]
+            .entry(path.to_owned())
+            .or_default()
+            .insert(session);
+        self.by_session
+            .entry(session)
+            .or_default()
+            .insert((kind, path.to_owned()));
     }
 
     fn remove_one(&mut self, session: SessionId, kind: Kind, path: &str) -> bool {
         let t = &mut self.tables[idx(kind)];
-        let Some(set) = t.get_mut(path) else { return false };
+        let Some(set) = t.get_mut(path) else {
+            return false;
+        };
         let had = set.remove(&session);
         if set.is_empty() {
             t.remove(path);
@@ -70,7 +78,9 @@ impl WatchTable {
     }
 
     pub fn has(&self, session: SessionId, kind: Kind, path: &str) -> bool {
-        self.tables[idx(kind)].get(path).is_some_and(|s| s.contains(&session))
+        self.tables[idx(kind)]
+            .get(path)
+            .is_some_and(|s| s.contains(&session))
     }
 
     fn kinds_of(watcher_type: i32) -> &'static [Kind] {
@@ -85,7 +95,9 @@ impl WatchTable {
 
     /// checkWatches: does the session hold a watch of this type on the path?
     pub fn check(&self, session: SessionId, watcher_type: i32, path: &str) -> bool {
-        Self::kinds_of(watcher_type).iter().any(|&k| self.has(session, k, path))
+        Self::kinds_of(watcher_type)
+            .iter()
+            .any(|&k| self.has(session, k, path))
     }
 
     /// removeWatches: true when something was removed.
@@ -134,7 +146,9 @@ impl WatchTable {
         if let Some(set) = self.tables[idx(Kind::Persistent)].get(path) {
             out.extend(set.iter().copied());
         }
-        if event_type != event::NODE_CHILDREN_CHANGED && !self.tables[idx(Kind::Recursive)].is_empty() {
+        if event_type != event::NODE_CHILDREN_CHANGED
+            && !self.tables[idx(Kind::Recursive)].is_empty()
+        {
             let rec = &self.tables[idx(Kind::Recursive)];
             for p in std::iter::once(path).chain(ancestors(path)) {
                 if let Some(set) = rec.get(p) {

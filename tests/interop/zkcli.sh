@@ -12,7 +12,8 @@
 #
 # Normalisation: log/JVM noise and banner lines are dropped; ctime/mtime become <time>;
 # cZxid/mZxid/pZxid become <zxid:N> where N numbers the distinct zxid values in order
-# of first appearance (so "same zxid" relations are still compared); a non-zero
+# of first appearance (so "same zxid" relations are still compared; 0x0, as on the root
+# node, is kept); a non-zero
 # ephemeralOwner (and any other long 0x... value) becomes <session>; the port becomes
 # <port>; whoami lines and getEphemerals lists are sorted (their order is Java hash order on
 # the real server). Everything else (versions, lengths, counts, names, sequence suffixes, ACLs,
@@ -231,7 +232,8 @@ transcript | awk -v port="$PORT" '
   { gsub("127\\.0\\.0\\.1:" port, "127.0.0.1:<port>") }
   /^(ctime|mtime) = / { sub(/=.*/, "= <time>") }
   /^(cZxid|mZxid|pZxid) = 0x[0-9a-fA-F]+$/ {
-    v = $3; if (!(v in z)) z[v] = ++nz; sub(/=.*/, "= <zxid:" z[v] ">")
+    v = $3
+    if (v != "0x0") { if (!(v in z)) z[v] = ++nz; sub(/=.*/, "= <zxid:" z[v] ">") }
   }
   /^ephemeralOwner = 0x/ && $3 != "0x0" { sub(/=.*/, "= <session>") }
   { gsub(/0x[0-9a-fA-F]{8,}/, "<session>") }

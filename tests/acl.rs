@@ -1,0 +1,158 @@
+//! ACLs: digest, auth, ip, world; denial; the super user; whoAmI.
+
+use crate::harness::*;
+use zookeeper_client::{Acl, Acls, AuthId, AuthUser, CreateMode, Error, Permission};
+
+// super:secret → base64(sha1("super:secret"))
+const SUPER: &str =
+    "zookeeper.DigestAuthenticationProvider.superDigest=super:lK75jTNcA+U9vtVEw5vB51mj/w4=";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_acl_denies_others_and_super_sees_all() {
+    let s = Server::start(SUPER);
+    let alice = connect(&s).await;
+    alice.auth("digest", b"alice:secret").await.unwrap();
+    let who = alice.list_auth_users().await.unwrap();
+    assert!(who.contains(&AuthUser::new("digest", "alice")), "{who:?}");
+    assert!(who.contains(&AuthUser::new("ip", "127.0.0.1")), "{who:?}");
+
+    alice
+        .create(
+            "/private",
+            b"secret",
+            &CreateMode::Persistent.with_acls(Acls::creator_all()),
+        )
+        .await
+        .unwrap();
+    let (acl, st) = alice.get_acl("/private").await.unwrap();
+    assert_eq!(
+        acl,
+        vec![Acl::new(
+            Permission::ALL,
+            AuthId::new("digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=")
+        )]
+    );
+    assert_eq!(st.aversion, 0);
+
+    let bob = connect(&s).await;
+    assert_eq!(bob.get_data("/private").await.unwrap_err(), Error::NoAuth);
+    assert_eq!(
+        bob.set_data("/private", b"x", None).await.unwrap_err(),
+        Error::NoAuth
+    );
+    assert_eq!(
+        bob.list_children("/private").await.unwrap_err(),
+        Error::NoAuth
+    );
+    assert_eq!(bob.get_acl("/private").await.unwrap_err(), Error::NoAuth);
+    assert_eq!(
+        bob.create(
+            "/private/c",
+            b"",
+            &CreateMode::Persistent.with_acls(Acls::anyone_all())
+        )
+        .await
+        .unwrap_err(),
+        Error::NoAuth
+    );
+    // creator_all without any authenticated id is invalid.
+    assert_eq!(
+        bob.create(
+            "/mine",
+            b"",
+            &CreateMode::Persistent.with_acls(Acls::creator_all())
+        )
+        .await
+        .unwrap_err(),
+        Error::InvalidAcl
+    );
+
+    let root = connect(&s).await;
+    root.auth("digest", b"super:secret").await.unwrap();
+    assert_eq!(root.get_data("/private").await.unwrap().0, b"secret");
+    root.set_data("/private", b"changed", None).await.unwrap();
+    root.delete("/private", None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_acl_versions_and_permissions() {
+    let s = Server::start("");
+    let zk = connect(&s).await;
+    zk.create(
+        "/n",
+        b"",
+        &CreateMode::Persistent.with_acls(Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    let read_only = [Acl::new(
+        Permission::READ | Permission::ADMIN,
+        AuthId::anyone(),
+    )];
+    assert_eq!(
+        zk.set_acl("/n", &Acls::new(&read_only), Some(3))
+            .await
+            .unwrap_err(),
+        Error::BadVersion
+    );
+    let st = zk
+        .set_acl("/n", &Acls::new(&read_only), Some(0))
+        .await
+        .unwrap();
+    assert_eq!(st.aversion, 1);
+    assert_eq!(
+        zk.set_data("/n", b"x", None).await.unwrap_err(),
+        Error::NoAuth
+    );
+    assert_eq!(
+        zk.create(
+            "/n/c",
+            b"",
+            &CreateMode::Persistent.with_acls(Acls::anyone_all())
+        )
+        .await
+        .unwrap_err(),
+        Error::NoAuth
+    );
+    assert!(zk.get_data("/n").await.is_ok());
+    let ip_only = [Acl::new(Permission::ALL, AuthId::new("ip", "10.0.0.0/8"))];
+    zk.set_acl("/n", &Acls::new(&ip_only), None).await.unwrap();
+    assert_eq!(
+        zk.get_data("/n").await.unwrap_err(),
+        Error::NoAuth,
+        "loopback is not in 10/8"
+    );
+    let bad = [Acl::new(Permission::ALL, AuthId::new("nosuchscheme", "x"))];
+    assert_eq!(
+        zk.create(
+            "/m",
+            b"",
+            &CreateMode::Persistent.with_acls(Acls::new(&bad))
+        )
+        .await
+        .unwrap_err(),
+        Error::InvalidAcl
+    );
+    let lo = [Acl::new(Permission::ALL, AuthId::new("ip", "127.0.0.1"))];
+    zk.create(
+        "/lo",
+        b"",
+        &CreateMode::Persistent.with_acls(Acls::new(&lo)),
+    )
+    .await
+    .unwrap();
+    assert!(zk.get_data("/lo").await.is_ok());
+}
+
+#[test]
+fn unknown_auth_scheme_fails_and_closes() {
+    let s = Server::start("");
+    let mut r = Raw::connect(&s);
+    let mut b = 0i32.to_be_bytes().to_vec();
+    b.extend(jute_string("kerberos-ish"));
+    b.extend(jute_string("x"));
+    r.send(-4, 100, &b);
+    let (xid, _, err, _) = r.reply().unwrap();
+    assert_eq!((xid, err), (-4, -115));
+    assert!(r.closed());
+}

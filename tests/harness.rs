@@ -1,0 +1,228 @@
+//! Starts real Paddock servers (the built binary) on loopback for tests, and a few raw
+//! socket helpers for what a client library will not send.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: Arc<tempfile::TempDir>,
+    pub extra: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(extra: &str) -> Server {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Server::start_in(dir, extra, 0)
+    }
+
+    /// Starts on `dir` (reused across restarts); port 0 picks a free one.
+    pub fn start_in(dir: Arc<tempfile::TempDir>, extra: &str, port: u16) -> Server {
+        let cfg = dir.path().join("zoo.cfg");
+        let data = dir.path().join("data");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\nznode.container.checkIntervalMs=200\nminSessionTimeout=400\nmaxSessionTimeout=60000\npaddock.pinCores=false\n{extra}\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .arg("start-foreground")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn paddock");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("serving on ").nth(1) {
+                    let port: u16 = rest
+                        .split(' ')
+                        .next()
+                        .unwrap()
+                        .rsplit(':')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(port);
+                    }
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(p) => p,
+            Err(_) => panic!("paddock did not start: {:?}", log.lock().unwrap()),
+        };
+        Server {
+            child,
+            port,
+            dir,
+            extra: extra.to_owned(),
+            log,
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// kill -9, then start again on the same data and port.
+    pub fn restart(mut self) -> Server {
+        self.kill9();
+        let (dir, extra, port) = (self.dir.clone(), self.extra.clone(), self.port);
+        std::mem::forget(self);
+        // The port may linger briefly in the kernel; retry a few times.
+        Server::start_in(dir, &extra, port)
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub async fn connect(s: &Server) -> zookeeper_client::Client {
+    connect_with(s, Duration::from_secs(10)).await
+}
+
+pub async fn connect_with(s: &Server, timeout: Duration) -> zookeeper_client::Client {
+    zookeeper_client::Client::connector()
+        .with_session_timeout(timeout)
+        .with_connection_timeout(Duration::from_secs(5))
+        .connect(&s.addr())
+        .await
+        .expect("connect")
+}
+
+/// A four-letter word over a raw socket.
+pub fn four(s: &Server, cmd: &str) -> String {
+    let mut c = TcpStream::connect(s.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(cmd.as_bytes()).unwrap();
+    let _ = c.shutdown(std::net::Shutdown::Write);
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+/// A raw protocol session: handshake done, frames in and out.
+pub struct Raw {
+    pub sock: TcpStream,
+    pub session: i64,
+}
+
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = (body.len() as i32).to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+impl Raw {
+    pub fn connect(s: &Server) -> Raw {
+        let mut sock = TcpStream::connect(s.addr()).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&2000i32.to_be_bytes());
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&16i32.to_be_bytes());
+        b.extend_from_slice(&[0u8; 16]);
+        b.push(0);
+        sock.write_all(&frame(&b)).unwrap();
+        let mut raw = Raw { sock, session: 0 };
+        let resp = raw.read_frame().expect("connect response");
+        assert_eq!(resp.len(), 37, "ConnectResponse with the readOnly byte");
+        raw.session = i64::from_be_bytes(resp[8..16].try_into().unwrap());
+        raw
+    }
+    pub fn send(&mut self, xid: i32, op: i32, body: &[u8]) {
+        let mut b = xid.to_be_bytes().to_vec();
+        b.extend_from_slice(&op.to_be_bytes());
+        b.extend_from_slice(body);
+        self.sock.write_all(&frame(&b)).unwrap();
+    }
+    /// Next frame, or None when the server closed the connection.
+    pub fn read_frame(&mut self) -> Option<Vec<u8>> {
+        let mut len = [0u8; 4];
+        self.sock.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.sock.read_exact(&mut body).ok()?;
+        Some(body)
+    }
+    /// (xid, zxid, err, body) of the next reply.
+    pub fn reply(&mut self) -> Option<(i32, i64, i32, Vec<u8>)> {
+        let f = self.read_frame()?;
+        Some((
+            i32::from_be_bytes(f[0..4].try_into().unwrap()),
+            i64::from_be_bytes(f[4..12].try_into().unwrap()),
+            i32::from_be_bytes(f[12..16].try_into().unwrap()),
+            f[16..].to_vec(),
+        ))
+    }
+    pub fn closed(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut b = [0u8; 256];
+        while Instant::now() < deadline {
+            match self.sock.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+pub fn jute_string(s: &str) -> Vec<u8> {
+    let mut v = (s.len() as i32).to_be_bytes().to_vec();
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

@@ -1,0 +1,15 @@
+//! Integration tests: real Paddock processes on loopback, driven by the published
+//! `zookeeper-client` crate and by raw sockets.
+
+mod harness;
+
+mod acl;
+mod bad_input;
+mod concurrency;
+mod four_letter;
+mod multi;
+mod ops;
+mod reaping;
+mod restart;
+mod sessions;
+mod watches;
