@@ -5,8 +5,10 @@ mod harness;
 
 mod acl;
 mod bad_input;
+mod codec_fuzz;
 mod concurrency;
 mod four_letter;
+mod limits;
 mod multi;
 mod ops;
 mod reaping;

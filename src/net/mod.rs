@@ -74,8 +74,18 @@ struct Conn {
 }
 
 impl Conn {
-    fn queue(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+    /// Queues one reply or event frame. A reply larger than `jute.maxbuffer` would be
+    /// refused by the client anyway: it becomes a MarshallingError reply, with a log line.
+    fn queue(&mut self, bytes: &[u8], maxbuffer: usize) {
+        if bytes.len() > maxbuffer + 4 && bytes.len() >= 20 {
+            log::warn!("reply of {} bytes to {} exceeds jute.maxbuffer ({maxbuffer}): sent as MarshallingError", bytes.len() - 4, self.remote);
+            self.out.extend_from_slice(&16i32.to_be_bytes());
+            self.out.extend_from_slice(&bytes[4..16]);
+            self.out
+                .extend_from_slice(&ZkError::MarshallingError.code().to_be_bytes());
+        } else {
+            self.out.extend_from_slice(bytes);
+        }
         self.info.sent.fetch_add(1, Relaxed);
     }
     fn out_len(&self) -> usize {
@@ -334,7 +344,7 @@ impl Reactor {
             let shared = &self.shared;
             match m {
                 ToReactor::Frame { bytes, reply, .. } => {
-                    conn.queue(&bytes);
+                    conn.queue(&bytes, shared.cfg.jute_maxbuffer);
                     shared.stats.packets_sent.fetch_add(1, Relaxed);
                     if reply {
                         if let Some(t0) = conn.at_writer.pop_front() {
@@ -538,7 +548,7 @@ impl Reactor {
                     ZkError::Unimplemented.code(),
                     |_| {},
                 );
-                c.queue(&f);
+                c.queue(&f, self.shared.cfg.jute_maxbuffer);
                 c.state = State::Closing;
                 return Ok(());
             }
@@ -612,7 +622,7 @@ impl Reactor {
                     Err(e) => {
                         self.shared.stats.auth_failed.fetch_add(1, Relaxed);
                         let f = reply_frame(q.xid, 0, e.code(), |_| {});
-                        c.queue(&f);
+                        c.queue(&f, self.shared.cfg.jute_maxbuffer);
                         c.state = State::Closing;
                         return Ok(());
                     }
@@ -620,7 +630,7 @@ impl Reactor {
                 Request::Check { .. } | Request::Sasl => {
                     // Standalone check outside multi: rejected as ZooKeeper 3.8.5+ does.
                     let f = reply_frame(q.xid, zxid, ZkError::Unimplemented.code(), |_| {});
-                    c.queue(&f);
+                    c.queue(&f, self.shared.cfg.jute_maxbuffer);
                     c.state = State::Closing;
                     return Ok(());
                 }
@@ -628,7 +638,7 @@ impl Reactor {
             };
             // Invariant 5: events queued before the data we just read was published go first.
             self.drain_inbox(Some(c));
-            c.queue(&frame);
+            c.queue(&frame, self.shared.cfg.jute_maxbuffer);
             self.shared.stats.packets_sent.fetch_add(1, Relaxed);
             c.info.last_zxid.store(zxid, Relaxed);
         }

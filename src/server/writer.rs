@@ -150,6 +150,8 @@ pub struct WriterLoop<L: TxnLog> {
     next_zxid: Zxid,
     last_container_check: Instant,
     scratch_sessions: Vec<SessionId>,
+    /// Each session's auth ids, as of its latest request (for watch-event ACL checks).
+    session_ids: HashMap<SessionId, Arc<[Id]>>,
 }
 
 /// Applies one recovered txn to the tree (start-up replay).
@@ -192,6 +194,7 @@ impl<L: TxnLog> WriterLoop<L> {
             next_zxid: last_zxid + 1,
             last_container_check: Instant::now(),
             scratch_sessions: Vec::new(),
+            session_ids: HashMap::new(),
         }
     }
 
@@ -243,6 +246,8 @@ impl<L: TxnLog> WriterLoop<L> {
                 self.on_tick();
                 self.flush_or_die();
             }
+            // Answers that needed no txn (watch reads, sync, reconnects, 4lw) wake too.
+            self.wake_reactors();
         }
     }
 
@@ -315,6 +320,13 @@ impl<L: TxnLog> WriterLoop<L> {
                 req,
                 ids,
             } => {
+                if !self
+                    .session_ids
+                    .get(&session)
+                    .is_some_and(|held| Arc::ptr_eq(held, &ids))
+                {
+                    self.session_ids.insert(session, ids.clone());
+                }
                 if !self.session_ok(session) {
                     let f = reply_frame(
                         xid,
@@ -713,6 +725,7 @@ impl<L: TxnLog> WriterLoop<L> {
             }
         }
         for s in std::mem::take(&mut self.idx.closed_sessions) {
+            self.session_ids.remove(&s);
             if let Some(sess) = self.sessions.remove(s) {
                 self.watches.remove_session(s);
                 if let Some(c) = sess.conn {
@@ -732,6 +745,10 @@ impl<L: TxnLog> WriterLoop<L> {
         if !sessions.is_empty() {
             let f = notification_frame(t.event, &t.path);
             for &s in &sessions {
+                let ids = self.session_ids.get(&s).map(|i| &**i).unwrap_or(&[]);
+                if crate::acl::check(&t.acl, crate::proto::ops::perm::READ, ids).is_err() {
+                    continue;
+                }
                 if let Some(conn) = self.sessions.get(s).and_then(|x| x.conn) {
                     self.send(
                         conn,

@@ -11,6 +11,7 @@
 //! - The writer publishes a created child before the parent that lists it, and removes a
 //!   deleted child after the parent stops listing it, so a reader walking down the tree
 //!   sees a prefix of the writer's order.
+//!
 //! Not here: what a txn changes (txn/), who may read what (acl/).
 
 pub mod path;

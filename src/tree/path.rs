@@ -27,9 +27,10 @@ pub fn validate_path(path: &str) -> Result<(), &'static str> {
             return Err("null character not allowed");
         } else if c == '/' && last == '/' {
             return Err("empty node name specified");
-        } else if c == '.' && last == '.' && i >= 2 && chars[i - 2] == '/' && next_is_end_or_slash {
-            return Err("relative paths not allowed");
-        } else if c == '.' && last == '/' && next_is_end_or_slash {
+        } else if c == '.'
+            && next_is_end_or_slash
+            && (last == '/' || (last == '.' && i >= 2 && chars[i - 2] == '/'))
+        {
             return Err("relative paths not allowed");
         } else if (1..=0x1f).contains(&c32)
             || (0x7f..=0x9f).contains(&c32)

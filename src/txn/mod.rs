@@ -296,13 +296,16 @@ pub trait Store {
     fn session_closed(&mut self, _session: i64) {}
 }
 
-/// A watch trigger: event type and path.
+/// A watch trigger: event type, path, and the ACL of the node it is about (a watcher
+/// without READ on it is not told, as in ZooKeeper 3.8.4+).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
     pub event: i32,
     pub path: String,
+    pub acl: Arc<[Acl]>,
 }
 
+#[allow(clippy::too_many_arguments)] // the fields of a create txn, spelled out
 fn create_node(
     store: &mut impl Store,
     hdr: &TxnHeader,
@@ -344,6 +347,7 @@ fn create_node(
         children: None,
     };
     parent.add_child(Arc::from(name));
+    let (acl, parent_acl) = (node.acl.clone(), parent.acl.clone());
     store.put(path, node);
     store.put(parent_path, parent);
     if owner != 0 {
@@ -352,10 +356,12 @@ fn create_node(
     out.push(Trigger {
         event: event::NODE_CREATED,
         path: path.to_owned(),
+        acl,
     });
     out.push(Trigger {
         event: event::NODE_CHILDREN_CHANGED,
         path: parent_path.to_owned(),
+        acl: parent_acl,
     });
     Ok(())
 }
@@ -368,10 +374,12 @@ fn delete_node(
 ) -> Result<(), i32> {
     let (parent_path, name) = split_path(path).ok_or(-8)?;
     let node = store.get(path).ok_or(-101)?;
+    let mut parent_acl = node.acl.clone();
     if let Some(parent) = store.get(parent_path) {
         let mut parent = (*parent).clone();
         parent.remove_child(name);
         parent.pzxid = hdr.zxid;
+        parent_acl = parent.acl.clone();
         store.put(parent_path, parent);
     }
     store.remove(path);
@@ -381,10 +389,12 @@ fn delete_node(
     out.push(Trigger {
         event: event::NODE_DELETED,
         path: path.to_owned(),
+        acl: node.acl.clone(),
     });
     out.push(Trigger {
         event: event::NODE_CHILDREN_CHANGED,
         path: parent_path.to_owned(),
+        acl: parent_acl,
     });
     Ok(())
 }
@@ -462,10 +472,12 @@ pub fn apply(
             node.version = *version;
             node.mzxid = hdr.zxid;
             node.mtime = hdr.time;
+            let acl = node.acl.clone();
             store.put(path, node);
             out.push(Trigger {
                 event: event::NODE_DATA_CHANGED,
                 path: path.clone(),
+                acl,
             });
             Ok(())
         }

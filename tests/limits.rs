@@ -1,0 +1,130 @@
+//! Bounded everything: connections per IP, a slow reader's memory, reply size.
+
+use crate::harness::*;
+use std::io::Write;
+use zookeeper_client::{Acls, CreateMode, Error};
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn max_client_cnxns_per_ip() {
+    let s = Server::start("maxClientCnxns=3");
+    let _held: Vec<Raw> = (0..3).map(|_| Raw::connect(&s)).collect();
+    let mut extra = std::net::TcpStream::connect(s.addr()).unwrap();
+    extra
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let _ = extra.write_all(&frame(&[0u8; 45]));
+    let mut r = Raw {
+        sock: extra,
+        session: 0,
+    };
+    assert!(r.closed(), "the fourth connection from one IP is refused");
+    assert!(s.logged("too many connections from 127.0.0.1"));
+}
+
+/// A client that pipelines reads of a 512 KiB node and never reads the replies: the
+/// server stops reading its requests instead of queueing gigabytes of replies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_cannot_grow_the_server() {
+    let s = Server::start("");
+    let zk = connect(&s).await;
+    zk.create(
+        "/big",
+        &vec![b'x'; 512 * 1024],
+        &CreateMode::Persistent.with_acls(Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    let before = rss_kib(s.child.id());
+    let mut r = Raw::connect(&s);
+    r.sock
+        .set_write_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut req = jute_string("/big");
+    req.push(0);
+    let mut sent = 0;
+    // 4000 requests would be 2 GiB of replies.
+    for i in 0..4000 {
+        let mut b = (i + 1i32).to_be_bytes().to_vec();
+        b.extend_from_slice(&4i32.to_be_bytes());
+        b.extend_from_slice(&req);
+        if r.sock.write_all(&frame(&b)).is_err() {
+            break; // the server stopped reading: our socket buffer is full
+        }
+        sent += 1;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = rss_kib(s.child.id());
+    assert!(
+        after < before + 64 * 1024,
+        "server RSS grew from {before} KiB to {after} KiB after {sent} unread requests"
+    );
+    // Everyone else is still served.
+    assert_eq!(zk.get_data("/big").await.unwrap().0.len(), 512 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_above_jute_maxbuffer_is_an_error_not_a_broken_stream() {
+    let s = Server::start("jute.maxbuffer=2000");
+    let zk = connect(&s).await;
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    zk.create("/many", b"", &opts).await.unwrap();
+    for i in 0..100 {
+        zk.create(&format!("/many/child-with-a-long-name-{i:04}"), b"", &opts)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        zk.list_children("/many").await.unwrap_err(),
+        Error::MarshallingError
+    );
+    assert!(
+        zk.check_stat("/many").await.unwrap().is_some(),
+        "the session goes on"
+    );
+    assert!(s.logged("exceeds jute.maxbuffer"));
+}
+
+/// A watcher that lost READ on a node is not told of its changes (ZooKeeper 3.8.4+).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_events_need_read_permission() {
+    use zookeeper_client::{Acl, AuthId, Permission};
+    let s = Server::start("");
+    let owner = connect(&s).await;
+    owner.auth("digest", b"owner:pw").await.unwrap();
+    let watcher = connect(&s).await;
+    owner
+        .create(
+            "/secret",
+            b"v0",
+            &CreateMode::Persistent.with_acls(Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    let (_, _, w) = watcher.get_and_watch_data("/secret").await.unwrap();
+    let mine = [Acl::new(
+        Permission::ALL,
+        AuthId::new("digest", &paddock::acl::digest("owner:pw")),
+    )];
+    owner
+        .set_acl("/secret", &Acls::new(&mine), None)
+        .await
+        .unwrap();
+    owner.set_data("/secret", b"v1", None).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_millis(800), w.changed()).await;
+    assert!(
+        got.is_err(),
+        "no event for a node the watcher may not read: {got:?}"
+    );
+}
