@@ -55,12 +55,12 @@ fn failed_multi_results_are_zero_code_then_runtime_inconsistency() {
     let s = Server::start("");
     let mut r = Raw::connect(&s);
     let mut b = Vec::new();
-    for (path, version) in [("/", -1), ("/", 7), ("/", -1)] {
+    for (path, version) in [("/", -1i32), ("/", 7), ("/", -1)] {
         b.extend_from_slice(&13i32.to_be_bytes());
         b.push(0);
         b.extend_from_slice(&(-1i32).to_be_bytes());
         b.extend(jute_string(path));
-        b.extend_from_slice(&(version as i32).to_be_bytes());
+        b.extend_from_slice(&version.to_be_bytes());
     }
     b.extend_from_slice(&(-1i32).to_be_bytes());
     b.push(1);

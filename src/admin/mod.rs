@@ -9,6 +9,12 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub const VERSION: &str = concat!("3.8.0-paddock-", env!("CARGO_PKG_VERSION"));
+/// What ZooKeeper prints as its version everywhere (`srvr`, `mntr`, `envi`).
+pub const FULL_VERSION: &str = concat!(
+    "3.8.0-paddock-",
+    env!("CARGO_PKG_VERSION"),
+    ", built on 1970-01-01 00:00 UTC"
+);
 
 /// Every word ZooKeeper knows; a known but disabled word gets the whitelist message.
 pub const KNOWN: &[&str] = &[
@@ -34,7 +40,7 @@ pub fn needs_writer(cmd: &str) -> bool {
 }
 
 fn version_line() -> String {
-    format!("Zookeeper version: {VERSION}, built on 01/01/1970 00:00 GMT")
+    format!("Zookeeper version: {FULL_VERSION}")
 }
 
 fn srvr_body(s: &Shared, out: &mut String) {
@@ -54,9 +60,12 @@ fn conn_lines(s: &Shared, full: bool, out: &mut String) {
     let mut v: Vec<_> = conns.values().collect();
     v.sort_by_key(|c| c.established_ms);
     for c in v {
+        // ZooKeeper prints the selector's interest ops: 1 (read) for a session, 0 for the
+        // connection asking.
+        let ops = u8::from(c.session.load(Relaxed) != 0);
         let _ = write!(
             out,
-            " /{}[1](queued={},recved={},sent={}",
+            " /{}[{ops}](queued={},recved={},sent={}",
             c.remote,
             c.queued.load(Relaxed),
             c.received.load(Relaxed),
@@ -100,7 +109,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
 fn mntr(s: &Shared, view: Option<&WriterView>) -> String {
     let mut m: Vec<(&str, String)> = Vec::new();
     let (min, avg, max) = s.stats.latency.get();
-    m.push(("version", VERSION.to_owned()));
+    m.push(("version", FULL_VERSION.to_owned()));
     m.push(("server_state", "standalone".into()));
     m.push(("avg_latency", format!("{avg:?}")));
     m.push(("max_latency", max.to_string()));
@@ -179,8 +188,44 @@ fn mntr(s: &Shared, view: Option<&WriterView>) -> String {
     ));
     m.push(("non_mtls_remote_conn_count", "0".into()));
     m.push(("non_mtls_local_conn_count", "0".into()));
-    m.push(("fsync_count", s.stats.fsyncs.load(Relaxed).to_string()));
-    m.push(("txn_count", s.stats.txns.load(Relaxed).to_string()));
+    // Summaries expand as ZooKeeper's do: avg, min, max, cnt, sum.
+    let summary =
+        |m: &mut Vec<(&str, String)>, names: [&'static str; 5], l: &crate::server::Latency| {
+            let (min, avg, max) = l.get();
+            m.push((names[0], format!("{avg:?}")));
+            m.push((names[1], min.to_string()));
+            m.push((names[2], max.to_string()));
+            m.push((names[3], l.count.load(Relaxed).to_string()));
+            m.push((names[4], l.sum.load(Relaxed).to_string()));
+        };
+    summary(
+        &mut m,
+        [
+            "avg_fsynctime",
+            "min_fsynctime",
+            "max_fsynctime",
+            "cnt_fsynctime",
+            "sum_fsynctime",
+        ],
+        &s.stats.fsync_ms,
+    );
+    summary(
+        &mut m,
+        [
+            "avg_updatelatency",
+            "min_updatelatency",
+            "max_updatelatency",
+            "cnt_updatelatency",
+            "sum_updatelatency",
+        ],
+        &s.stats.latency,
+    );
+    // Paddock's own: group commits and the txns they carried.
+    m.push((
+        "paddock_group_commits",
+        s.stats.fsyncs.load(Relaxed).to_string(),
+    ));
+    m.push(("paddock_txns", s.stats.txns.load(Relaxed).to_string()));
     let mut out = String::new();
     for (k, v) in m {
         let _ = writeln!(out, "zk_{k}\t{v}");
@@ -254,22 +299,52 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
         }
         "envi" => {
             out.push_str("Environment:\n");
-            let _ = writeln!(
-                out,
-                "zookeeper.version={VERSION}, built on 01/01/1970 00:00 GMT"
-            );
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            let _ = writeln!(out, "host.name={}", host.trim());
-            let _ = writeln!(out, "java.version=none (paddock, Rust)");
-            let _ = writeln!(out, "os.name={}", std::env::consts::OS);
-            let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
-            let _ = writeln!(
-                out,
-                "user.dir={}",
-                std::env::current_dir()
-                    .map(|p| p.display().to_string())
+            let read = |p: &str| {
+                std::fs::read_to_string(p)
                     .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            };
+            let _ = writeln!(out, "zookeeper.version={FULL_VERSION}");
+            let _ = writeln!(out, "host.name={}", read("/proc/sys/kernel/hostname"));
+            let _ = writeln!(
+                out,
+                "java.version=<NA> (Paddock {})",
+                env!("CARGO_PKG_VERSION")
             );
+            let _ = writeln!(
+                out,
+                "os.name={}",
+                if cfg!(target_os = "linux") {
+                    "Linux"
+                } else {
+                    std::env::consts::OS
+                }
+            );
+            let _ = writeln!(
+                out,
+                "os.arch={}",
+                if cfg!(target_arch = "x86_64") {
+                    "amd64"
+                } else {
+                    std::env::consts::ARCH
+                }
+            );
+            let _ = writeln!(out, "os.version={}", read("/proc/sys/kernel/osrelease"));
+            let _ = writeln!(
+                out,
+                "user.name={}",
+                std::env::var("USER").unwrap_or_default()
+            );
+            let _ = writeln!(
+                out,
+                "user.home={}",
+                std::env::var("HOME").unwrap_or_default()
+            );
+            let cwd = std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let _ = writeln!(out, "user.dir={cwd}");
         }
         "dirs" => {
             let _ = writeln!(

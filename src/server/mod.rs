@@ -196,6 +196,7 @@ pub struct ServerStats {
     pub data_bytes: AtomicU64,
     pub sessions: AtomicU64,
     pub fsyncs: AtomicU64,
+    pub fsync_ms: Latency,
     pub txns: AtomicU64,
     pub auth_failed: AtomicU64,
     pub last_response_bytes: AtomicU64,

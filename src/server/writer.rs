@@ -684,7 +684,12 @@ impl<L: TxnLog> WriterLoop<L> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let t0 = Instant::now();
         self.log.sync()?;
+        self.shared
+            .stats
+            .fsync_ms
+            .record(t0.elapsed().as_millis() as u64);
         self.shared.stats.fsyncs.fetch_add(1, Relaxed);
         self.shared
             .stats

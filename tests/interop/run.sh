@@ -174,6 +174,18 @@ run_kazoo() { # name port
 run_kazoo zookeeper "$P_ZK"
 run_kazoo paddock "$P_PD"
 
+# ---- 3. zkServer.sh status: monitoring that reads `srvr` -------------------------------------
+status_of() { # name cfg
+  ZOO_LOG_DIR="$WORK" timeout 60 "$ZKBIN/zkServer.sh" status "$2" 2>&1 | grep '^Mode:' || true
+}
+S_ZK=$(status_of zookeeper "$WORK/zk/zoo.cfg")
+S_PD=$(status_of paddock "$WORK/paddock/zoo.cfg")
+if [ -n "$S_PD" ] && [ "$S_PD" = "$S_ZK" ]; then
+  log "PASS zkServer.sh status: both say '$S_PD'"
+else
+  fail "zkServer.sh status: ZooKeeper '$S_ZK', Paddock '$S_PD'"
+fi
+
 # ---- servers still alive? ---------------------------------------------------------------------
 kill -0 "$PID_ZK" 2>/dev/null || fail "ZooKeeper died during the run"
 kill -0 "$PID_PD" 2>/dev/null || { fail "Paddock died during the run; log:"; tail -n 50 "$WORK/paddock/server.log" >&2; }
