@@ -109,6 +109,7 @@ pub struct Reactor {
     next_seq: u64,
     dirty: Vec<Token>,
     to_read: Vec<Token>,
+    scratch: Box<[u8]>,
 }
 
 fn token_of(conn: ConnId) -> Token {
@@ -142,6 +143,7 @@ impl Reactor {
             next_seq: 2,
             dirty: Vec::new(),
             to_read: Vec::new(),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
         })
     }
 
@@ -423,17 +425,17 @@ impl Reactor {
         if !c.paused && !c.eof {
             let max_frame = self.shared.cfg.jute_maxbuffer + 4;
             let mut budget = 4 * READ_CHUNK;
+            // Read through the reactor's scratch buffer: an idle connection keeps no
+            // read buffer of its own.
+            let scratch = &mut self.scratch;
             loop {
-                let len = c.inbuf.len();
-                c.inbuf.resize(len + READ_CHUNK, 0);
-                match c.sock.read(&mut c.inbuf[len..]) {
+                match c.sock.read(&mut scratch[..]) {
                     Ok(0) => {
-                        c.inbuf.truncate(len);
                         c.eof = true;
                         break;
                     }
                     Ok(n) => {
-                        c.inbuf.truncate(len + n);
+                        c.inbuf.extend_from_slice(&scratch[..n]);
                         budget = budget.saturating_sub(n);
                         if budget == 0 || c.inbuf.len() > 2 * max_frame {
                             // Fairness: others get a turn; mio will not re-notify, so come back.
@@ -441,15 +443,9 @@ impl Reactor {
                             break;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        c.inbuf.truncate(len);
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => c.inbuf.truncate(len),
-                    Err(e) => {
-                        c.inbuf.truncate(len);
-                        return Err(format!("read error: {e}"));
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(format!("read error: {e}")),
                 }
             }
         }
@@ -488,15 +484,25 @@ impl Reactor {
                     break Err(format!("bad frame length {len}"));
                 }
                 Frame::Complete { start: s, end } => {
-                    let body = c.inbuf[start + s..start + end].to_vec();
+                    // Decode straight from the buffer, lent out of the connection.
+                    let inbuf = std::mem::take(&mut c.inbuf);
+                    let r = self.on_frame(c, &inbuf[start + s..start + end]);
+                    c.inbuf = inbuf;
                     start += end;
-                    if let Err(e) = self.on_frame(c, &body) {
+                    if let Err(e) = r {
                         break Err(e);
                     }
                 }
             }
         };
-        c.inbuf.drain(..start);
+        if start == c.inbuf.len() {
+            c.inbuf.clear();
+            if c.inbuf.capacity() > READ_CHUNK {
+                c.inbuf = Vec::new();
+            }
+        } else {
+            c.inbuf.drain(..start);
+        }
         result
     }
 
@@ -703,6 +709,10 @@ impl Reactor {
             if c.out_pos == c.out.len() {
                 c.out.clear();
                 c.out_pos = 0;
+                if c.out.capacity() > READ_CHUNK {
+                    // A burst is over: an idle connection keeps a small buffer.
+                    c.out = Vec::new();
+                }
             } else if c.out_pos > (1 << 20) {
                 c.out.drain(..c.out_pos);
                 c.out_pos = 0;
