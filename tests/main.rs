@@ -14,4 +14,5 @@ mod ops;
 mod reaping;
 mod restart;
 mod sessions;
+mod tidy;
 mod watches;

@@ -9,7 +9,7 @@ use crate::proto::records::{Acl, Id};
 use crate::proto::ZkError;
 use base64::Engine;
 use sha1::{Digest, Sha1};
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 pub fn world_anyone() -> Id {
     Id::new("world", "anyone")
