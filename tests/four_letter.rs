@@ -35,6 +35,7 @@ fn words_answer_in_zookeeper_format() {
         "zk_version",
         "zk_server_state\tstandalone",
         "zk_znode_count\t5",
+        "zk_approximate_data_size\t44",
         "zk_watch_count\t0",
         "zk_ephemerals_count\t0",
         "zk_num_alive_connections",

@@ -1,8 +1,27 @@
 //! The pure core reads no clock, draws no randomness and touches no socket or file
 //! (ARCHITECTURE.md, STYLE.md 1): a pure module that names one of these fails here.
 
-const PURE: &[&str] = &["src/proto", "src/tree", "src/session", "src/watch", "src/acl", "src/txn", "src/types.rs"];
-const FORBIDDEN: &[&str] = &["std::fs", "std::net", "std::thread", "Instant", "SystemTime", "mio::", "libc::", "memmap2", "thread_rng", "Mutex"];
+const PURE: &[&str] = &[
+    "src/proto",
+    "src/tree",
+    "src/session",
+    "src/watch",
+    "src/acl",
+    "src/txn",
+    "src/types.rs",
+];
+const FORBIDDEN: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::thread",
+    "Instant",
+    "SystemTime",
+    "mio::",
+    "libc::",
+    "memmap2",
+    "thread_rng",
+    "Mutex",
+];
 
 fn rust_files(path: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     if path.is_dir() {
@@ -34,5 +53,9 @@ fn pure_modules_name_no_clock_socket_file_or_lock() {
             }
         }
     }
-    assert!(bad.is_empty(), "pure modules must not name these:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "pure modules must not name these:\n{}",
+        bad.join("\n")
+    );
 }

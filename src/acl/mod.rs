@@ -8,8 +8,8 @@ use crate::proto::ops::perm;
 use crate::proto::records::{Acl, Id};
 use crate::proto::ZkError;
 use base64::Engine;
-use sha1::{Digest, Sha1};
 use core::net::IpAddr;
+use sha1::{Digest, Sha1};
 
 pub fn world_anyone() -> Id {
     Id::new("world", "anyone")

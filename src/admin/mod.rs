@@ -36,7 +36,7 @@ pub struct WriterView<'a> {
 
 /// Does this word need the writer's view?
 pub fn needs_writer(cmd: &str) -> bool {
-    matches!(cmd, "wchs" | "wchc" | "wchp" | "dump" | "mntr")
+    matches!(cmd, "wchs" | "wchc" | "wchp" | "dump")
 }
 
 fn version_line() -> String {
@@ -106,7 +106,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn mntr(s: &Shared, view: Option<&WriterView>) -> String {
+fn mntr(s: &Shared) -> String {
     let mut m: Vec<(&str, String)> = Vec::new();
     let (min, avg, max) = s.stats.latency.get();
     m.push(("version", FULL_VERSION.to_owned()));
@@ -132,22 +132,17 @@ fn mntr(s: &Shared, view: Option<&WriterView>) -> String {
     ));
     m.push(("uptime", s.started.elapsed().as_millis().to_string()));
     m.push(("znode_count", s.node_count().to_string()));
-    let (watch_count, eph) = match view {
-        Some(v) => (
-            v.watches.count() as u64,
-            v.ephemerals.values().map(|e| e.len() as u64).sum(),
-        ),
-        None => (
-            s.stats.watch_count.load(Relaxed),
-            s.stats.ephemerals_count.load(Relaxed),
-        ),
-    };
+    // Published by the writer after each batch: mntr never stops the writer.
+    let (watch_count, eph) = (
+        s.stats.watch_count.load(Relaxed),
+        s.stats.ephemerals_count.load(Relaxed),
+    );
     m.push(("watch_count", watch_count.to_string()));
     m.push(("ephemerals_count", eph.to_string()));
-    let mut data = 0u64;
-    s.tree
-        .for_each(|p, n| data += (p.len() + n.data_len()) as u64);
-    m.push(("approximate_data_size", data.to_string()));
+    m.push((
+        "approximate_data_size",
+        s.stats.data_bytes.load(Relaxed).to_string(),
+    ));
     m.push((
         "global_sessions",
         s.stats.sessions.load(Relaxed).to_string(),
@@ -358,7 +353,7 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
                 dir_size(&cfg.data_log_dir.join("version-2"))
             );
         }
-        "mntr" => out = mntr(s, view.as_ref()),
+        "mntr" => out = mntr(s),
         "wchs" => {
             let (c, p, t) = view
                 .as_ref()

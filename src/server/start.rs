@@ -110,6 +110,7 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
     let t0 = Instant::now();
     let tree = initial_tree();
     let mut idx = Indexes::default();
+    tree.for_each(|p, n| idx.data_bytes += (p.len() + n.data_len()) as i64);
     let now = super::now_ms();
     let mut sessions = SessionTracker::new(cfg.tick_ms as u64, cfg.server_id, now);
     let ext = cfg.extended_types;

@@ -37,6 +37,9 @@ pub struct Indexes {
     pub ttls: BTreeSet<String>,
     pub created_sessions: Vec<(SessionId, i32)>,
     pub closed_sessions: Vec<SessionId>,
+    pub ephemeral_count: u64,
+    /// Paths plus data of every node, as `zk_approximate_data_size` reports it.
+    pub data_bytes: i64,
 }
 
 /// The published tree as apply's store: writes are held back until `publish`, so that the
@@ -76,9 +79,17 @@ impl Store for Committed<'_> {
         self.tree.get(path)
     }
     fn put(&mut self, path: &str, node: Node) {
+        let old = self
+            .get(path)
+            .map_or(0, |o| (path.len() + o.data_len()) as i64);
+        self.idx.data_bytes += (path.len() + node.data_len()) as i64 - old;
         self.held.push((path.to_owned(), Some(Arc::new(node))));
     }
     fn remove(&mut self, path: &str) {
+        let old = self
+            .get(path)
+            .map_or(0, |o| (path.len() + o.data_len()) as i64);
+        self.idx.data_bytes -= old;
         self.held.push((path.to_owned(), None));
     }
     fn owner_changed(&mut self, path: &str, owner: i64, created: bool) {
@@ -89,9 +100,9 @@ impl Store for Committed<'_> {
         } else {
             let e = self.idx.ephemerals.entry(owner).or_default();
             if created {
-                e.insert(path.to_owned());
+                self.idx.ephemeral_count += u64::from(e.insert(path.to_owned()));
             } else {
-                e.remove(path);
+                self.idx.ephemeral_count -= u64::from(e.remove(path));
                 if e.is_empty() {
                     self.idx.ephemerals.remove(&owner);
                 }
@@ -220,6 +231,7 @@ impl<L: TxnLog> WriterLoop<L> {
         let mut next_tick = Instant::now() + half_tick;
         let batch_max = self.shared.cfg.batch_txns_max;
         let mut batch = Vec::with_capacity(batch_max);
+        self.publish_stats();
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match self.inbox.recv_timeout(wait) {
@@ -899,11 +911,10 @@ impl<L: TxnLog> WriterLoop<L> {
     fn publish_stats(&self) {
         let s = &self.shared.stats;
         s.sessions.store(self.sessions.len() as u64, Relaxed);
-        s.ephemerals_count.store(
-            self.idx.ephemerals.values().map(|v| v.len() as u64).sum(),
-            Relaxed,
-        );
+        s.ephemerals_count.store(self.idx.ephemeral_count, Relaxed);
         s.watch_count.store(self.watches.count() as u64, Relaxed);
+        s.data_bytes
+            .store(self.idx.data_bytes.max(0) as u64, Relaxed);
     }
 
     fn on_tick(&mut self) {

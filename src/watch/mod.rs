@@ -23,6 +23,8 @@ pub enum Kind {
 pub struct WatchTable {
     tables: [HashMap<String, HashSet<SessionId>>; 4],
     by_session: HashMap<SessionId, BTreeSet<(Kind, String)>>,
+    /// (session, kind, path) triples held: `zk_watch_count`.
+    total: usize,
 }
 
 fn idx(k: Kind) -> usize {
@@ -51,10 +53,14 @@ impl WatchTable {
             .entry(path.to_owned())
             .or_default()
             .insert(session);
-        self.by_session
+        if self
+            .by_session
             .entry(session)
             .or_default()
-            .insert((kind, path.to_owned()));
+            .insert((kind, path.to_owned()))
+        {
+            self.total += 1;
+        }
     }
 
     fn remove_one(&mut self, session: SessionId, kind: Kind, path: &str) -> bool {
@@ -67,6 +73,7 @@ impl WatchTable {
             t.remove(path);
         }
         if had {
+            self.total -= 1;
             if let Some(s) = self.by_session.get_mut(&session) {
                 s.remove(&(kind, path.to_owned()));
                 if s.is_empty() {
@@ -112,6 +119,7 @@ impl WatchTable {
     /// The connection of a session went away: its watches go with it.
     pub fn remove_session(&mut self, session: SessionId) {
         if let Some(all) = self.by_session.remove(&session) {
+            self.total -= all.len();
             for (k, p) in all {
                 let t = &mut self.tables[idx(k)];
                 if let Some(set) = t.get_mut(&p) {
@@ -178,7 +186,7 @@ impl WatchTable {
     }
 
     pub fn count(&self) -> usize {
-        self.summary().2
+        self.total
     }
 }
 
