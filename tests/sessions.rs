@@ -192,3 +192,38 @@ async fn a_session_survives_a_server_restart() {
         Error::NodeExists
     );
 }
+
+/// A session resumed on a second connection is gone from the first: the server closes
+/// the first connection (ZooKeeper never sends SESSIONMOVED as a reply).
+#[test]
+fn a_moved_session_closes_its_old_connection() {
+    let s = Server::start("");
+    let mut first = std::net::TcpStream::connect(s.addr()).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    first.write_all(&connect_request(0, &[0; 16])).unwrap();
+    let mut first = Raw {
+        sock: first,
+        session: 0,
+    };
+    let f = first.read_frame().unwrap();
+    let session = i64::from_be_bytes(f[8..16].try_into().unwrap());
+    let passwd = f[20..36].to_vec();
+    let mut second = std::net::TcpStream::connect(s.addr()).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    second
+        .write_all(&connect_request(session, &passwd))
+        .unwrap();
+    let mut second = Raw {
+        sock: second,
+        session,
+    };
+    let f = second.read_frame().unwrap();
+    assert_eq!(i64::from_be_bytes(f[8..16].try_into().unwrap()), session);
+    assert!(first.closed(), "the old connection is closed");
+    second.send(1, 11, &[]);
+    assert_eq!(second.reply().unwrap().0, -2, "the new one serves");
+}

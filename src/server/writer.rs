@@ -357,6 +357,13 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.send(conn, ToReactor::Close { conn });
                     return;
                 }
+                if self.sessions.get(session).and_then(|s| s.conn) != Some(conn) {
+                    // The session moved to another connection: ZooKeeper closes this one
+                    // without a reply (SESSIONMOVED is never sent).
+                    log::info!("closing a connection of session 0x{session:x}: the session moved");
+                    self.send(conn, ToReactor::Close { conn });
+                    return;
+                }
                 match &req {
                     Request::CloseSession => {
                         self.flush_or_die();
