@@ -4,11 +4,14 @@
 //! Record = long checksum (Adler32 of Txn) · int len · Txn (len bytes) · byte 0x42
 //! Txn    = TxnHeader · body (txn/mod.rs) [· TxnDigest, written by ZooKeeper 3.6+, ignored]
 //!
-//! Segments are preallocated with `posix_fallocate` (real blocks: no hole to fill at sync
-//! time, no metadata change per sync) and read back through `memmap2` on recovery.
-//! How records reach the disk was chosen by `benches/txnlog.rs`: records of a batch are
-//! gathered in memory and written with one `pwrite`, then one `fdatasync` makes the batch
-//! durable (group commit). See the README for the figures.
+//! Segments are preallocated with `posix_fallocate` (real blocks: a full disk fails the
+//! allocation, not a later write) and zero-filled a stretch ahead of the records: on ext4
+//! a fallocated extent is "unwritten", and the first write into it makes the next sync
+//! commit the journal too (3 disk writes per sync instead of 2, 1.5-1.8x slower at batches
+//! of 16-256). Segments are read back through `memmap2` on recovery.
+//! How records reach the disk was chosen by `benches/txnlog.rs` (figures in
+//! benches/RESULTS.md): records of a batch are gathered in memory and written with one
+//! `pwrite`, then one `fdatasync` makes the batch durable (group commit).
 //!
 //! Holds: `sync` returns only when every appended record is durable (unless forceSync=no);
 //! a failed write or sync poisons the log and every later call fails: it is never retried.
@@ -27,6 +30,8 @@ pub const LOG_MAGIC: i32 = 0x5A4B4C47;
 pub const LOG_VERSION: i32 = 2;
 pub const HEADER_BYTES: u64 = 16;
 pub const RECORD_TRAILER: u8 = 0x42;
+/// How far ahead of the last record a segment is zero-filled (see `Segment::zeroed`).
+pub const ZERO_AHEAD: u64 = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum LogError {
@@ -176,6 +181,9 @@ struct Segment {
     /// Where the next record goes.
     offset: u64,
     allocated: u64,
+    /// Bytes from 0 that have been written (with zeros, at least): on ext4 the first write
+    /// into a fallocated ("unwritten") extent costs a journal commit at the next sync.
+    zeroed: u64,
 }
 
 impl FileTxnLog {
@@ -223,6 +231,7 @@ impl FileTxnLog {
             file,
             offset: HEADER_BYTES,
             allocated: 0,
+            zeroed: HEADER_BYTES,
         };
         preallocate(&mut seg, self.prealloc_bytes)?;
         // The new name must survive a crash before its first record counts.
@@ -240,6 +249,17 @@ impl FileTxnLog {
         if end + 4096 > seg.allocated {
             let grow = (end + 4096 - seg.allocated).max(self.prealloc_bytes);
             preallocate(seg, grow)?;
+        }
+        if end > seg.zeroed {
+            // Zero the next stretch ahead of the records, so record writes land in
+            // written blocks; the zeros reach the disk with this batch's sync, once per
+            // ZERO_AHEAD bytes of log.
+            let upto = (end + ZERO_AHEAD).min(seg.allocated).max(end);
+            let zeros = vec![0u8; (upto - seg.zeroed) as usize];
+            seg.file
+                .write_all_at(&zeros, seg.zeroed)
+                .map_err(io_err(&seg.path))?;
+            seg.zeroed = upto;
         }
         seg.file
             .write_all_at(&self.pending, seg.offset)

@@ -38,6 +38,8 @@ pub struct Indexes {
     pub created_sessions: Vec<(SessionId, i32)>,
     pub closed_sessions: Vec<SessionId>,
     pub ephemeral_count: u64,
+    /// One shared copy of each distinct ACL list (ZooKeeper's ACL cache).
+    pub acls: HashMap<Vec<crate::proto::records::Acl>, Arc<[crate::proto::records::Acl]>>,
     /// Paths plus data of every node, as `zk_approximate_data_size` reports it.
     pub data_bytes: i64,
 }
@@ -64,7 +66,7 @@ impl<'a> Committed<'a> {
     pub fn publish(&mut self) {
         for (p, n) in self.held.drain(..) {
             match n {
-                Some(n) => self.tree.put(Arc::from(p.as_str()), n),
+                Some(n) => self.tree.put_path(&p, n),
                 None => self.tree.remove(&p),
             }
         }
@@ -115,6 +117,17 @@ impl Store for Committed<'_> {
             set.remove(path);
         }
     }
+    fn intern_acl(
+        &mut self,
+        acl: &[crate::proto::records::Acl],
+    ) -> Arc<[crate::proto::records::Acl]> {
+        if let Some(a) = self.idx.acls.get(acl) {
+            return a.clone();
+        }
+        let a: Arc<[crate::proto::records::Acl]> = acl.into();
+        self.idx.acls.insert(acl.to_vec(), a.clone());
+        a
+    }
     fn session_created(&mut self, session: i64, timeout_ms: i32) {
         self.idx.created_sessions.push((session, timeout_ms));
     }
@@ -163,6 +176,7 @@ pub struct WriterLoop<L: TxnLog> {
     scratch_sessions: Vec<SessionId>,
     /// Each session's auth ids, as of its latest request (for watch-event ACL checks).
     session_ids: HashMap<SessionId, Arc<[Id]>>,
+    encode_buf: Vec<u8>,
 }
 
 /// Applies one recovered txn to the tree (start-up replay).
@@ -206,6 +220,7 @@ impl<L: TxnLog> WriterLoop<L> {
             last_container_check: Instant::now(),
             scratch_sessions: Vec::new(),
             session_ids: HashMap::new(),
+            encode_buf: Vec::with_capacity(4096),
         }
     }
 
@@ -307,9 +322,14 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 
     fn append(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter) {
-        let mut w = Jute::with_capacity(128);
+        let mut w = Jute {
+            buf: std::mem::take(&mut self.encode_buf),
+        };
+        w.buf.clear();
         encode_record(&hdr, &txn, &mut w);
-        if let Err(e) = self.log.append(hdr.zxid, &w.buf) {
+        let appended = self.log.append(hdr.zxid, &w.buf);
+        self.encode_buf = w.buf;
+        if let Err(e) = appended {
             log::error!("stopping: {e}");
             eprintln!("paddock: stopping: {e}");
             std::process::exit(3);
@@ -926,6 +946,10 @@ impl<L: TxnLog> WriterLoop<L> {
 
     fn on_tick(&mut self) {
         let now = now_ms() as u64;
+        if self.idx.acls.len() > 64 {
+            // ACL lists no node uses any more (only the cache holds them) go.
+            self.idx.acls.retain(|_, a| Arc::strong_count(a) > 1);
+        }
         for id in self.sessions.expire(now) {
             log::info!("session 0x{id:x} expired");
             self.close_session_expired(id);

@@ -152,6 +152,15 @@ impl DataTree {
     pub fn put(&self, path: Arc<str>, node: Arc<Node>) {
         self.nodes.pin().insert(path, node);
     }
+    /// Writer only: replaces or adds `path`, reusing the stored key when there is one.
+    pub fn put_path(&self, path: &str, node: Arc<Node>) {
+        let g = self.nodes.pin();
+        let key = match g.get_key_value(path) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(path),
+        };
+        g.insert(key, node);
+    }
     /// Writer only.
     pub fn remove(&self, path: &str) {
         self.nodes.pin().remove(path);

@@ -293,6 +293,10 @@ pub trait Store {
     /// A node with this ephemeral owner came (true) or went (false). Indexes listen here.
     fn owner_changed(&mut self, _path: &str, _owner: i64, _created: bool) {}
     fn session_created(&mut self, _session: i64, _timeout_ms: i32) {}
+    /// The shared copy of an ACL list (nodes with equal ACLs share one allocation).
+    fn intern_acl(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+        acl.into()
+    }
     fn session_closed(&mut self, _session: i64) {}
 }
 
@@ -343,7 +347,7 @@ fn create_node(
         aversion: 0,
         ephemeral_owner: owner,
         data: data.as_deref().map(Into::into),
-        acl: acl.into(),
+        acl: store.intern_acl(acl),
         children: None,
     };
     parent.add_child(Arc::from(name));
@@ -483,7 +487,7 @@ pub fn apply(
         }
         Txn::SetAcl { path, acl, version } => {
             let mut node = (*store.get(path).ok_or(-101)?).clone();
-            node.acl = acl.as_slice().into();
+            node.acl = store.intern_acl(acl);
             node.aversion = *version;
             store.put(path, node);
             Ok(())
