@@ -45,10 +45,10 @@ pub fn initial_tree() -> DataTree {
     let tree = DataTree::default();
     let open: Arc<[Acl]> = open_acl().into();
     let mut root = Node::empty(open.clone());
-    root.add_child("zookeeper".into());
+    root.add_child("/zookeeper".into());
     let mut zk = Node::empty(open.clone());
-    zk.add_child("quota".into());
-    zk.add_child("config".into());
+    zk.add_child("/zookeeper/quota".into());
+    zk.add_child("/zookeeper/config".into());
     let mut config = Node::empty(
         vec![Acl {
             perms: perm::READ,

@@ -50,7 +50,7 @@ pub struct Committed<'a> {
     pub tree: &'a DataTree,
     pub idx: &'a mut Indexes,
     pub extended_types: bool,
-    held: Vec<(String, Option<Arc<Node>>)>,
+    held: Vec<(Arc<str>, Option<Arc<Node>>)>,
 }
 
 impl<'a> Committed<'a> {
@@ -66,7 +66,7 @@ impl<'a> Committed<'a> {
     pub fn publish(&mut self) {
         for (p, n) in self.held.drain(..) {
             match n {
-                Some(n) => self.tree.put_path(&p, n),
+                Some(n) => self.tree.put_path(p, n),
                 None => self.tree.remove(&p),
             }
         }
@@ -75,7 +75,7 @@ impl<'a> Committed<'a> {
 
 impl Store for Committed<'_> {
     fn get(&self, path: &str) -> Option<Arc<Node>> {
-        if let Some((_, n)) = self.held.iter().rev().find(|(p, _)| p == path) {
+        if let Some((_, n)) = self.held.iter().rev().find(|(p, _)| &**p == path) {
             return n.clone();
         }
         self.tree.get(path)
@@ -85,14 +85,18 @@ impl Store for Committed<'_> {
             .get(path)
             .map_or(0, |o| (path.len() + o.data_len()) as i64);
         self.idx.data_bytes += (path.len() + node.data_len()) as i64 - old;
-        self.held.push((path.to_owned(), Some(Arc::new(node))));
+        self.held.push((Arc::from(path), Some(Arc::new(node))));
+    }
+    fn put_new(&mut self, key: Arc<str>, node: Node) {
+        self.idx.data_bytes += (key.len() + node.data_len()) as i64;
+        self.held.push((key, Some(Arc::new(node))));
     }
     fn remove(&mut self, path: &str) {
         let old = self
             .get(path)
             .map_or(0, |o| (path.len() + o.data_len()) as i64);
         self.idx.data_bytes -= old;
-        self.held.push((path.to_owned(), None));
+        self.held.push((Arc::from(path), None));
     }
     fn owner_changed(&mut self, path: &str, owner: i64, created: bool) {
         let set = if owner == CONTAINER_OWNER {

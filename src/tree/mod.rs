@@ -20,6 +20,8 @@ use crate::proto::ops::{ttl_of_owner, CONTAINER_OWNER};
 use crate::proto::records::{Acl, Stat};
 use std::sync::Arc;
 
+/// A node's children, by full path: the same allocation as the tree's key for that child,
+/// so a child costs its parent one pointer, not a second copy of its name.
 pub type Children = imbl::OrdSet<Arc<str>>;
 
 /// One version of a znode. Stored cversion counts child creations (ZooKeeper's encoding).
@@ -47,8 +49,12 @@ impl Node {
     pub fn num_children(&self) -> usize {
         self.children.as_ref().map_or(0, |c| c.len())
     }
-    pub fn children_iter(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.children.iter().flat_map(|c| c.iter())
+    /// Names (last path segments) of the children.
+    pub fn children_iter(&self) -> impl Iterator<Item = &str> {
+        self.children
+            .iter()
+            .flat_map(|c| c.iter())
+            .map(|p| &p[p.rfind('/').map_or(0, |i| i + 1)..])
     }
     /// The Stat a client sees.
     pub fn stat(&self, extended_types: bool) -> Stat {
@@ -90,14 +96,16 @@ impl Node {
             children: None,
         }
     }
-    pub fn add_child(&mut self, name: Arc<str>) {
+    /// Adds a child by its full path.
+    pub fn add_child(&mut self, path: Arc<str>) {
         self.children
             .get_or_insert_with(Default::default)
-            .insert(name);
+            .insert(path);
     }
-    pub fn remove_child(&mut self, name: &str) {
+    /// Removes a child by its full path.
+    pub fn remove_child(&mut self, path: &str) {
         if let Some(c) = self.children.as_mut() {
-            c.remove(name);
+            c.remove(path);
             if c.is_empty() {
                 self.children = None;
             }
@@ -153,11 +161,11 @@ impl DataTree {
         self.nodes.pin().insert(path, node);
     }
     /// Writer only: replaces or adds `path`, reusing the stored key when there is one.
-    pub fn put_path(&self, path: &str, node: Arc<Node>) {
+    pub fn put_path(&self, path: Arc<str>, node: Arc<Node>) {
         let g = self.nodes.pin();
-        let key = match g.get_key_value(path) {
+        let key = match g.get_key_value(&*path) {
             Some((k, _)) => k.clone(),
-            None => Arc::from(path),
+            None => path,
         };
         g.insert(key, node);
     }

@@ -289,6 +289,11 @@ pub fn decode_record(bytes: &[u8]) -> DecodeResult<(TxnHeader, Txn)> {
 pub trait Store {
     fn get(&self, path: &str) -> Option<Arc<Node>>;
     fn put(&mut self, path: &str, node: Node);
+    /// Adds a new node under a key the caller already allocated (and shares with the
+    /// parent's children set).
+    fn put_new(&mut self, key: Arc<str>, node: Node) {
+        self.put(&key, node)
+    }
     fn remove(&mut self, path: &str);
     /// A node with this ephemeral owner came (true) or went (false). Indexes listen here.
     fn owner_changed(&mut self, _path: &str, _owner: i64, _created: bool) {}
@@ -320,7 +325,7 @@ fn create_node(
     parent_cversion: i32,
     out: &mut Vec<Trigger>,
 ) -> Result<(), i32> {
-    let (parent_path, name) = split_path(path).ok_or(-8)?;
+    let (parent_path, _) = split_path(path).ok_or(-8)?;
     let parent = store.get(parent_path).ok_or(-101)?;
     let mut parent = (*parent).clone();
     if store.get(path).is_some() {
@@ -350,9 +355,10 @@ fn create_node(
         acl: store.intern_acl(acl),
         children: None,
     };
-    parent.add_child(Arc::from(name));
+    let key: Arc<str> = Arc::from(path);
+    parent.add_child(key.clone());
     let (acl, parent_acl) = (node.acl.clone(), parent.acl.clone());
-    store.put(path, node);
+    store.put_new(key, node);
     store.put(parent_path, parent);
     if owner != 0 {
         store.owner_changed(path, owner, true);
@@ -376,12 +382,12 @@ fn delete_node(
     path: &str,
     out: &mut Vec<Trigger>,
 ) -> Result<(), i32> {
-    let (parent_path, name) = split_path(path).ok_or(-8)?;
+    let (parent_path, _) = split_path(path).ok_or(-8)?;
     let node = store.get(path).ok_or(-101)?;
     let mut parent_acl = node.acl.clone();
     if let Some(parent) = store.get(parent_path) {
         let mut parent = (*parent).clone();
-        parent.remove_child(name);
+        parent.remove_child(path);
         parent.pzxid = hdr.zxid;
         parent_acl = parent.acl.clone();
         store.put(parent_path, parent);
