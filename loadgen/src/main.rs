@@ -1,1 +1,223 @@
-fn main() {}
+//! loadgen: a load generator for ZooKeeper-protocol servers (Paddock, Apache ZooKeeper, ...).
+//! It speaks the client protocol itself, with Paddock's jute codec, from one thread and one
+//! mio event loop, so that the client costs little next to the server it measures.
+
+mod hist;
+mod hold;
+mod rng;
+mod run;
+mod session;
+mod sys;
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage:
+  loadgen                      the canonical workload: 32 sessions x 16 in flight, 90% reads,
+                               100-byte values, 1000 keys, 2 s warm-up + 10 s, seed 1,
+                               against 127.0.0.1:2181
+  loadgen run [options]        a read/write workload
+      --server ADDR            host:port (default 127.0.0.1:2181)
+      --sessions N             sessions (connections) (32)
+      --inflight N             requests kept in flight per session (16)
+      --read-pct P             % of getData; the rest are setData version -1 (90)
+      --value-bytes N          value size (100)
+      --keys N                 keys PREFIX/k0 .. k<N-1>, created first (1000)
+      --duration S             measured seconds (10)
+      --warmup S               seconds before measuring (2)
+      --seed N                 RNG seed (1)
+      --server-pid PID         also measure that process's CPU (and report it per op)
+      --csv FILE               append a CSV row (header first if the file is new)
+      --prefix PATH            parent of the keys (/loadgen)
+      --session-timeout MS     requested session timeout (30000)
+  loadgen sessions [options]   open many idle sessions and hold them
+      --server ADDR            (127.0.0.1:2181)
+      --count N                sessions (10000)
+      --hold S                 seconds to hold them once all are open (10)
+      --server-pid PID         report that process's RSS before/after and per session
+      --parallel N             connects + handshakes in progress at once (100;
+                               keep it below the server's listen backlog)
+      --session-timeout MS     (30000)";
+
+/// `--name value` / `--name=value` options.
+struct Opts {
+    given: Vec<(String, String)>,
+    used: Vec<bool>,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> Result<Opts> {
+        let mut given = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let Some(name) = a.strip_prefix("--") else {
+                bail!("unexpected argument {a:?}");
+            };
+            if let Some((n, v)) = name.split_once('=') {
+                given.push((n.to_owned(), v.to_owned()));
+            } else {
+                let v = it.next().ok_or_else(|| anyhow!("--{name} needs a value"))?;
+                given.push((name.to_owned(), v.clone()));
+            }
+        }
+        let used = vec![false; given.len()];
+        Ok(Opts { given, used })
+    }
+
+    fn raw(&mut self, name: &str) -> Option<String> {
+        let mut found = None;
+        for (i, (n, v)) in self.given.iter().enumerate() {
+            if n == name {
+                self.used[i] = true;
+                found = Some(v.clone());
+            }
+        }
+        found
+    }
+
+    fn get<T: FromStr>(&mut self, name: &str, default: T) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e| anyhow!("--{name} {v:?}: {e}")),
+        }
+    }
+
+    fn secs(&mut self, name: &str, default: f64) -> Result<Duration> {
+        let s: f64 = self.get(name, default)?;
+        if !(0.0..=86_400.0).contains(&s) {
+            bail!("--{name} must be between 0 and 86400 seconds");
+        }
+        Ok(Duration::from_secs_f64(s))
+    }
+
+    fn server(&mut self) -> Result<SocketAddr> {
+        let s = self
+            .raw("server")
+            .unwrap_or_else(|| "127.0.0.1:2181".into());
+        s.to_socket_addrs()
+            .with_context(|| format!("--server {s:?}: expected host:port"))?
+            .next()
+            .ok_or_else(|| anyhow!("--server {s:?} resolves to no address"))
+    }
+
+    fn finish(&self) -> Result<()> {
+        for (i, (n, _)) in self.given.iter().enumerate() {
+            if !self.used[i] {
+                bail!("unknown option --{n}\n{USAGE}");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_opts(o: &mut Opts) -> Result<run::RunOpts> {
+    let r = run::RunOpts {
+        server: o.server()?,
+        sessions: o.get("sessions", 32)?,
+        inflight: o.get("inflight", 16)?,
+        read_pct: o.get("read-pct", 90)?,
+        value_bytes: o.get("value-bytes", 100)?,
+        duration: o.secs("duration", 10.0)?,
+        warmup: o.secs("warmup", 2.0)?,
+        keys: o.get("keys", 1000)?,
+        seed: o.get("seed", 1)?,
+        server_pid: o.raw("server-pid").map(|p| p.parse()).transpose()?,
+        csv: o.raw("csv"),
+        session_timeout_ms: o.get("session-timeout", 30_000)?,
+        prefix: o.raw("prefix").unwrap_or_else(|| "/loadgen".into()),
+    };
+    o.finish()?;
+    if r.sessions == 0 || r.inflight == 0 || r.keys == 0 {
+        bail!("--sessions, --inflight and --keys must be at least 1");
+    }
+    if r.read_pct > 100 {
+        bail!("--read-pct must be 0..=100");
+    }
+    if r.value_bytes > 1_000_000 {
+        bail!("--value-bytes must be below ZooKeeper's 1 MB jute.maxbuffer");
+    }
+    if r.duration.is_zero() {
+        bail!("--duration must be above 0");
+    }
+    if !r.prefix.starts_with('/') || r.prefix.len() < 2 || r.prefix.ends_with('/') {
+        bail!("--prefix must be an absolute path other than /, e.g. /loadgen");
+    }
+    Ok(r)
+}
+
+fn hold_opts(o: &mut Opts) -> Result<hold::HoldOpts> {
+    let h = hold::HoldOpts {
+        server: o.server()?,
+        count: o.get("count", 10_000)?,
+        hold: o.secs("hold", 10.0)?,
+        server_pid: o.raw("server-pid").map(|p| p.parse()).transpose()?,
+        session_timeout_ms: o.get("session-timeout", 30_000)?,
+        parallel: o.get("parallel", 100)?,
+    };
+    o.finish()?;
+    if h.count == 0 || h.parallel == 0 {
+        bail!("--count and --parallel must be at least 1");
+    }
+    Ok(h)
+}
+
+fn do_run(o: run::RunOpts) -> Result<()> {
+    let r = run::run(&o)?;
+    print!("{}", run::report(&o, &r));
+    if let Some(path) = &o.csv {
+        run::append_csv(path, &o, &r)?;
+    }
+    if r.ops() == 0 {
+        bail!("no operation completed in the measured interval");
+    }
+    if r.lost_sessions > 0 {
+        bail!(
+            "{} session(s) were lost during the measurement",
+            r.lost_sessions
+        );
+    }
+    Ok(())
+}
+
+fn main() {
+    let fds = sys::raise_nofile_limit() as u64;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = (|| -> Result<()> {
+        match args.first().map(String::as_str) {
+            None => do_run(run_opts(&mut Opts::parse(&[])?)?),
+            Some("run") => do_run(run_opts(&mut Opts::parse(&args[1..])?)?),
+            Some("sessions") => {
+                let o = hold_opts(&mut Opts::parse(&args[1..])?)?;
+                // Each session is one descriptor; keep a margin for the rest.
+                if fds > 0 && o.count as u64 + 64 > fds {
+                    bail!(
+                        "--count {} needs more file descriptors than the limit allows ({fds}): \
+                         raise the hard limit (ulimit -Hn) first",
+                        o.count
+                    );
+                }
+                let r = hold::hold(&o)?;
+                print!("{}", hold::report(&o, &r));
+                if r.failed + r.lost > 0 {
+                    bail!("{} session(s) failed or were lost", r.failed + r.lost);
+                }
+                Ok(())
+            }
+            Some("-h" | "--help" | "help") => {
+                println!("{USAGE}");
+                Ok(())
+            }
+            Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
+        }
+    })();
+    if let Err(e) = res {
+        eprintln!("loadgen: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -289,7 +289,11 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
             let _ = writeln!(out, "maxClientCnxns={}", cfg.max_client_cnxns);
             let _ = writeln!(out, "minSessionTimeout={}", cfg.session_timeout_ms_min);
             let _ = writeln!(out, "maxSessionTimeout={}", cfg.session_timeout_ms_max);
-            let _ = writeln!(out, "clientPortListenBacklog=-1");
+            let _ = writeln!(
+                out,
+                "clientPortListenBacklog={}",
+                cfg.client_port_listen_backlog
+            );
             let _ = writeln!(out, "serverId={}", 0);
         }
         "envi" => {

@@ -74,6 +74,8 @@ pub struct Config {
     pub client_port_address: Option<IpAddr>,
     /// Per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
+    /// Listen backlog of the client port; -1 = Paddock's default (1024).
+    pub client_port_listen_backlog: i32,
     pub session_timeout_ms_min: u32,
     pub session_timeout_ms_max: u32,
     pub global_outstanding_limit: usize,
@@ -149,7 +151,6 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "quorumListenOnAllIPs",
     "cnxTimeout",
     "leaderServes",
-    "clientPortListenBacklog",
     "secureClientPort",
     "metricsProvider.className",
     "digest.enabled",
@@ -188,6 +189,7 @@ impl Config {
             client_port: 2181,
             client_port_address: None,
             max_client_cnxns: 60,
+            client_port_listen_backlog: -1,
             session_timeout_ms_min: 0,
             session_timeout_ms_max: 0,
             global_outstanding_limit: 1000,
@@ -233,6 +235,12 @@ impl Config {
                         Some(v.parse().map_err(|_| bad(k, v, "not an IP address"))?)
                 }
                 "maxClientCnxns" => c.max_client_cnxns = num(k, v)?,
+                "clientPortListenBacklog" => {
+                    c.client_port_listen_backlog = num(k, v)?;
+                    if c.client_port_listen_backlog == 0 || c.client_port_listen_backlog < -1 {
+                        return Err(bad(k, v, "must be > 0, or -1 for the default"));
+                    }
+                }
                 "minSessionTimeout" => min_set = Some(num::<i64>(k, v)?),
                 "maxSessionTimeout" => max_set = Some(num::<i64>(k, v)?),
                 "globalOutstandingLimit" => {

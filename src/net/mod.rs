@@ -110,6 +110,9 @@ pub struct Reactor {
     dirty: Vec<Token>,
     to_read: Vec<Token>,
     scratch: Box<[u8]>,
+    /// Messages for the writer, sent as one batch per loop turn (one channel operation and
+    /// at most one wake-up of the writer, however many requests the turn decoded).
+    outbox: Vec<ToWriter>,
 }
 
 fn token_of(conn: ConnId) -> Token {
@@ -144,6 +147,7 @@ impl Reactor {
             dirty: Vec::new(),
             to_read: Vec::new(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+            outbox: Vec::new(),
         })
     }
 
@@ -196,6 +200,10 @@ impl Reactor {
                     self.read_conn(t);
                 }
             }
+            if !self.flush_outbox() {
+                log::error!("reactor {}: the writer is gone; stopping", self.index);
+                return;
+            }
             self.flush_dirty();
             if last_touch.elapsed() >= touch_every {
                 last_touch = Instant::now();
@@ -208,8 +216,20 @@ impl Reactor {
                     })
                     .collect();
                 if !touched.is_empty() {
-                    let _ = self.to_writer.send(ToWriter::Touch(touched));
+                    self.outbox.push(ToWriter::Touch(touched));
                 }
+            }
+        }
+    }
+
+    /// Sends what this turn produced for the writer; false when the writer is gone.
+    fn flush_outbox(&mut self) -> bool {
+        match self.outbox.len() {
+            0 => true,
+            1 => self.to_writer.send(self.outbox.pop().unwrap()).is_ok(),
+            _ => {
+                let batch = std::mem::replace(&mut self.outbox, Vec::with_capacity(64));
+                self.to_writer.send(ToWriter::Batch(batch)).is_ok()
             }
         }
     }
@@ -320,7 +340,7 @@ impl Reactor {
             .fetch_sub(c.at_writer.len(), Relaxed);
         self.release_ip(c.remote);
         if let State::Ready(s) = c.state {
-            let _ = self.to_writer.send(ToWriter::Closed {
+            self.outbox.push(ToWriter::Closed {
                 conn: c.id,
                 session: s,
             });
@@ -513,7 +533,7 @@ impl Reactor {
             c.out.extend_from_slice(text.as_bytes());
             c.state = State::Closing;
         } else {
-            let _ = self.to_writer.send(ToWriter::Admin {
+            self.outbox.push(ToWriter::Admin {
                 conn: c.id,
                 cmd: w.to_owned(),
             });
@@ -531,9 +551,7 @@ impl Reactor {
             })?;
             c.read_only = req.read_only;
             c.state = State::Waiting;
-            self.to_writer
-                .send(ToWriter::Connect { conn: c.id, req })
-                .map_err(|_| "writer gone".to_string())?;
+            self.outbox.push(ToWriter::Connect { conn: c.id, req });
             return Ok(());
         }
         let mut r = Reader::new(body);
@@ -608,16 +626,14 @@ impl Reactor {
             if !q.local {
                 self.shared.outstanding.fetch_add(1, Relaxed);
                 c.at_writer.push_back(Instant::now());
-                self.to_writer
-                    .send(ToWriter::Request {
-                        conn: c.id,
-                        session,
-                        xid: q.xid,
-                        op: q.op,
-                        req: q.req,
-                        ids: c.ids.clone(),
-                    })
-                    .map_err(|_| "writer gone".to_string())?;
+                self.outbox.push(ToWriter::Request {
+                    conn: c.id,
+                    session,
+                    xid: q.xid,
+                    op: q.op,
+                    req: q.req,
+                    ids: c.ids.clone(),
+                });
                 continue;
             }
             let zxid = self.shared.last_zxid();

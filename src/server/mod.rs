@@ -44,6 +44,8 @@ pub enum ToWriter {
         conn: ConnId,
         cmd: String,
     },
+    /// Several of the above, in order: what one reactor turn produced.
+    Batch(Vec<ToWriter>),
     Shutdown,
 }
 

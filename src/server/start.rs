@@ -153,6 +153,19 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
     let listener =
         mio::net::TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
     let local = listener.local_addr()?;
+    // mio listens with a backlog of 128: a burst of reconnecting clients overflows it and
+    // waits for the kernel's 1 s SYN retry. Calling listen() again resizes the queue.
+    let backlog = if cfg.client_port_listen_backlog > 0 {
+        cfg.client_port_listen_backlog
+    } else {
+        1024
+    };
+    if unsafe { libc::listen(std::os::unix::io::AsRawFd::as_raw_fd(&listener), backlog) } != 0 {
+        log::warn!(
+            "cannot set the listen backlog to {backlog}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
     let mut cfg = cfg;
     cfg.client_port = local.port();
 

@@ -254,12 +254,14 @@ impl<L: TxnLog> WriterLoop<L> {
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match self.inbox.recv_timeout(wait) {
+                Ok(ToWriter::Batch(v)) => batch.extend(v),
                 Ok(m) => batch.push(m),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             while batch.len() < batch_max {
                 match self.inbox.try_recv() {
+                    Ok(ToWriter::Batch(v)) => batch.extend(v),
                     Ok(m) => batch.push(m),
                     Err(_) => break,
                 }
@@ -443,6 +445,11 @@ impl<L: TxnLog> WriterLoop<L> {
                 self.flush_or_die();
                 let text = crate::admin::answer(&self.shared, &cmd, Some(self.admin_view()));
                 self.send(conn, ToReactor::Admin { conn, text });
+            }
+            ToWriter::Batch(v) => {
+                for m in v {
+                    self.handle(m);
+                }
             }
             ToWriter::Shutdown => {}
         }
