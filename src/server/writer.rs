@@ -18,7 +18,7 @@ use crate::proto::records::{
 };
 use crate::proto::Writer as Jute;
 use crate::session::{password, SessionTracker};
-use crate::tree::{DataTree, Node};
+use crate::tree::{DataTree, FastMap, Node};
 use crate::txn::prep::{prep_and_stage, prep_delete_container, Overlay, PrepCtx, TreeView};
 use crate::txn::{apply, encode_record, Store, Trigger, Txn, TxnHeader};
 use crate::types::{conn_reactor, ConnId, SessionId, Zxid};
@@ -173,13 +173,13 @@ pub struct WriterLoop<L: TxnLog> {
     pub sessions: SessionTracker,
     watches: WatchTable,
     idx: Indexes,
-    staged: HashMap<String, Option<Arc<Node>>>,
+    staged: FastMap<String, Option<Arc<Node>>>,
     pending: Vec<Pending>,
     next_zxid: Zxid,
     last_container_check: Instant,
     scratch_sessions: Vec<SessionId>,
     /// Each session's auth ids, as of its latest request (for watch-event ACL checks).
-    session_ids: HashMap<SessionId, Arc<[Id]>>,
+    session_ids: FastMap<SessionId, Arc<[Id]>>,
     encode_buf: Vec<u8>,
 }
 
@@ -218,12 +218,12 @@ impl<L: TxnLog> WriterLoop<L> {
             sessions,
             watches: WatchTable::default(),
             idx,
-            staged: HashMap::new(),
+            staged: FastMap::default(),
             pending: Vec::new(),
             next_zxid: last_zxid + 1,
             last_container_check: Instant::now(),
             scratch_sessions: Vec::new(),
-            session_ids: HashMap::new(),
+            session_ids: FastMap::default(),
             encode_buf: Vec::with_capacity(4096),
         }
     }
@@ -1036,6 +1036,6 @@ impl<L: TxnLog> WriterLoop<L> {
 
 fn ov_changes<'a, 'b, B: Store>(
     ov: &'a mut Overlay<'b, B>,
-) -> &'a mut HashMap<String, Option<Arc<Node>>> {
+) -> &'a mut FastMap<String, Option<Arc<Node>>> {
     ov.changes_mut()
 }

@@ -5,7 +5,7 @@
 //! expiry costs one map operation per tick, not a timer per session.
 
 use crate::types::{ConnId, SessionId};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// java.util.Random, enough of it to make ZooKeeper's session passwords.
 struct JavaRandom(u64);
@@ -64,7 +64,7 @@ pub struct Session {
 
 pub struct SessionTracker {
     tick_ms: u64,
-    sessions: HashMap<SessionId, Session>,
+    sessions: crate::tree::FastMap<SessionId, Session>,
     buckets: BTreeMap<u64, HashSet<SessionId>>,
     next_id: SessionId,
 }
@@ -73,7 +73,7 @@ impl SessionTracker {
     pub fn new(tick_ms: u64, server_id: i64, now_ms: i64) -> Self {
         SessionTracker {
             tick_ms: tick_ms.max(1),
-            sessions: HashMap::new(),
+            sessions: Default::default(),
             buckets: BTreeMap::new(),
             next_id: initial_session_id(server_id, now_ms),
         }

@@ -132,6 +132,9 @@ pub fn join_path(parent: &str, name: &str) -> String {
     }
 }
 
+/// A std HashMap with the Fx hash, for the writer's own maps keyed by paths and ids.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
 type Map = papaya::HashMap<Arc<str>, Arc<Node>, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// The published tree. Owned by the writer thread; shared read-only with the reactors.

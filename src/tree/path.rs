@@ -17,28 +17,29 @@ pub fn validate_path(path: &str) -> Result<(), &'static str> {
     if path.ends_with('/') {
         return Err("Path must not end with / character");
     }
-    let chars: Vec<char> = path.chars().collect();
-    for i in 1..chars.len() {
-        let c = chars[i];
-        let last = chars[i - 1];
-        let next_is_end_or_slash = i + 1 == chars.len() || chars[i + 1] == '/';
-        let c32 = c as u32;
-        if c32 == 0 {
-            return Err("null character not allowed");
-        } else if c == '/' && last == '/' {
+    // Byte-wise: every code point the rules forbid is outside ASCII or a control byte,
+    // so only non-ASCII text needs decoding (no allocation either way).
+    for seg in path[1..].split('/') {
+        if seg.is_empty() {
             return Err("empty node name specified");
-        } else if c == '.'
-            && next_is_end_or_slash
-            && (last == '/' || (last == '.' && i >= 2 && chars[i - 2] == '/'))
-        {
+        }
+        if seg == "." || seg == ".." {
             return Err("relative paths not allowed");
-        } else if (1..=0x1f).contains(&c32)
-            || (0x7f..=0x9f).contains(&c32)
-            || (0xd800..=0xf8ff).contains(&c32)
-            || c32 >= 0xfff0
-        {
+        }
+    }
+    let bad = |c: u32| {
+        c == 0
+            || (1..=0x1f).contains(&c)
+            || (0x7f..=0x9f).contains(&c)
+            || (0xd800..=0xf8ff).contains(&c)
+            || c >= 0xfff0
+    };
+    if path.is_ascii() {
+        if path.bytes().any(|b| bad(b as u32)) {
             return Err("invalid character");
         }
+    } else if path.chars().any(|c| bad(c as u32)) {
+        return Err("invalid character");
     }
     Ok(())
 }

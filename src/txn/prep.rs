@@ -10,8 +10,8 @@ use crate::acl;
 use crate::proto::ops::{op, perm, CreateMode, ZkError, CONTAINER_OWNER, TTL_MAX_MS};
 use crate::proto::records::{CreateRequest, Id, MultiOp, Request};
 use crate::tree::path::validate_path;
+use crate::tree::FastMap;
 use crate::tree::{split_path, DataTree, Node};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Read-only view of the published tree as a `Store`.
@@ -32,14 +32,14 @@ impl Store for TreeView<'_> {
 /// Staged changes over a base store.
 pub struct Overlay<'a, B: Store> {
     base: &'a B,
-    changes: HashMap<String, Option<Arc<Node>>>,
+    changes: FastMap<String, Option<Arc<Node>>>,
 }
 
 impl<'a, B: Store> Overlay<'a, B> {
     pub fn new(base: &'a B) -> Self {
         Overlay {
             base,
-            changes: HashMap::new(),
+            changes: FastMap::default(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -48,7 +48,7 @@ impl<'a, B: Store> Overlay<'a, B> {
     pub fn clear(&mut self) {
         self.changes.clear();
     }
-    pub fn changes_mut(&mut self) -> &mut HashMap<String, Option<Arc<Node>>> {
+    pub fn changes_mut(&mut self) -> &mut FastMap<String, Option<Arc<Node>>> {
         &mut self.changes
     }
 }
