@@ -17,6 +17,10 @@
 //! the target is 1M znodes of 100-byte data in at most 350 MB RSS. Results:
 //! benches/RESULTS.md. Randomness is a fixed-seed SplitMix64, so runs repeat exactly.
 
+/// The server's allocator (src/main.rs), so memory figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use paddock::acl::open_acl;
 use paddock::config::Config;

@@ -19,7 +19,9 @@ use crate::proto::records::{
 use crate::proto::Writer as Jute;
 use crate::session::{password, SessionTracker};
 use crate::tree::{DataTree, FastMap, Node};
-use crate::txn::prep::{prep_and_stage, prep_delete_container, Overlay, PrepCtx, TreeView};
+use crate::txn::prep::{
+    prep_and_stage, prep_delete_container, Change, Overlay, PrepCtx, Recorder, TreeView,
+};
 use crate::txn::{apply, encode_record, Store, Trigger, Txn, TxnHeader};
 use crate::types::{conn_reactor, ConnId, SessionId, Zxid};
 use crate::watch::{Kind, WatchTable};
@@ -39,7 +41,7 @@ pub struct Indexes {
     pub closed_sessions: Vec<SessionId>,
     pub ephemeral_count: u64,
     /// One shared copy of each distinct ACL list (ZooKeeper's ACL cache).
-    pub acls: HashMap<Vec<crate::proto::records::Acl>, Arc<[crate::proto::records::Acl]>>,
+    pub acls: FastMap<Vec<crate::proto::records::Acl>, Arc<[crate::proto::records::Acl]>>,
     /// Paths plus data of every node, as `zk_approximate_data_size` reports it.
     pub data_bytes: i64,
 }
@@ -80,16 +82,16 @@ impl Store for Committed<'_> {
         }
         self.tree.get(path)
     }
-    fn put(&mut self, path: &str, node: Node) {
+    fn put(&mut self, path: &str, node: Arc<Node>) {
         let old = self
             .get(path)
             .map_or(0, |o| (path.len() + o.data_len()) as i64);
         self.idx.data_bytes += (path.len() + node.data_len()) as i64 - old;
-        self.held.push((Arc::from(path), Some(Arc::new(node))));
+        self.held.push((Arc::from(path), Some(node)));
     }
-    fn put_new(&mut self, key: Arc<str>, node: Node) {
+    fn put_new(&mut self, key: Arc<str>, node: Arc<Node>) {
         self.idx.data_bytes += (key.len() + node.data_len()) as i64;
-        self.held.push((key, Some(Arc::new(node))));
+        self.held.push((key, Some(node)));
     }
     fn remove(&mut self, path: &str) {
         let old = self
@@ -125,12 +127,7 @@ impl Store for Committed<'_> {
         &mut self,
         acl: &[crate::proto::records::Acl],
     ) -> Arc<[crate::proto::records::Acl]> {
-        if let Some(a) = self.idx.acls.get(acl) {
-            return a.clone();
-        }
-        let a: Arc<[crate::proto::records::Acl]> = acl.into();
-        self.idx.acls.insert(acl.to_vec(), a.clone());
-        a
+        crate::txn::prep::intern_acl(&mut self.idx.acls, acl)
     }
     fn session_created(&mut self, session: i64, timeout_ms: i32) {
         self.idx.created_sessions.push((session, timeout_ms));
@@ -161,7 +158,21 @@ enum Waiter {
 struct Pending {
     hdr: TxnHeader,
     txn: Txn,
+    /// What applying the txn changes, recorded at prep: the commit publishes these.
+    changes: Vec<Change>,
+    triggers: Vec<Trigger>,
     waiter: Waiter,
+}
+
+/// What to stage: a client request to prep, or a txn the server makes itself.
+enum Make<'r> {
+    Request {
+        session: SessionId,
+        ids: &'r [Id],
+        req: &'r Request,
+    },
+    Txn(Txn),
+    DeleteContainer(String),
 }
 
 pub struct WriterLoop<L: TxnLog> {
@@ -294,40 +305,91 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// Stages a txn for `req` (prep + overlay) and appends it to the log.
     fn stage(&mut self, session: SessionId, xid: i32, ids: &[Id], req: &Request, waiter: Waiter) {
-        let zxid = self.next_zxid;
-        let hdr0 = TxnHeader {
+        let hdr = TxnHeader {
             client_id: session,
             cxid: xid,
-            zxid,
+            zxid: self.next_zxid,
             time: now_ms(),
             op: 0,
         };
-        let txn = {
-            let base = TreeView(&self.shared.tree);
-            let mut ov = Overlay::new(&base);
-            std::mem::swap(ov_changes(&mut ov), &mut self.staged);
-            let ctx = PrepCtx {
-                session,
-                ids,
-                extended_types: self.shared.cfg.extended_types,
-            };
-            let txn = match req {
-                Request::Reconfig => Txn::Error {
-                    err: ZkError::ReconfigDisabled.code(),
+        if let Some((txn, changes, triggers)) =
+            self.record(&hdr, Make::Request { session, ids, req })
+        {
+            self.append(
+                TxnHeader {
+                    op: txn.op(),
+                    ..hdr
                 },
-                _ => prep_and_stage(&ctx, &mut ov, &hdr0, req),
-            };
-            std::mem::swap(ov_changes(&mut ov), &mut self.staged);
-            txn
-        };
-        let hdr = TxnHeader {
-            op: txn.op(),
-            ..hdr0
-        };
-        self.append(hdr, txn, waiter);
+                txn,
+                changes,
+                triggers,
+                waiter,
+            );
+        }
     }
 
-    fn append(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter) {
+    /// Stages a txn the server makes itself (sessions, expiry).
+    fn stage_txn(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter) {
+        if let Some((txn, changes, triggers)) = self.record(&hdr, Make::Txn(txn)) {
+            self.append(hdr, txn, changes, triggers, waiter);
+        }
+    }
+
+    /// Preps (or takes) a txn and applies it to the batch's overlay through a `Recorder`,
+    /// so later requests of the batch see it and the commit can publish what it recorded.
+    fn record(&mut self, hdr: &TxnHeader, what: Make) -> Option<(Txn, Vec<Change>, Vec<Trigger>)> {
+        let shared = self.shared.clone();
+        let ext = shared.cfg.extended_types;
+        let base = TreeView(&shared.tree);
+        let mut ov = Overlay::new(&base);
+        std::mem::swap(ov.changes_mut(), &mut self.staged);
+        let mut rec = Recorder {
+            inner: &mut ov,
+            acls: &mut self.idx.acls,
+            changes: Vec::new(),
+        };
+        let mut triggers = Vec::new();
+        let txn = match what {
+            Make::Request {
+                req: Request::Reconfig,
+                ..
+            } => Some(Txn::Error {
+                err: ZkError::ReconfigDisabled.code(),
+            }),
+            Make::Request { session, ids, req } => {
+                let ctx = PrepCtx {
+                    session,
+                    ids,
+                    extended_types: ext,
+                };
+                Some(prep_and_stage(&ctx, &mut rec, hdr, req, &mut triggers))
+            }
+            Make::Txn(t) => {
+                let _ = apply(&mut rec, hdr, &t, &mut triggers);
+                Some(t)
+            }
+            Make::DeleteContainer(path) => match prep_delete_container(&rec, &path, ext) {
+                Ok(t) => {
+                    let _ = apply(&mut rec, hdr, &t, &mut triggers);
+                    Some(t)
+                }
+                Err(_) => None,
+            },
+        };
+        let changes = std::mem::take(&mut rec.changes);
+        drop(rec);
+        std::mem::swap(ov.changes_mut(), &mut self.staged);
+        txn.map(|t| (t, changes, triggers))
+    }
+
+    fn append(
+        &mut self,
+        hdr: TxnHeader,
+        txn: Txn,
+        changes: Vec<Change>,
+        triggers: Vec<Trigger>,
+        waiter: Waiter,
+    ) {
         let mut w = Jute {
             buf: std::mem::take(&mut self.encode_buf),
         };
@@ -341,7 +403,13 @@ impl<L: TxnLog> WriterLoop<L> {
             std::process::exit(3);
         }
         self.next_zxid = hdr.zxid + 1;
-        self.pending.push(Pending { hdr, txn, waiter });
+        self.pending.push(Pending {
+            hdr,
+            txn,
+            changes,
+            triggers,
+            waiter,
+        });
     }
 
     fn session_ok(&self, session: SessionId) -> bool {
@@ -480,14 +548,8 @@ impl<L: TxnLog> WriterLoop<L> {
             time: now_ms(),
             op: op::CLOSE_SESSION,
         };
-        let txn = Txn::CloseSession { paths };
-        // Stage it so later prep in this batch sees the ephemerals gone.
-        let base = TreeView(&self.shared.tree);
-        let mut ov = Overlay::new(&base);
-        std::mem::swap(ov_changes(&mut ov), &mut self.staged);
-        let _ = apply(&mut ov, &hdr, &txn, &mut Vec::new());
-        std::mem::swap(ov_changes(&mut ov), &mut self.staged);
-        self.append(hdr, txn, waiter);
+        // Staged like any txn, so later prep in this batch sees the ephemerals gone.
+        self.stage_txn(hdr, Txn::CloseSession { paths }, waiter);
     }
 
     fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
@@ -512,7 +574,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 time: now_ms(),
                 op: op::CREATE_SESSION,
             };
-            self.append(
+            self.stage_txn(
                 hdr,
                 Txn::CreateSession { timeout },
                 Waiter::Connect {
@@ -748,16 +810,27 @@ impl<L: TxnLog> WriterLoop<L> {
         self.staged.clear();
         let shared = self.shared.clone();
         let ext = shared.cfg.extended_types;
-        let mut triggers: Vec<Trigger> = Vec::new();
         let pending = std::mem::take(&mut self.pending);
-        for p in pending {
-            triggers.clear();
+        for mut p in pending {
+            // Publish the node versions prep made (no second apply), through the same
+            // store as recovery, so the indexes follow.
             let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
-            let _ = apply(&mut store, &p.hdr, &p.txn, &mut triggers);
+            for c in std::mem::take(&mut p.changes) {
+                match c {
+                    Change::Put(path, n) => store.put(&path, n),
+                    Change::PutNew(key, n) => store.put_new(key, n),
+                    Change::Remove(path) => store.remove(&path),
+                    Change::Owner(path, owner, created) => {
+                        store.owner_changed(&path, owner, created)
+                    }
+                    Change::SessionCreated(s, t) => store.session_created(s, t),
+                    Change::SessionClosed(s) => store.session_closed(s),
+                }
+            }
             let held = std::mem::take(&mut store.held);
             drop(store);
             self.session_changes(&p);
-            for t in &triggers {
+            for t in &p.triggers {
                 self.notify(t);
             }
             let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
@@ -1007,11 +1080,7 @@ impl<L: TxnLog> WriterLoop<L> {
             }
         }
         victims.truncate(per_check);
-        let ext = cfg.extended_types;
         for p in victims {
-            let base = TreeView(&self.shared.tree);
-            let mut ov = Overlay::new(&base);
-            std::mem::swap(ov_changes(&mut ov), &mut self.staged);
             let hdr = TxnHeader {
                 client_id: 0,
                 cxid: 0,
@@ -1019,23 +1088,15 @@ impl<L: TxnLog> WriterLoop<L> {
                 time: now_ms(),
                 op: op::DELETE_CONTAINER,
             };
-            let txn = match prep_delete_container(&ov, &p, ext) {
-                Ok(t) => {
-                    let _ = apply(&mut ov, &hdr, &t, &mut Vec::new());
-                    Some(t)
-                }
-                Err(_) => None,
-            };
-            std::mem::swap(ov_changes(&mut ov), &mut self.staged);
-            if let Some(t) = txn {
-                self.append(TxnHeader { op: t.op(), ..hdr }, t, Waiter::Internal);
+            if let Some((t, changes, triggers)) = self.record(&hdr, Make::DeleteContainer(p)) {
+                self.append(
+                    TxnHeader { op: t.op(), ..hdr },
+                    t,
+                    changes,
+                    triggers,
+                    Waiter::Internal,
+                );
             }
         }
     }
-}
-
-fn ov_changes<'a, 'b, B: Store>(
-    ov: &'a mut Overlay<'b, B>,
-) -> &'a mut FastMap<String, Option<Arc<Node>>> {
-    ov.changes_mut()
 }

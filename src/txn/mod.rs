@@ -288,10 +288,10 @@ pub fn decode_record(bytes: &[u8]) -> DecodeResult<(TxnHeader, Txn)> {
 /// Where apply reads and writes nodes: the published tree, or prep's overlay.
 pub trait Store {
     fn get(&self, path: &str) -> Option<Arc<Node>>;
-    fn put(&mut self, path: &str, node: Node);
+    fn put(&mut self, path: &str, node: Arc<Node>);
     /// Adds a new node under a key the caller already allocated (and shares with the
     /// parent's children set).
-    fn put_new(&mut self, key: Arc<str>, node: Node) {
+    fn put_new(&mut self, key: Arc<str>, node: Arc<Node>) {
         self.put(&key, node)
     }
     fn remove(&mut self, path: &str);
@@ -358,8 +358,8 @@ fn create_node(
     let key: Arc<str> = Arc::from(path);
     parent.add_child(key.clone());
     let (acl, parent_acl) = (node.acl.clone(), parent.acl.clone());
-    store.put_new(key, node);
-    store.put(parent_path, parent);
+    store.put_new(key, Arc::new(node));
+    store.put(parent_path, Arc::new(parent));
     if owner != 0 {
         store.owner_changed(path, owner, true);
     }
@@ -390,7 +390,7 @@ fn delete_node(
         parent.remove_child(path);
         parent.pzxid = hdr.zxid;
         parent_acl = parent.acl.clone();
-        store.put(parent_path, parent);
+        store.put(parent_path, Arc::new(parent));
     }
     store.remove(path);
     if node.ephemeral_owner != 0 {
@@ -483,7 +483,7 @@ pub fn apply(
             node.mzxid = hdr.zxid;
             node.mtime = hdr.time;
             let acl = node.acl.clone();
-            store.put(path, node);
+            store.put(path, Arc::new(node));
             out.push(Trigger {
                 event: event::NODE_DATA_CHANGED,
                 path: path.clone(),
@@ -495,7 +495,7 @@ pub fn apply(
             let mut node = (*store.get(path).ok_or(-101)?).clone();
             node.acl = store.intern_acl(acl);
             node.aversion = *version;
-            store.put(path, node);
+            store.put(path, Arc::new(node));
             Ok(())
         }
         Txn::Check { .. } | Txn::Error { .. } => Ok(()),

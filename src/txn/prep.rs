@@ -21,7 +21,7 @@ impl Store for TreeView<'_> {
     fn get(&self, path: &str) -> Option<Arc<Node>> {
         self.0.get(path)
     }
-    fn put(&mut self, _: &str, _: Node) {
+    fn put(&mut self, _: &str, _: Arc<Node>) {
         unreachable!("TreeView is read-only")
     }
     fn remove(&mut self, _: &str) {
@@ -60,8 +60,8 @@ impl<B: Store> Store for Overlay<'_, B> {
             None => self.base.get(path),
         }
     }
-    fn put(&mut self, path: &str, node: Node) {
-        self.changes.insert(path.to_owned(), Some(Arc::new(node)));
+    fn put(&mut self, path: &str, node: Arc<Node>) {
+        self.changes.insert(path.to_owned(), Some(node));
     }
     fn remove(&mut self, path: &str) {
         self.changes.insert(path.to_owned(), None);
@@ -315,6 +315,7 @@ pub fn prep_and_stage<S: Store>(
     store: &mut S,
     hdr: &super::TxnHeader,
     req: &Request,
+    triggers: &mut Vec<Trigger>,
 ) -> Txn {
     let txn = match req {
         Request::Multi { ops } => {
@@ -334,18 +335,10 @@ pub fn prep_and_stage<S: Store>(
                     }
                 }
             }
-            let changes = std::mem::take(&mut layer.changes);
             drop(layer);
             match failed {
-                None => {
-                    for (path, n) in changes {
-                        match n {
-                            Some(n) => store.put(&path, (*n).clone()),
-                            None => store.remove(&path),
-                        }
-                    }
-                    return Txn::Multi(txns);
-                }
+                // Applied again below, to `store`, so that what it records is complete.
+                None => Txn::Multi(txns),
                 Some((at, e)) => Txn::Multi(
                     (0..ops.len())
                         .map(|i| Txn::Error {
@@ -364,7 +357,74 @@ pub fn prep_and_stage<S: Store>(
             Err(e) => Txn::Error { err: e.code() },
         },
     };
-    let mut scratch = Vec::new();
-    let _ = apply(store, hdr, &txn, &mut scratch);
+    let _ = apply(store, hdr, &txn, triggers);
     txn
+}
+
+/// One change apply made to a store, recorded at prep time so that the commit can publish
+/// the very same node versions without applying the txn a second time.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Put(String, Arc<Node>),
+    PutNew(Arc<str>, Arc<Node>),
+    Remove(String),
+    Owner(String, i64, bool),
+    SessionCreated(i64, i32),
+    SessionClosed(i64),
+}
+
+/// A store that passes everything to `inner` and records it; ACL lists are interned in
+/// `acls` so the recorded nodes are the ones to publish.
+pub struct Recorder<'a, S: Store> {
+    pub inner: &'a mut S,
+    pub acls: &'a mut FastMap<Vec<crate::proto::records::Acl>, Arc<[crate::proto::records::Acl]>>,
+    pub changes: Vec<Change>,
+}
+
+impl<S: Store> Store for Recorder<'_, S> {
+    fn get(&self, path: &str) -> Option<Arc<Node>> {
+        self.inner.get(path)
+    }
+    fn put(&mut self, path: &str, node: Arc<Node>) {
+        self.inner.put(path, node.clone());
+        self.changes.push(Change::Put(path.to_owned(), node));
+    }
+    fn put_new(&mut self, key: Arc<str>, node: Arc<Node>) {
+        self.inner.put_new(key.clone(), node.clone());
+        self.changes.push(Change::PutNew(key, node));
+    }
+    fn remove(&mut self, path: &str) {
+        self.inner.remove(path);
+        self.changes.push(Change::Remove(path.to_owned()));
+    }
+    fn owner_changed(&mut self, path: &str, owner: i64, created: bool) {
+        self.changes
+            .push(Change::Owner(path.to_owned(), owner, created));
+    }
+    fn session_created(&mut self, session: i64, timeout_ms: i32) {
+        self.changes
+            .push(Change::SessionCreated(session, timeout_ms));
+    }
+    fn session_closed(&mut self, session: i64) {
+        self.changes.push(Change::SessionClosed(session));
+    }
+    fn intern_acl(
+        &mut self,
+        acl: &[crate::proto::records::Acl],
+    ) -> Arc<[crate::proto::records::Acl]> {
+        intern_acl(self.acls, acl)
+    }
+}
+
+/// The shared copy of an ACL list.
+pub fn intern_acl(
+    cache: &mut FastMap<Vec<crate::proto::records::Acl>, Arc<[crate::proto::records::Acl]>>,
+    acl: &[crate::proto::records::Acl],
+) -> Arc<[crate::proto::records::Acl]> {
+    if let Some(a) = cache.get(acl) {
+        return a.clone();
+    }
+    let a: Arc<[crate::proto::records::Acl]> = acl.into();
+    cache.insert(acl.to_vec(), a.clone());
+    a
 }
