@@ -9,6 +9,7 @@ use crate::net::{Reactor, WAKER};
 use crate::proto::ops::perm;
 use crate::proto::records::Acl;
 use crate::session::SessionTracker;
+use crate::tree::{AclRef, NodeRef};
 use crate::tree::{DataTree, Node};
 use crate::txn::decode_record;
 use std::fs::File;
@@ -43,7 +44,7 @@ pub enum StartError {
 /// The tree of a fresh server: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
 pub fn initial_tree() -> DataTree {
     let tree = DataTree::default();
-    let open: Arc<[Acl]> = open_acl().into();
+    let open: AclRef = open_acl().into();
     let mut root = Node::empty(open.clone());
     root.add_child("/zookeeper".into());
     let mut zk = Node::empty(open.clone());
@@ -57,10 +58,10 @@ pub fn initial_tree() -> DataTree {
         .into(),
     );
     config.aversion = -1;
-    tree.put("/".into(), Arc::new(root));
-    tree.put("/zookeeper".into(), Arc::new(zk));
-    tree.put("/zookeeper/quota".into(), Arc::new(Node::empty(open)));
-    tree.put("/zookeeper/config".into(), Arc::new(config));
+    tree.put("/".into(), NodeRef::new(root));
+    tree.put("/zookeeper".into(), NodeRef::new(zk));
+    tree.put("/zookeeper/quota".into(), NodeRef::new(Node::empty(open)));
+    tree.put("/zookeeper/config".into(), NodeRef::new(config));
     tree
 }
 

@@ -18,7 +18,8 @@ use crate::proto::records::{
 };
 use crate::proto::Writer as Jute;
 use crate::session::{password, SessionTracker};
-use crate::tree::{DataTree, FastMap, Node};
+use crate::tree::{AclRef, NodeRef, PathRef};
+use crate::tree::{DataTree, FastMap};
 use crate::txn::prep::{
     prep_and_stage, prep_delete_container, Change, Overlay, PrepCtx, Recorder, TreeView,
 };
@@ -41,7 +42,7 @@ pub struct Indexes {
     pub closed_sessions: Vec<SessionId>,
     pub ephemeral_count: u64,
     /// One shared copy of each distinct ACL list (ZooKeeper's ACL cache).
-    pub acls: FastMap<Vec<crate::proto::records::Acl>, Arc<[crate::proto::records::Acl]>>,
+    pub acls: FastMap<Vec<crate::proto::records::Acl>, AclRef>,
     /// Paths plus data of every node, as `zk_approximate_data_size` reports it.
     pub data_bytes: i64,
 }
@@ -52,7 +53,7 @@ pub struct Committed<'a> {
     pub tree: &'a DataTree,
     pub idx: &'a mut Indexes,
     pub extended_types: bool,
-    held: Vec<(Arc<str>, Option<Arc<Node>>)>,
+    held: Vec<(PathRef, Option<NodeRef>)>,
 }
 
 impl<'a> Committed<'a> {
@@ -76,20 +77,20 @@ impl<'a> Committed<'a> {
 }
 
 impl Store for Committed<'_> {
-    fn get(&self, path: &str) -> Option<Arc<Node>> {
+    fn get(&self, path: &str) -> Option<NodeRef> {
         if let Some((_, n)) = self.held.iter().rev().find(|(p, _)| &**p == path) {
             return n.clone();
         }
         self.tree.get(path)
     }
-    fn put(&mut self, path: &str, node: Arc<Node>) {
+    fn put(&mut self, path: &str, node: NodeRef) {
         let old = self
             .get(path)
             .map_or(0, |o| (path.len() + o.data_len()) as i64);
         self.idx.data_bytes += (path.len() + node.data_len()) as i64 - old;
-        self.held.push((Arc::from(path), Some(node)));
+        self.held.push((PathRef::from(path), Some(node)));
     }
-    fn put_new(&mut self, key: Arc<str>, node: Arc<Node>) {
+    fn put_new(&mut self, key: PathRef, node: NodeRef) {
         self.idx.data_bytes += (key.len() + node.data_len()) as i64;
         self.held.push((key, Some(node)));
     }
@@ -98,7 +99,7 @@ impl Store for Committed<'_> {
             .get(path)
             .map_or(0, |o| (path.len() + o.data_len()) as i64);
         self.idx.data_bytes -= old;
-        self.held.push((Arc::from(path), None));
+        self.held.push((PathRef::from(path), None));
     }
     fn owner_changed(&mut self, path: &str, owner: i64, created: bool) {
         let set = if owner == CONTAINER_OWNER {
@@ -123,10 +124,7 @@ impl Store for Committed<'_> {
             set.remove(path);
         }
     }
-    fn intern_acl(
-        &mut self,
-        acl: &[crate::proto::records::Acl],
-    ) -> Arc<[crate::proto::records::Acl]> {
+    fn intern_acl(&mut self, acl: &[crate::proto::records::Acl]) -> AclRef {
         crate::txn::prep::intern_acl(&mut self.idx.acls, acl)
     }
     fn session_created(&mut self, session: i64, timeout_ms: i32) {
@@ -184,7 +182,7 @@ pub struct WriterLoop<L: TxnLog> {
     pub sessions: SessionTracker,
     watches: WatchTable,
     idx: Indexes,
-    staged: FastMap<String, Option<Arc<Node>>>,
+    staged: FastMap<String, Option<NodeRef>>,
     pending: Vec<Pending>,
     next_zxid: Zxid,
     last_container_check: Instant,
@@ -1032,7 +1030,7 @@ impl<L: TxnLog> WriterLoop<L> {
         let now = now_ms() as u64;
         if self.idx.acls.len() > 64 {
             // ACL lists no node uses any more (only the cache holds them) go.
-            self.idx.acls.retain(|_, a| Arc::strong_count(a) > 1);
+            self.idx.acls.retain(|_, a| AclRef::strong_count(a) > 1);
         }
         for id in self.sessions.expire(now) {
             log::info!("session 0x{id:x} expired");

@@ -17,7 +17,7 @@ use crate::proto::jute::{DecodeError, DecodeResult, Reader, Writer};
 use crate::proto::ops::{event, op, ttl_owner, CONTAINER_OWNER};
 use crate::proto::records::{read_acls, write_acls, Acl};
 use crate::tree::{split_path, Node};
-use std::sync::Arc;
+use crate::tree::{AclRef, NodeRef, PathRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TxnHeader {
@@ -287,11 +287,11 @@ pub fn decode_record(bytes: &[u8]) -> DecodeResult<(TxnHeader, Txn)> {
 
 /// Where apply reads and writes nodes: the published tree, or prep's overlay.
 pub trait Store {
-    fn get(&self, path: &str) -> Option<Arc<Node>>;
-    fn put(&mut self, path: &str, node: Arc<Node>);
+    fn get(&self, path: &str) -> Option<NodeRef>;
+    fn put(&mut self, path: &str, node: NodeRef);
     /// Adds a new node under a key the caller already allocated (and shares with the
     /// parent's children set).
-    fn put_new(&mut self, key: Arc<str>, node: Arc<Node>) {
+    fn put_new(&mut self, key: PathRef, node: NodeRef) {
         self.put(&key, node)
     }
     fn remove(&mut self, path: &str);
@@ -299,8 +299,8 @@ pub trait Store {
     fn owner_changed(&mut self, _path: &str, _owner: i64, _created: bool) {}
     fn session_created(&mut self, _session: i64, _timeout_ms: i32) {}
     /// The shared copy of an ACL list (nodes with equal ACLs share one allocation).
-    fn intern_acl(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
-        acl.into()
+    fn intern_acl(&mut self, acl: &[Acl]) -> AclRef {
+        AclRef::from(acl.to_vec())
     }
     fn session_closed(&mut self, _session: i64) {}
 }
@@ -311,7 +311,7 @@ pub trait Store {
 pub struct Trigger {
     pub event: i32,
     pub path: String,
-    pub acl: Arc<[Acl]>,
+    pub acl: AclRef,
 }
 
 #[allow(clippy::too_many_arguments)] // the fields of a create txn, spelled out
@@ -355,11 +355,11 @@ fn create_node(
         acl: store.intern_acl(acl),
         children: None,
     };
-    let key: Arc<str> = Arc::from(path);
+    let key: PathRef = PathRef::from(path);
     parent.add_child(key.clone());
     let (acl, parent_acl) = (node.acl.clone(), parent.acl.clone());
-    store.put_new(key, Arc::new(node));
-    store.put(parent_path, Arc::new(parent));
+    store.put_new(key, NodeRef::new(node));
+    store.put(parent_path, NodeRef::new(parent));
     if owner != 0 {
         store.owner_changed(path, owner, true);
     }
@@ -390,7 +390,7 @@ fn delete_node(
         parent.remove_child(path);
         parent.pzxid = hdr.zxid;
         parent_acl = parent.acl.clone();
-        store.put(parent_path, Arc::new(parent));
+        store.put(parent_path, NodeRef::new(parent));
     }
     store.remove(path);
     if node.ephemeral_owner != 0 {
@@ -483,7 +483,7 @@ pub fn apply(
             node.mzxid = hdr.zxid;
             node.mtime = hdr.time;
             let acl = node.acl.clone();
-            store.put(path, Arc::new(node));
+            store.put(path, NodeRef::new(node));
             out.push(Trigger {
                 event: event::NODE_DATA_CHANGED,
                 path: path.clone(),
@@ -495,7 +495,7 @@ pub fn apply(
             let mut node = (*store.get(path).ok_or(-101)?).clone();
             node.acl = store.intern_acl(acl);
             node.aversion = *version;
-            store.put(path, Arc::new(node));
+            store.put(path, NodeRef::new(node));
             Ok(())
         }
         Txn::Check { .. } | Txn::Error { .. } => Ok(()),

@@ -11,17 +11,17 @@ use crate::proto::ops::{op, perm, CreateMode, ZkError, CONTAINER_OWNER, TTL_MAX_
 use crate::proto::records::{CreateRequest, Id, MultiOp, Request};
 use crate::tree::path::validate_path;
 use crate::tree::FastMap;
-use crate::tree::{split_path, DataTree, Node};
-use std::sync::Arc;
+use crate::tree::{split_path, DataTree};
+use crate::tree::{AclRef, NodeRef, PathRef};
 
 /// Read-only view of the published tree as a `Store`.
 pub struct TreeView<'a>(pub &'a DataTree);
 
 impl Store for TreeView<'_> {
-    fn get(&self, path: &str) -> Option<Arc<Node>> {
+    fn get(&self, path: &str) -> Option<NodeRef> {
         self.0.get(path)
     }
-    fn put(&mut self, _: &str, _: Arc<Node>) {
+    fn put(&mut self, _: &str, _: NodeRef) {
         unreachable!("TreeView is read-only")
     }
     fn remove(&mut self, _: &str) {
@@ -32,7 +32,7 @@ impl Store for TreeView<'_> {
 /// Staged changes over a base store.
 pub struct Overlay<'a, B: Store> {
     base: &'a B,
-    changes: FastMap<String, Option<Arc<Node>>>,
+    changes: FastMap<String, Option<NodeRef>>,
 }
 
 impl<'a, B: Store> Overlay<'a, B> {
@@ -48,19 +48,19 @@ impl<'a, B: Store> Overlay<'a, B> {
     pub fn clear(&mut self) {
         self.changes.clear();
     }
-    pub fn changes_mut(&mut self) -> &mut FastMap<String, Option<Arc<Node>>> {
+    pub fn changes_mut(&mut self) -> &mut FastMap<String, Option<NodeRef>> {
         &mut self.changes
     }
 }
 
 impl<B: Store> Store for Overlay<'_, B> {
-    fn get(&self, path: &str) -> Option<Arc<Node>> {
+    fn get(&self, path: &str) -> Option<NodeRef> {
         match self.changes.get(path) {
             Some(n) => n.clone(),
             None => self.base.get(path),
         }
     }
-    fn put(&mut self, path: &str, node: Arc<Node>) {
+    fn put(&mut self, path: &str, node: NodeRef) {
         self.changes.insert(path.to_owned(), Some(node));
     }
     fn remove(&mut self, path: &str) {
@@ -74,7 +74,7 @@ pub struct PrepCtx<'a> {
     pub extended_types: bool,
 }
 
-fn node(store: &impl Store, path: &str) -> Result<Arc<Node>, ZkError> {
+fn node(store: &impl Store, path: &str) -> Result<NodeRef, ZkError> {
     store.get(path).ok_or(ZkError::NoNode)
 }
 
@@ -365,8 +365,8 @@ pub fn prep_and_stage<S: Store>(
 /// the very same node versions without applying the txn a second time.
 #[derive(Debug, Clone)]
 pub enum Change {
-    Put(String, Arc<Node>),
-    PutNew(Arc<str>, Arc<Node>),
+    Put(String, NodeRef),
+    PutNew(PathRef, NodeRef),
     Remove(String),
     Owner(String, i64, bool),
     SessionCreated(i64, i32),
@@ -377,19 +377,19 @@ pub enum Change {
 /// `acls` so the recorded nodes are the ones to publish.
 pub struct Recorder<'a, S: Store> {
     pub inner: &'a mut S,
-    pub acls: &'a mut FastMap<Vec<crate::proto::records::Acl>, Arc<[crate::proto::records::Acl]>>,
+    pub acls: &'a mut FastMap<Vec<crate::proto::records::Acl>, AclRef>,
     pub changes: Vec<Change>,
 }
 
 impl<S: Store> Store for Recorder<'_, S> {
-    fn get(&self, path: &str) -> Option<Arc<Node>> {
+    fn get(&self, path: &str) -> Option<NodeRef> {
         self.inner.get(path)
     }
-    fn put(&mut self, path: &str, node: Arc<Node>) {
+    fn put(&mut self, path: &str, node: NodeRef) {
         self.inner.put(path, node.clone());
         self.changes.push(Change::Put(path.to_owned(), node));
     }
-    fn put_new(&mut self, key: Arc<str>, node: Arc<Node>) {
+    fn put_new(&mut self, key: PathRef, node: NodeRef) {
         self.inner.put_new(key.clone(), node.clone());
         self.changes.push(Change::PutNew(key, node));
     }
@@ -408,23 +408,20 @@ impl<S: Store> Store for Recorder<'_, S> {
     fn session_closed(&mut self, session: i64) {
         self.changes.push(Change::SessionClosed(session));
     }
-    fn intern_acl(
-        &mut self,
-        acl: &[crate::proto::records::Acl],
-    ) -> Arc<[crate::proto::records::Acl]> {
+    fn intern_acl(&mut self, acl: &[crate::proto::records::Acl]) -> AclRef {
         intern_acl(self.acls, acl)
     }
 }
 
 /// The shared copy of an ACL list.
 pub fn intern_acl(
-    cache: &mut FastMap<Vec<crate::proto::records::Acl>, Arc<[crate::proto::records::Acl]>>,
+    cache: &mut FastMap<Vec<crate::proto::records::Acl>, AclRef>,
     acl: &[crate::proto::records::Acl],
-) -> Arc<[crate::proto::records::Acl]> {
+) -> AclRef {
     if let Some(a) = cache.get(acl) {
         return a.clone();
     }
-    let a: Arc<[crate::proto::records::Acl]> = acl.into();
+    let a = AclRef::from(acl.to_vec());
     cache.insert(acl.to_vec(), a.clone());
     a
 }
