@@ -15,8 +15,16 @@ const USAGE: &str = "usage:
   paddock start-foreground [zoo.cfg]   start in the foreground, like zkServer.sh start-foreground
   paddock version";
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     paddock::logger::init();
+    if let Err(e) = run() {
+        // One clear line per cause; no backtrace for an operator's mistake.
+        eprintln!("paddock: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = match args.first().map(String::as_str) {
         None => Config::embedded_default(),

@@ -55,3 +55,47 @@ async fn garbage_closes_one_connection_only() {
     assert!(zk2.check_stat("/alive").await.unwrap().is_some());
     assert!(s.logged("Len error"), "the oversize frame is logged");
 }
+
+/// Start-up errors are one clear line naming what is wrong, and the process exits 1.
+#[test]
+fn bad_configs_and_busy_data_dirs_stop_start_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |cfg: &str| {
+        let p = dir.path().join("zoo.cfg");
+        std::fs::write(&p, cfg).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .arg("start-foreground")
+            .arg(&p)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let data = dir.path().join("data");
+    let (code, err) = run(&format!(
+        "dataDir={}\nclientPort=0\ntickTime=abc\n",
+        data.display()
+    ));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("tickTime=abc: not a valid number"), "{err}");
+    let (code, err) = run(&format!(
+        "dataDir={}\nclientPort=0\nminSessionTimeout=9000\nmaxSessionTimeout=4000\n",
+        data.display()
+    ));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("minSessionTimeout=9000"), "{err}");
+    let (code, err) = run("clientPort=0\n");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("dataDir is required"), "{err}");
+    // A second server on a data directory in use.
+    let s = Server::start("");
+    let (code, err) = run(&format!(
+        "dataDir={}\nclientPort=0\n",
+        s.dir.path().join("data").display()
+    ));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("in use by another running server"), "{err}");
+    assert!(!err.contains("backtrace"), "{err}");
+}

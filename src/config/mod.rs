@@ -21,10 +21,10 @@ pub enum ConfigError {
     },
     #[error("{0} is required")]
     Missing(&'static str),
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("line {line}: cannot parse {text:?}")]
     Syntax { line: usize, text: String },
@@ -174,9 +174,9 @@ impl Config {
     }
 
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Config::from_raw(RawConfig::parse(&text)?)
     }

@@ -39,14 +39,14 @@ pub enum LogError {
     Corrupt { segment: PathBuf, offset: u64 },
     #[error("txn log poisoned by a failed write or sync; restart to recover")]
     Poisoned,
-    #[error("{}: {source}", .path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {error}", .path.display())]
+    Io { path: PathBuf, error: io::Error },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
-    move |source| LogError::Io {
+    move |error| LogError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -281,7 +281,7 @@ fn preallocate(seg: &mut Segment, bytes: u64) -> Result<(), LogError> {
     if rc != 0 {
         return Err(LogError::Io {
             path: seg.path.clone(),
-            source: io::Error::from_raw_os_error(rc),
+            error: io::Error::from_raw_os_error(rc),
         });
     }
     seg.allocated += bytes;
@@ -324,11 +324,11 @@ impl TxnLog for FileTxnLog {
         }
         if self.force_sync {
             let seg = self.segment.as_ref().expect("records imply a segment");
-            if let Err(source) = seg.file.sync_data() {
+            if let Err(error) = seg.file.sync_data() {
                 self.poisoned = true;
                 return Err(LogError::Io {
                     path: seg.path.clone(),
-                    source,
+                    error,
                 });
             }
             self.syncs += 1;
@@ -395,12 +395,12 @@ pub fn recover(
         })
         .map_err(|e| LogError::Io {
             path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, e),
+            error: io::Error::new(io::ErrorKind::InvalidData, e),
         })?;
         if let Some((off, e)) = apply_err {
             return Err(LogError::Io {
                 path: path.clone(),
-                source: io::Error::new(
+                error: io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("record at byte {off}: {e}"),
                 ),

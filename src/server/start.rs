@@ -23,19 +23,19 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StartError {
-    #[error("data directory {}: {source}", .path.display())]
+    #[error("data directory {}: {error}", .path.display())]
     DataDir {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("data directory {} is in use by another running server (lock file {})", .dir.display(), .lock.display())]
     Locked { dir: PathBuf, lock: PathBuf },
     #[error("txn log: {0}")]
     Log(#[from] crate::log::LogError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Listen {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -67,14 +67,14 @@ pub fn initial_tree() -> DataTree {
 
 fn prepare_dir(dir: &Path) -> Result<PathBuf, StartError> {
     let v2 = dir.join("version-2");
-    std::fs::create_dir_all(&v2).map_err(|source| StartError::DataDir {
+    std::fs::create_dir_all(&v2).map_err(|error| StartError::DataDir {
         path: v2.clone(),
-        source,
+        error,
     })?;
     let probe = v2.join(".paddock-write-test");
-    std::fs::write(&probe, b"").map_err(|source| StartError::DataDir {
+    std::fs::write(&probe, b"").map_err(|error| StartError::DataDir {
         path: v2.clone(),
-        source,
+        error,
     })?;
     let _ = std::fs::remove_file(&probe);
     Ok(v2)
@@ -83,9 +83,9 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, StartError> {
 /// Holds the data directory's lock for the life of the process.
 fn lock_dir(v2: &Path) -> Result<File, StartError> {
     let lock = v2.join(".paddock.lock");
-    let f = File::create(&lock).map_err(|source| StartError::DataDir {
+    let f = File::create(&lock).map_err(|error| StartError::DataDir {
         path: lock.clone(),
-        source,
+        error,
     })?;
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
@@ -152,7 +152,7 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let addr = SocketAddr::new(ip, cfg.client_port);
     let listener =
-        mio::net::TcpListener::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
+        mio::net::TcpListener::bind(addr).map_err(|error| StartError::Listen { addr, error })?;
     let local = listener.local_addr()?;
     // mio listens with a backlog of 128: a burst of reconnecting clients overflows it and
     // waits for the kernel's 1 s SYN retry. Calling listen() again resizes the queue.
