@@ -44,19 +44,16 @@ pub enum StartError {
 /// The tree of a fresh server: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
 pub fn initial_tree() -> DataTree {
     let tree = DataTree::default();
-    let open: AclRef = open_acl().into();
+    let open: AclRef = crate::tree::AclList::shared(&open_acl());
     let mut root = Node::empty(open.clone());
     root.add_child("/zookeeper".into());
     let mut zk = Node::empty(open.clone());
     zk.add_child("/zookeeper/quota".into());
     zk.add_child("/zookeeper/config".into());
-    let mut config = Node::empty(
-        vec![Acl {
-            perms: perm::READ,
-            id: crate::acl::world_anyone(),
-        }]
-        .into(),
-    );
+    let mut config = Node::empty(crate::tree::AclList::shared(&[Acl {
+        perms: perm::READ,
+        id: crate::acl::world_anyone(),
+    }]));
     config.aversion = -1;
     tree.put("/".into(), NodeRef::new(root));
     tree.put("/zookeeper".into(), NodeRef::new(zk));

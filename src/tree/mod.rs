@@ -14,7 +14,10 @@
 //!
 //! Not here: what a txn changes (txn/), who may read what (acl/).
 
+pub mod bytes;
 pub mod path;
+
+pub use bytes::Bytes;
 
 use crate::proto::ops::{ttl_of_owner, CONTAINER_OWNER};
 use crate::proto::records::{Acl, Stat};
@@ -26,7 +29,24 @@ pub type NodeRef = triomphe::Arc<Node>;
 /// A znode's full path: the tree's key and its parent's children-set entry, one allocation.
 pub type PathRef = triomphe::Arc<str>;
 /// An ACL list, shared by every node that has it.
-pub type AclRef = triomphe::Arc<[Acl]>;
+pub type AclRef = triomphe::Arc<AclList>;
+
+/// An ACL list behind a thin pointer (the list itself is shared by every node that has it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclList(pub Box<[Acl]>);
+
+impl std::ops::Deref for AclList {
+    type Target = [Acl];
+    fn deref(&self) -> &[Acl] {
+        &self.0
+    }
+}
+
+impl AclList {
+    pub fn shared(acl: &[Acl]) -> AclRef {
+        triomphe::Arc::new(AclList(acl.into()))
+    }
+}
 
 /// A node's children, by full path: the same allocation as the tree's key for that child,
 /// so a child costs its parent one pointer, not a second copy of its name.
@@ -45,7 +65,7 @@ pub struct Node {
     pub aversion: i32,
     pub ephemeral_owner: i64,
     /// `None` = null data (kept apart from empty data, as ZooKeeper does).
-    pub data: Option<Box<[u8]>>,
+    pub data: Option<Bytes>,
     pub acl: AclRef,
     pub children: Option<Box<Children>>,
 }

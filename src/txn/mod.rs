@@ -300,7 +300,7 @@ pub trait Store {
     fn session_created(&mut self, _session: i64, _timeout_ms: i32) {}
     /// The shared copy of an ACL list (nodes with equal ACLs share one allocation).
     fn intern_acl(&mut self, acl: &[Acl]) -> AclRef {
-        AclRef::from(acl.to_vec())
+        crate::tree::AclList::shared(acl)
     }
     fn session_closed(&mut self, _session: i64) {}
 }
@@ -351,7 +351,7 @@ fn create_node(
         cversion: 0,
         aversion: 0,
         ephemeral_owner: owner,
-        data: data.as_deref().map(Into::into),
+        data: data.as_deref().map(crate::tree::Bytes::new),
         acl: store.intern_acl(acl),
         children: None,
     };
@@ -478,7 +478,7 @@ pub fn apply(
             version,
         } => {
             let mut node = (*store.get(path).ok_or(-101)?).clone();
-            node.data = data.as_deref().map(Into::into);
+            node.data = data.as_deref().map(crate::tree::Bytes::new);
             node.version = *version;
             node.mzxid = hdr.zxid;
             node.mtime = hdr.time;

@@ -421,7 +421,7 @@ pub fn intern_acl(
     if let Some(a) = cache.get(acl) {
         return a.clone();
     }
-    let a = AclRef::from(acl.to_vec());
+    let a = crate::tree::AclList::shared(acl);
     cache.insert(acl.to_vec(), a.clone());
     a
 }
