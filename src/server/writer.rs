@@ -218,7 +218,7 @@ impl<L: TxnLog> WriterLoop<L> {
         last_zxid: Zxid,
     ) -> Self {
         let n = reactors.len();
-        WriterLoop {
+        let w = WriterLoop {
             shared,
             log,
             inbox,
@@ -234,7 +234,10 @@ impl<L: TxnLog> WriterLoop<L> {
             scratch_sessions: Vec::new(),
             session_ids: FastMap::default(),
             encode_buf: Vec::with_capacity(4096),
-        }
+        };
+        // mntr may ask before the first batch: publish what recovery built.
+        w.publish_stats();
+        w
     }
 
     fn send(&mut self, conn: ConnId, msg: ToReactor) {
@@ -243,6 +246,27 @@ impl<L: TxnLog> WriterLoop<L> {
             let _ = h.tx.send(msg);
             self.wake[r] = true;
         }
+    }
+
+    /// Bytes for a client; `reply` = answers its oldest request at the writer.
+    fn frame(&mut self, conn: ConnId, bytes: Vec<u8>, reply: bool) {
+        self.send(conn, ToReactor::Frame { conn, bytes, reply });
+    }
+
+    /// A session is established on `conn`: the ConnectResponse, then the reactor's cue.
+    fn connected(&mut self, conn: ConnId, id: SessionId, timeout: i32, read_only: Option<bool>) {
+        // The readOnly byte mirrors the client's (omitted for old clients); never read-only.
+        let f = encode_connect_response(timeout, id, &password(id), read_only.map(|_| false));
+        self.frame(conn, f, false);
+        self.send(
+            conn,
+            ToReactor::Connected {
+                conn,
+                session: id,
+                timeout_ms: timeout,
+                ok: true,
+            },
+        );
     }
 
     fn wake_reactors(&mut self) {
@@ -259,7 +283,6 @@ impl<L: TxnLog> WriterLoop<L> {
         let mut next_tick = Instant::now() + half_tick;
         let batch_max = self.shared.cfg.batch_txns_max;
         let mut batch = Vec::with_capacity(batch_max);
-        self.publish_stats();
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match self.inbox.recv_timeout(wait) {
@@ -438,14 +461,7 @@ impl<L: TxnLog> WriterLoop<L> {
                         ZkError::SessionExpired.code(),
                         |_| {},
                     );
-                    self.send(
-                        conn,
-                        ToReactor::Frame {
-                            conn,
-                            bytes: f,
-                            reply: true,
-                        },
-                    );
+                    self.frame(conn, f, true);
                     self.send(conn, ToReactor::Close { conn });
                     return;
                 }
@@ -481,14 +497,7 @@ impl<L: TxnLog> WriterLoop<L> {
                     _ => {
                         self.flush_or_die();
                         let f = self.barrier_request(conn, session, xid, &req, &ids);
-                        self.send(
-                            conn,
-                            ToReactor::Frame {
-                                conn,
-                                bytes: f,
-                                reply: true,
-                            },
-                        );
+                        self.frame(conn, f, true);
                     }
                 }
             }
@@ -595,14 +604,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
             );
             let f = encode_connect_response(0, 0, &[0; 16], req.read_only);
-            self.send(
-                conn,
-                ToReactor::Frame {
-                    conn,
-                    bytes: f,
-                    reply: false,
-                },
-            );
+            self.frame(conn, f, false);
             self.send(
                 conn,
                 ToReactor::Connected {
@@ -625,24 +627,7 @@ impl<L: TxnLog> WriterLoop<L> {
             self.watches.remove_session(id);
             self.send(old, ToReactor::Close { conn: old });
         }
-        let f = encode_connect_response(timeout, id, &password(id), req.read_only.map(|_| false));
-        self.send(
-            conn,
-            ToReactor::Frame {
-                conn,
-                bytes: f,
-                reply: false,
-            },
-        );
-        self.send(
-            conn,
-            ToReactor::Connected {
-                conn,
-                session: id,
-                timeout_ms: timeout,
-                ok: true,
-            },
-        );
+        self.connected(conn, id, timeout, req.read_only);
     }
 
     /// Requests that run on the writer between batches: reads with watches, watch
@@ -773,14 +758,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 if let Some(conn) = conn {
                     for (t, p) in events {
                         let f = notification_frame(t, &p);
-                        self.send(
-                            conn,
-                            ToReactor::Frame {
-                                conn,
-                                bytes: f,
-                                reply: false,
-                            },
-                        );
+                        self.frame(conn, f, false);
                     }
                 }
                 reply_frame(xid, zxid, 0, |_| {})
@@ -876,14 +854,7 @@ impl<L: TxnLog> WriterLoop<L> {
                     continue;
                 }
                 if let Some(conn) = self.sessions.get(s).and_then(|x| x.conn) {
-                    self.send(
-                        conn,
-                        ToReactor::Frame {
-                            conn,
-                            bytes: f.clone(),
-                            reply: false,
-                        },
-                    );
+                    self.frame(conn, f.clone(), false);
                 }
             }
         }
@@ -900,37 +871,12 @@ impl<L: TxnLog> WriterLoop<L> {
                     Txn::CreateSession { timeout } => timeout,
                     _ => 0,
                 };
-                let f =
-                    encode_connect_response(timeout, id, &password(id), read_only.map(|_| false));
-                self.send(
-                    conn,
-                    ToReactor::Frame {
-                        conn,
-                        bytes: f,
-                        reply: false,
-                    },
-                );
-                self.send(
-                    conn,
-                    ToReactor::Connected {
-                        conn,
-                        session: id,
-                        timeout_ms: timeout,
-                        ok: true,
-                    },
-                );
+                self.connected(conn, id, timeout, read_only);
             }
             Waiter::CloseSession { conn, xid } => {
                 if let Some(conn) = conn {
                     let f = reply_frame(xid, zxid, 0, |_| {});
-                    self.send(
-                        conn,
-                        ToReactor::Frame {
-                            conn,
-                            bytes: f,
-                            reply: true,
-                        },
-                    );
+                    self.frame(conn, f, true);
                     self.send(conn, ToReactor::Close { conn });
                 }
             }
@@ -940,14 +886,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 op: opcode,
             } => {
                 let f = self.write_reply(xid, zxid, opcode, &p.txn);
-                self.send(
-                    conn,
-                    ToReactor::Frame {
-                        conn,
-                        bytes: f,
-                        reply: true,
-                    },
-                );
+                self.frame(conn, f, true);
             }
         }
     }
