@@ -1,6 +1,6 @@
 //! Four-letter words (client port), with Apache ZooKeeper 3.8's output formats.
 
-use crate::server::{now_ms, Shared};
+use crate::server::Shared;
 use crate::session::SessionTracker;
 use crate::types::SessionId;
 use crate::watch::WatchTable;
@@ -424,6 +424,5 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
         "hash" => {}
         _ => {}
     }
-    let _ = now_ms;
     out
 }

@@ -397,13 +397,8 @@ impl Reactor {
                         conn.state = State::Closing;
                     }
                 }
-                ToReactor::Close { .. } => {
-                    if let State::Ready(_) = conn.state {
-                        // The session is gone or moved: tell the writer nothing more.
-                        conn.state = State::Closing;
-                    }
-                    conn.state = State::Closing;
-                }
+                // The session is gone or moved: the writer needs no Closed for this one.
+                ToReactor::Close { .. } => conn.state = State::Closing,
                 ToReactor::Admin { text, .. } => {
                     conn.out.extend_from_slice(text.as_bytes());
                     conn.state = State::Closing;

@@ -46,7 +46,6 @@ pub enum ToWriter {
     },
     /// Several of the above, in order: what one reactor turn produced.
     Batch(Vec<ToWriter>),
-    Shutdown,
 }
 
 /// Writer → reactor.
@@ -218,7 +217,6 @@ pub struct Shared {
     pub conns: Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
     pub per_ip: Mutex<HashMap<IpAddr, u32>>,
     pub started: Instant,
-    pub serving: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
+use std::sync::atomic::{AtomicI64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use thiserror::Error;
@@ -175,7 +175,6 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         conns: Mutex::new(Default::default()),
         per_ip: Mutex::new(Default::default()),
         started: Instant::now(),
-        serving: AtomicBool::new(true),
         cfg,
     });
     shared

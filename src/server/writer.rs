@@ -299,10 +299,6 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
             }
             for m in batch.drain(..) {
-                if matches!(m, ToWriter::Shutdown) {
-                    self.flush_or_die();
-                    return;
-                }
                 self.handle(m);
             }
             self.flush_or_die();
@@ -496,7 +492,7 @@ impl<L: TxnLog> WriterLoop<L> {
                     ),
                     _ => {
                         self.flush_or_die();
-                        let f = self.barrier_request(conn, session, xid, &req, &ids);
+                        let f = self.barrier_request(session, xid, &req, &ids);
                         self.frame(conn, f, true);
                     }
                 }
@@ -526,7 +522,6 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.handle(m);
                 }
             }
-            ToWriter::Shutdown => {}
         }
     }
 
@@ -634,7 +629,6 @@ impl<L: TxnLog> WriterLoop<L> {
     /// management, sync, getEphemerals.
     fn barrier_request(
         &mut self,
-        _conn: ConnId,
         session: SessionId,
         xid: i32,
         req: &Request,

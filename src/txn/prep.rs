@@ -42,12 +42,6 @@ impl<'a, B: Store> Overlay<'a, B> {
             changes: FastMap::default(),
         }
     }
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-    pub fn clear(&mut self) {
-        self.changes.clear();
-    }
     pub fn changes_mut(&mut self) -> &mut FastMap<String, Option<NodeRef>> {
         &mut self.changes
     }
