@@ -30,7 +30,7 @@ fn get_data(
     tree.with(path, |n| {
         let n = n.ok_or(ZkError::NoNode)?;
         readable(n, ids)?;
-        w.opt_buffer(&n.data);
+        w.opt_buffer(&n.data());
         n.stat(cfg.extended_types).write(w);
         Ok(())
     })

@@ -55,10 +55,13 @@ pub fn initial_tree() -> DataTree {
         id: crate::acl::world_anyone(),
     }]));
     config.aversion = -1;
-    tree.put("/".into(), NodeRef::new(root));
-    tree.put("/zookeeper".into(), NodeRef::new(zk));
-    tree.put("/zookeeper/quota".into(), NodeRef::new(Node::empty(open)));
-    tree.put("/zookeeper/config".into(), NodeRef::new(config));
+    tree.put("/".into(), NodeRef::new(root, None));
+    tree.put("/zookeeper".into(), NodeRef::new(zk, None));
+    tree.put(
+        "/zookeeper/quota".into(),
+        NodeRef::new(Node::empty(open), None),
+    );
+    tree.put("/zookeeper/config".into(), NodeRef::new(config, None));
     tree
 }
 

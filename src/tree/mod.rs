@@ -14,20 +14,15 @@
 //!
 //! Not here: what a txn changes (txn/), who may read what (acl/).
 
-pub mod bytes;
+mod noderef;
 pub mod path;
+pub mod pathref;
 
-pub use bytes::Bytes;
+pub use noderef::NodeRef;
+pub use pathref::PathRef;
 
-use crate::proto::ops::{ttl_of_owner, CONTAINER_OWNER};
-use crate::proto::records::{Acl, Stat};
+use crate::proto::records::Acl;
 
-/// One version of a znode, shared by the tree, prep's overlay and readers. triomphe's Arc
-/// has no weak count: 8 bytes less per node and per key, which at a million znodes puts
-/// each allocation in a smaller size class.
-pub type NodeRef = triomphe::Arc<Node>;
-/// A znode's full path: the tree's key and its parent's children-set entry, one allocation.
-pub type PathRef = triomphe::Arc<str>;
 /// An ACL list, shared by every node that has it.
 pub type AclRef = triomphe::Arc<AclList>;
 
@@ -52,7 +47,8 @@ impl AclList {
 /// so a child costs its parent one pointer, not a second copy of its name.
 pub type Children = imbl::OrdSet<PathRef>;
 
-/// One version of a znode. Stored cversion counts child creations (ZooKeeper's encoding).
+/// The fields of one version of a znode; `NodeRef` holds them with the data. Stored
+/// cversion counts child creations (ZooKeeper's encoding; `NodeRef::stat` converts).
 #[derive(Debug, Clone)]
 pub struct Node {
     pub czxid: i64,
@@ -60,20 +56,15 @@ pub struct Node {
     pub pzxid: i64,
     pub ctime: i64,
     pub mtime: i64,
+    pub ephemeral_owner: i64,
     pub version: i32,
     pub cversion: i32,
     pub aversion: i32,
-    pub ephemeral_owner: i64,
-    /// `None` = null data (kept apart from empty data, as ZooKeeper does).
-    pub data: Option<Bytes>,
     pub acl: AclRef,
     pub children: Option<Box<Children>>,
 }
 
 impl Node {
-    pub fn data_len(&self) -> usize {
-        self.data.as_ref().map_or(0, |d| d.len())
-    }
     pub fn num_children(&self) -> usize {
         self.children.as_ref().map_or(0, |c| c.len())
     }
@@ -83,30 +74,6 @@ impl Node {
             .iter()
             .flat_map(|c| c.iter())
             .map(|p| &p[p.rfind('/').map_or(0, |i| i + 1)..])
-    }
-    /// The Stat a client sees.
-    pub fn stat(&self, extended_types: bool) -> Stat {
-        let n = self.num_children() as i32;
-        let owner = if self.ephemeral_owner == CONTAINER_OWNER
-            || ttl_of_owner(self.ephemeral_owner, extended_types).is_some()
-        {
-            0
-        } else {
-            self.ephemeral_owner
-        };
-        Stat {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
-            ctime: self.ctime,
-            mtime: self.mtime,
-            version: self.version,
-            cversion: self.cversion.wrapping_mul(2).wrapping_sub(n),
-            aversion: self.aversion,
-            ephemeral_owner: owner,
-            data_length: self.data_len() as i32,
-            num_children: n,
-            pzxid: self.pzxid,
-        }
     }
     pub fn empty(acl: AclRef) -> Node {
         Node {
@@ -119,7 +86,6 @@ impl Node {
             cversion: 0,
             aversion: 0,
             ephemeral_owner: 0,
-            data: None,
             acl,
             children: None,
         }
@@ -183,9 +149,9 @@ impl DataTree {
         self.nodes.pin().get(path).cloned()
     }
     /// Runs `f` on the current version of `path` without taking a reference count.
-    pub fn with<R>(&self, path: &str, f: impl FnOnce(Option<&Node>) -> R) -> R {
+    pub fn with<R>(&self, path: &str, f: impl FnOnce(Option<&NodeRef>) -> R) -> R {
         let g = self.nodes.pin();
-        f(g.get(path).map(|a| &**a))
+        f(g.get(path))
     }
     /// Writer only.
     pub fn put(&self, path: PathRef, node: NodeRef) {
@@ -211,7 +177,7 @@ impl DataTree {
         self.nodes.is_empty()
     }
     /// Every (path, node) pair; order unspecified. For admin commands and tests.
-    pub fn for_each(&self, mut f: impl FnMut(&str, &Node)) {
+    pub fn for_each(&self, mut f: impl FnMut(&str, &NodeRef)) {
         for (k, v) in self.nodes.pin().iter() {
             f(k, v);
         }

@@ -326,8 +326,8 @@ fn create_node(
     out: &mut Vec<Trigger>,
 ) -> Result<(), i32> {
     let (parent_path, _) = split_path(path).ok_or(-8)?;
-    let parent = store.get(parent_path).ok_or(-101)?;
-    let mut parent = (*parent).clone();
+    let parent_ref = store.get(parent_path).ok_or(-101)?;
+    let mut parent = parent_ref.fields();
     if store.get(path).is_some() {
         // Replaying over a fuzzy snapshot: only the parent's counters move.
         return Err(-110);
@@ -351,15 +351,14 @@ fn create_node(
         cversion: 0,
         aversion: 0,
         ephemeral_owner: owner,
-        data: data.as_deref().map(crate::tree::Bytes::new),
         acl: store.intern_acl(acl),
         children: None,
     };
     let key: PathRef = PathRef::from(path);
     parent.add_child(key.clone());
     let (acl, parent_acl) = (node.acl.clone(), parent.acl.clone());
-    store.put_new(key, NodeRef::new(node));
-    store.put(parent_path, NodeRef::new(parent));
+    store.put_new(key, NodeRef::new(node, data.as_deref()));
+    store.put(parent_path, NodeRef::new(parent, parent_ref.data()));
     if owner != 0 {
         store.owner_changed(path, owner, true);
     }
@@ -385,12 +384,12 @@ fn delete_node(
     let (parent_path, _) = split_path(path).ok_or(-8)?;
     let node = store.get(path).ok_or(-101)?;
     let mut parent_acl = node.acl.clone();
-    if let Some(parent) = store.get(parent_path) {
-        let mut parent = (*parent).clone();
+    if let Some(parent_ref) = store.get(parent_path) {
+        let mut parent = parent_ref.fields();
         parent.remove_child(path);
         parent.pzxid = hdr.zxid;
         parent_acl = parent.acl.clone();
-        store.put(parent_path, NodeRef::new(parent));
+        store.put(parent_path, NodeRef::new(parent, parent_ref.data()));
     }
     store.remove(path);
     if node.ephemeral_owner != 0 {
@@ -477,13 +476,12 @@ pub fn apply(
             data,
             version,
         } => {
-            let mut node = (*store.get(path).ok_or(-101)?).clone();
-            node.data = data.as_deref().map(crate::tree::Bytes::new);
+            let mut node = store.get(path).ok_or(-101)?.fields();
             node.version = *version;
             node.mzxid = hdr.zxid;
             node.mtime = hdr.time;
             let acl = node.acl.clone();
-            store.put(path, NodeRef::new(node));
+            store.put(path, NodeRef::new(node, data.as_deref()));
             out.push(Trigger {
                 event: event::NODE_DATA_CHANGED,
                 path: path.clone(),
@@ -492,10 +490,11 @@ pub fn apply(
             Ok(())
         }
         Txn::SetAcl { path, acl, version } => {
-            let mut node = (*store.get(path).ok_or(-101)?).clone();
+            let old = store.get(path).ok_or(-101)?;
+            let mut node = old.fields();
             node.acl = store.intern_acl(acl);
             node.aversion = *version;
-            store.put(path, NodeRef::new(node));
+            store.put(path, NodeRef::new(node, old.data()));
             Ok(())
         }
         Txn::Check { .. } | Txn::Error { .. } => Ok(()),
