@@ -9,6 +9,7 @@ pub mod net;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod snap;
 pub mod tree;
 pub mod txn;
 pub mod types;

@@ -13,6 +13,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const USAGE: &str = "usage:
   paddock                              start on the embedded default config (port 2181, ./paddock-data)
   paddock start-foreground [zoo.cfg]   start in the foreground, like zkServer.sh start-foreground
+  paddock purge [zoo.cfg] [-n COUNT]   keep the newest COUNT (>= 3) snapshots and the logs they need
+  paddock dump-log FILE [--json]       print a txn log segment (log.<zxid>)
+  paddock dump-snapshot FILE [--json]  print a snapshot (snapshot.<zxid>)
   paddock version";
 
 fn main() {
@@ -33,6 +36,23 @@ fn run() -> anyhow::Result<()> {
                 .with_context(|| format!("invalid configuration {p}"))?,
             None => Config::embedded_default(),
         },
+        Some(cmd @ ("dump-log" | "dump-snapshot")) => {
+            let json = args.iter().any(|a| a == "--json");
+            let file = args[1..]
+                .iter()
+                .find(|a| !a.starts_with("--"))
+                .ok_or_else(|| anyhow::anyhow!("{cmd}: which file?\n{USAGE}"))?;
+            let path = std::path::Path::new(file);
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if cmd == "dump-log" {
+                paddock::snap::dump::dump_log(path, json, &mut out)
+            } else {
+                paddock::snap::dump::dump_snapshot(path, json, &mut out)
+            }
+            .with_context(|| file.to_string())?;
+            return Ok(());
+        }
+        Some("purge") => return purge(&args[1..]),
         Some("version") => {
             println!(
                 "Apache ZooKeeper-compatible Paddock, version {}",
@@ -51,5 +71,44 @@ fn run() -> anyhow::Result<()> {
     };
     let running = paddock::server::start::start(cfg).context("cannot start")?;
     let _ = running.writer.join();
+    Ok(())
+}
+
+/// `paddock purge [zoo.cfg] [-n COUNT]`, like zkCleanup.sh.
+fn purge(args: &[String]) -> anyhow::Result<()> {
+    let mut cfg_path = None;
+    let mut count = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-n" {
+            let n = it
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("-n needs a count"))?;
+            count = Some(
+                n.parse::<usize>()
+                    .with_context(|| format!("-n {n}: not a count"))?,
+            );
+        } else {
+            cfg_path = Some(a.clone());
+        }
+    }
+    let cfg = match &cfg_path {
+        Some(p) => Config::load(std::path::Path::new(p))
+            .with_context(|| format!("invalid configuration {p}"))?,
+        None => Config::embedded_default(),
+    };
+    let retain = count.unwrap_or(cfg.autopurge_snap_retain_count as usize);
+    let snap = cfg.data_dir.join("version-2");
+    let logs = cfg.data_log_dir.join("version-2");
+    let done = paddock::snap::purge::purge(&snap, &logs, retain)
+        .with_context(|| format!("purging {}", snap.display()))?;
+    for p in &done.removed {
+        println!("removed {}", p.display());
+    }
+    println!(
+        "kept {} snapshot(s), removed {} file(s)",
+        done.kept_snapshots.len(),
+        done.removed.len()
+    );
     Ok(())
 }

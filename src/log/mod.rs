@@ -56,20 +56,15 @@ pub trait TxnLog {
     fn append(&mut self, zxid: Zxid, txn: &[u8]) -> Result<(), LogError>;
     /// Makes everything appended durable; returns the last durable zxid.
     fn sync(&mut self) -> Result<Zxid, LogError>;
+    /// Ends the current segment: the next append starts `log.<its zxid>`. Called with
+    /// nothing pending, at a snapshot, as ZooKeeper rolls its log.
+    fn roll(&mut self) -> Result<(), LogError>;
 }
 
 pub fn adler32(data: &[u8]) -> u32 {
-    const MOD: u32 = 65521;
-    let (mut a, mut b) = (1u32, 0u32);
-    for chunk in data.chunks(5552) {
-        for &x in chunk {
-            a += x as u32;
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
-    }
-    (b << 16) | a
+    let mut a = crate::snap::Adler32::default();
+    a.update(data);
+    a.value()
 }
 
 pub fn segment_name(first_zxid: Zxid) -> String {
@@ -339,6 +334,14 @@ impl TxnLog for FileTxnLog {
         self.durable = self.pending_last;
         Ok(self.durable)
     }
+
+    fn roll(&mut self) -> Result<(), LogError> {
+        if self.pending_last != self.durable {
+            self.sync()?;
+        }
+        self.segment = None;
+        Ok(())
+    }
 }
 
 /// What recovery found.
@@ -349,7 +352,8 @@ pub struct Recovered {
     pub truncated: Vec<String>,
 }
 
-/// Replays every record with zxid > `after` through `f`, oldest first; truncates a torn or
+/// Replays the records through `f`, oldest first, skipping segments that hold only
+/// records up to `after` (`f` skips the rest of those itself); truncates a torn or
 /// corrupt tail (logging what it dropped). Stops the replay at the first damaged record:
 /// records after it, in this segment or later ones, are not trusted.
 pub fn recover(
@@ -366,7 +370,15 @@ pub fn recover(
     }
     let segments = list_segments(dir).map_err(io_err(dir))?;
     let mut damaged = false;
-    for (_, path) in segments {
+    for (i, (_, path)) in segments.iter().enumerate() {
+        let path = path.clone();
+        // Every record of this segment precedes the next one's first: all <= after.
+        if segments
+            .get(i + 1)
+            .is_some_and(|(next, _)| *next <= after + 1)
+        {
+            continue;
+        }
         if damaged {
             log::warn!("{}: removed, it follows a damaged record", path.display());
             std::fs::remove_file(&path).map_err(io_err(&path))?;

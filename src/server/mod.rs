@@ -203,6 +203,9 @@ pub struct ServerStats {
     pub last_response_bytes: AtomicU64,
     pub max_response_bytes: AtomicU64,
     pub min_response_bytes: AtomicU64,
+    /// Snapshots written, and how long the writer paused for the last fork.
+    pub snapshots: AtomicU64,
+    pub snapshot_fork_us: AtomicU64,
 }
 
 /// What every thread may read. The tree is changed only by the writer.

@@ -1,5 +1,6 @@
 //! Start-up: data directory, recovery from the txn log, threads.
 
+use super::writer::Committed;
 use super::writer::{replay, Indexes, WriterLoop};
 use super::{ReactorHandle, ServerStats, Shared, ToWriter};
 use crate::acl::open_acl;
@@ -9,16 +10,17 @@ use crate::net::{Reactor, WAKER};
 use crate::proto::ops::perm;
 use crate::proto::records::Acl;
 use crate::session::SessionTracker;
-use crate::tree::{AclRef, NodeRef};
+use crate::tree::{split_path, AclRef, NodeRef, PathRef};
 use crate::tree::{DataTree, Node};
-use crate::txn::decode_record;
+use crate::txn::{decode_record, Store};
+use crate::types::Zxid;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicUsize};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -37,6 +39,8 @@ pub enum StartError {
         addr: SocketAddr,
         error: std::io::Error,
     },
+    #[error("no valid snapshot in {} (every snapshot file failed its checks; see the log)", .0.display())]
+    NoSnapshot(PathBuf),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -97,27 +101,216 @@ fn lock_dir(v2: &Path) -> Result<File, StartError> {
     Ok(f)
 }
 
+/// Loads the newest snapshot that passes every check, falling back to older ones (up to
+/// 100, as ZooKeeper). `None` when the directory has no snapshot at all.
+fn load_snapshot(
+    v2: &Path,
+    idx: &mut Indexes,
+    sessions: &mut SessionTracker,
+    ext: bool,
+    now: i64,
+) -> Result<Option<(DataTree, Zxid)>, StartError> {
+    let snaps = crate::snap::list_snapshots(v2).map_err(|error| StartError::DataDir {
+        path: v2.to_owned(),
+        error,
+    })?;
+    if snaps.is_empty() {
+        return Ok(None);
+    }
+    for s in snaps.iter().take(100) {
+        if s.compressed {
+            log::warn!(
+                "{}: compressed snapshots are not supported; skipped",
+                s.path.display()
+            );
+            continue;
+        }
+        let t0 = Instant::now();
+        let map = match crate::snap::map_file(&s.path) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("{}: {e}; trying an older snapshot", s.path.display());
+                continue;
+            }
+        };
+        if let Err(e) = crate::snap::parse(&map, |_, _| Ok(())) {
+            log::warn!("{}: {e}; trying an older snapshot", s.path.display());
+            continue;
+        }
+        let mut fresh = Indexes::default();
+        match build_tree(&map, &mut fresh, ext) {
+            Ok((tree, summary)) => {
+                for &(id, timeout) in &summary.sessions {
+                    sessions.add(id, timeout, now as u64);
+                }
+                *idx = fresh;
+                log::info!(
+                    "loaded {} in {:?}: {} nodes, {} sessions",
+                    s.path.display(),
+                    t0.elapsed(),
+                    summary.nodes,
+                    summary.sessions.len()
+                );
+                return Ok(Some((tree, s.zxid)));
+            }
+            Err(e) => log::warn!("{}: {e}; trying an older snapshot", s.path.display()),
+        }
+    }
+    Err(StartError::NoSnapshot(v2.to_owned()))
+}
+
+/// A node read from a snapshot whose subtree is still being read: its children set grows
+/// until the file leaves the subtree, then it is published.
+struct OpenNode<'a> {
+    key: PathRef,
+    node: Node,
+    data: Option<&'a [u8]>,
+}
+
+fn is_ancestor(a: &str, p: &str) -> bool {
+    if a == "/" {
+        return p != "/";
+    }
+    p.len() > a.len() && p.starts_with(a) && p.as_bytes()[a.len()] == b'/'
+}
+
+/// Builds the tree from a snapshot already checked by `parse`. Nodes come parents first;
+/// in ZooKeeper's and Paddock's files each subtree is one run, so a stack of the open
+/// ancestors builds every children set without a second pass.
+fn build_tree(
+    bytes: &[u8],
+    idx: &mut Indexes,
+    ext: bool,
+) -> Result<(DataTree, crate::snap::Summary), String> {
+    let tree = DataTree::default();
+    let open: AclRef = crate::txn::prep::intern_acl(&mut idx.acls, &open_acl());
+    let mut refs: crate::tree::FastMap<i64, AclRef> = Default::default();
+    let mut stack: Vec<OpenNode<'_>> = Vec::new();
+    let publish = |o: OpenNode<'_>, idx: &mut Indexes| {
+        let owner = o.node.ephemeral_owner;
+        let mut store = Committed::new(&tree, idx, ext);
+        store.put_new(o.key.clone(), NodeRef::new(o.node, o.data));
+        if owner != 0 {
+            store.owner_changed(&o.key, owner, true);
+        }
+        store.publish();
+    };
+    let summary = crate::snap::parse(bytes, |summary, rec| {
+        if refs.is_empty() {
+            for (r, list) in &summary.acls {
+                refs.insert(*r, crate::txn::prep::intern_acl(&mut idx.acls, list));
+            }
+        }
+        let acl = match rec.acl_ref {
+            -1 => open.clone(),
+            r => refs
+                .get(&r)
+                .cloned()
+                .ok_or_else(|| format!("{}: unknown ACL reference {r}", rec.path))?,
+        };
+        while let Some(top) = stack.last() {
+            if is_ancestor(&top.key, rec.path) {
+                break;
+            }
+            let top = stack.pop().unwrap();
+            publish(top, idx);
+        }
+        let key = PathRef::from(rec.path);
+        if rec.path != "/" {
+            let (parent, _) =
+                split_path(rec.path).ok_or_else(|| format!("bad path {}", rec.path))?;
+            match stack.last_mut() {
+                Some(top) if &*top.key == parent => top.node.add_child(key.clone()),
+                _ => {
+                    // Not in one run: the parent was published already.
+                    let p = tree
+                        .get(parent)
+                        .ok_or_else(|| format!("{}: parent {parent} missing", rec.path))?;
+                    let mut f = p.fields();
+                    f.add_child(key.clone());
+                    tree.put_path(PathRef::from(parent), NodeRef::new(f, p.data()));
+                }
+            }
+        }
+        let st = rec.stat;
+        stack.push(OpenNode {
+            key,
+            node: Node {
+                czxid: st.czxid,
+                mzxid: st.mzxid,
+                pzxid: st.pzxid,
+                ctime: st.ctime,
+                mtime: st.mtime,
+                ephemeral_owner: st.ephemeral_owner,
+                version: st.version,
+                cversion: st.cversion,
+                aversion: st.aversion,
+                acl,
+                children: None,
+            },
+            data: rec.data,
+        });
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    while let Some(top) = stack.pop() {
+        publish(top, idx);
+    }
+    if tree.get("/").is_none() {
+        return Err("no root node".into());
+    }
+    Ok((tree, summary))
+}
+
 pub struct Running {
     pub addr: SocketAddr,
     pub writer: std::thread::JoinHandle<()>,
     _lock: File,
+    _data_lock: Option<File>,
 }
 
 pub fn start(cfg: Config) -> Result<Running, StartError> {
     let data_v2 = prepare_dir(&cfg.data_dir)?;
     let log_v2 = prepare_dir(&cfg.data_log_dir)?;
     let lock = lock_dir(&log_v2)?;
-    let _ = data_v2;
+    // dataDir is where snapshots go; a second server on it is as bad as on the logs.
+    let data_lock = if data_v2 != log_v2 {
+        Some(lock_dir(&data_v2)?)
+    } else {
+        None
+    };
     let t0 = Instant::now();
-    let tree = initial_tree();
-    let mut idx = Indexes::default();
-    tree.for_each(|p, n| idx.data_bytes += (p.len() + n.data_len()) as i64);
     let now = super::now_ms();
-    let mut sessions = SessionTracker::new(cfg.tick_ms as u64, cfg.server_id, now);
     let ext = cfg.extended_types;
-    let recovered = recover(&log_v2, 0, |bytes| {
+    let mut sessions = SessionTracker::new(cfg.tick_ms as u64, cfg.server_id, now);
+    let removed = crate::snap::remove_temporaries(&data_v2)?;
+    if removed > 0 {
+        log::warn!("removed {removed} unfinished snapshot file(s) left by a crash");
+    }
+    let mut idx = Indexes::default();
+    let loaded = load_snapshot(&data_v2, &mut idx, &mut sessions, ext, now)?;
+    let (tree, snap_zxid) = match loaded {
+        Some((tree, zxid)) => (tree, Some(zxid)),
+        None => {
+            let tree = initial_tree();
+            tree.for_each(|p, n| {
+                idx.data_bytes += (p.len() + n.data_len()) as i64;
+                idx.acls
+                    .entry(n.acl.to_vec())
+                    .or_insert_with(|| n.acl.clone());
+            });
+            (tree, None)
+        }
+    };
+    let after = snap_zxid.unwrap_or(0);
+    let mut replayed = 0u64;
+    let recovered = recover(&log_v2, after, |bytes| {
         let (hdr, txn) = decode_record(bytes).map_err(|e| e.to_string())?;
+        if hdr.zxid <= after {
+            return Ok(hdr.zxid);
+        }
         replay(&tree, &mut idx, ext, &hdr, &txn);
+        replayed += 1;
         for (s, t) in idx.created_sessions.drain(..) {
             sessions.add(s, t, now as u64);
         }
@@ -127,10 +320,13 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         Ok(hdr.zxid)
     })?;
     log::info!(
-        "recovered {} txns up to zxid 0x{:x} in {:?}: {} nodes, {} sessions{}",
-        recovered.records,
-        recovered.last_zxid,
+        "recovered in {:?}: {}{replayed} txns replayed up to zxid 0x{:x}: {} nodes, {} sessions{}",
         t0.elapsed(),
+        match snap_zxid {
+            Some(z) => format!("snapshot 0x{z:x}, "),
+            None => "no snapshot, ".to_string(),
+        },
+        recovered.last_zxid,
         tree.len(),
         sessions.len(),
         if recovered.truncated.is_empty() {
@@ -139,6 +335,26 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
             format!(", truncated: {}", recovered.truncated.join("; "))
         }
     );
+    if snap_zxid.is_none() {
+        // As ZooKeeper: a data directory always has a snapshot once a server has started
+        // on it (ZooKeeper refuses logs without one). Small here: a fresh tree, or logs only.
+        let list: Vec<(i64, i32)> = sessions.iter().map(|(i, s)| (*i, s.timeout_ms)).collect();
+        let src = crate::snap::Source {
+            tree: &tree,
+            sessions: &list,
+            acls: &idx.acls,
+            digest: None,
+        };
+        let (path, size) =
+            crate::snap::write_file(&data_v2, recovered.last_zxid, &src).map_err(|error| {
+                StartError::DataDir {
+                    path: data_v2.clone(),
+                    error,
+                }
+            })?;
+        log::info!("wrote {} ({size} bytes)", path.display());
+    }
+    let snapshot_soon = snap_zxid.is_some() && replayed > 0;
     let mut log = FileTxnLog::open(
         &log_v2,
         cfg.prealloc_bytes,
@@ -233,9 +449,13 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         log,
         writer_inbox,
         handles,
-        sessions,
-        idx,
-        recovered.last_zxid,
+        super::writer::Recovered {
+            sessions,
+            idx,
+            last_zxid: recovered.last_zxid,
+            snap_dir: data_v2,
+            snapshot_soon,
+        },
     );
     let writer_core = cores.first().copied();
     let writer = std::thread::Builder::new()
@@ -246,6 +466,28 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
             }
             writer.run();
         })?;
+    if shared.cfg.autopurge_purge_interval_hours > 0 {
+        // As ZooKeeper's DatadirCleanupManager: once at start, then every interval.
+        let (snap, logs) = (
+            shared.cfg.data_dir.join("version-2"),
+            shared.cfg.data_log_dir.join("version-2"),
+        );
+        let retain = shared.cfg.autopurge_snap_retain_count as usize;
+        let every = Duration::from_secs(3600 * shared.cfg.autopurge_purge_interval_hours as u64);
+        std::thread::Builder::new()
+            .name("purge".into())
+            .spawn(move || loop {
+                match crate::snap::purge::purge(&snap, &logs, retain) {
+                    Ok(p) => log::info!(
+                        "autopurge: kept {} snapshots, removed {} files",
+                        p.kept_snapshots.len(),
+                        p.removed.len()
+                    ),
+                    Err(e) => log::error!("autopurge failed: {e}"),
+                }
+                std::thread::sleep(every);
+            })?;
+    }
     // Keep a sender alive so the writer never sees its inbox disconnect while serving.
     std::mem::forget(to_writer);
     log::info!("serving on {local} ({} reactor threads)", n);
@@ -253,5 +495,6 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         addr: local,
         writer,
         _lock: lock,
+        _data_lock: data_lock,
     })
 }

@@ -190,6 +190,48 @@ pub struct WriterLoop<L: TxnLog> {
     /// Each session's auth ids, as of its latest request (for watch-event ACL checks).
     session_ids: FastMap<SessionId, Arc<[Id]>>,
     encode_buf: Vec<u8>,
+    snaps: Snapshots,
+}
+
+/// What start-up recovered, handed to the writer.
+pub struct Recovered {
+    pub sessions: SessionTracker,
+    pub idx: Indexes,
+    pub last_zxid: Zxid,
+    /// Where snapshots go (dataDir/version-2).
+    pub snap_dir: std::path::PathBuf,
+    /// Replayed txns follow the newest snapshot: take one at the first chance.
+    pub snapshot_soon: bool,
+}
+
+/// When to snapshot, and the child writing one.
+struct Snapshots {
+    dir: std::path::PathBuf,
+    /// Txns logged since the last snapshot began.
+    txns: u64,
+    /// Snapshot after this many: random in [snapCount/2 + 1, snapCount], as ZooKeeper
+    /// draws it, so the servers of an ensemble do not all snapshot at once.
+    threshold: u64,
+    rng: u64,
+    child: Option<SnapChild>,
+}
+
+struct SnapChild {
+    pid: libc::pid_t,
+    zxid: Zxid,
+    started: Instant,
+}
+
+impl Snapshots {
+    fn draw(&mut self, snap_count: u64) {
+        // xorshift64*: the writer's only randomness, seeded at start-up.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let half = (snap_count / 2).max(1);
+        self.threshold = half + 1 + r % half;
+    }
 }
 
 /// Applies one recovered txn to the tree (start-up replay).
@@ -213,11 +255,32 @@ impl<L: TxnLog> WriterLoop<L> {
         log: L,
         inbox: Receiver<ToWriter>,
         reactors: Vec<ReactorHandle>,
-        sessions: SessionTracker,
-        idx: Indexes,
-        last_zxid: Zxid,
+        state: Recovered,
     ) -> Self {
+        let Recovered {
+            sessions,
+            idx,
+            last_zxid,
+            snap_dir,
+            snapshot_soon,
+        } = state;
         let n = reactors.len();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 32)
+            | 1;
+        let mut snaps = Snapshots {
+            dir: snap_dir,
+            txns: 0,
+            threshold: 0,
+            rng: seed,
+            child: None,
+        };
+        snaps.draw(shared.cfg.snap_count);
+        if snapshot_soon {
+            snaps.txns = snaps.threshold;
+        }
         let w = WriterLoop {
             shared,
             log,
@@ -234,6 +297,7 @@ impl<L: TxnLog> WriterLoop<L> {
             scratch_sessions: Vec::new(),
             session_ids: FastMap::default(),
             encode_buf: Vec::with_capacity(4096),
+            snaps,
         };
         // mntr may ask before the first batch: publish what recovery built.
         w.publish_stats();
@@ -306,7 +370,9 @@ impl<L: TxnLog> WriterLoop<L> {
                 next_tick = Instant::now() + half_tick;
                 self.on_tick();
                 self.flush_or_die();
+                self.reap_snapshot_child();
             }
+            self.maybe_snapshot();
             // Answers that needed no txn (watch reads, sync, reconnects, 4lw) wake too.
             self.wake_reactors();
         }
@@ -778,6 +844,7 @@ impl<L: TxnLog> WriterLoop<L> {
             .txns
             .fetch_add(self.pending.len() as u64, Relaxed);
         self.staged.clear();
+        self.snaps.txns += self.pending.len() as u64;
         let shared = self.shared.clone();
         let ext = shared.cfg.extended_types;
         let pending = std::mem::take(&mut self.pending);
@@ -975,6 +1042,122 @@ impl<L: TxnLog> WriterLoop<L> {
             self.reap_containers();
         }
         self.publish_stats();
+    }
+
+    /// Starts a snapshot when enough txns were logged since the last: at a txn boundary
+    /// (everything logged is applied and published), the log rolls to a new segment and a
+    /// forked child writes the tree as it is now. The writer goes on at once; it never
+    /// waits for the child, and starts no second one while one runs.
+    fn maybe_snapshot(&mut self) {
+        if self.snaps.txns < self.snaps.threshold
+            || self.snaps.child.is_some()
+            || !self.pending.is_empty()
+        {
+            return;
+        }
+        let zxid = self.next_zxid - 1;
+        if let Err(e) = self.log.roll() {
+            log::error!("stopping: cannot roll the txn log for a snapshot: {e}");
+            eprintln!("paddock: stopping: {e}");
+            std::process::exit(3);
+        }
+        let sessions: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| (*id, s.timeout_ms))
+            .collect();
+        let t0 = Instant::now();
+        // SAFETY: fork in a threaded process: the child is a copy of this thread only. It
+        // reads the tree, the sessions and the ACL cache, which only this thread mutates
+        // and which are consistent here (between batches); it allocates only from this
+        // thread's own allocator heap (mimalloc's thread-local, lock-free path), takes no
+        // lock another thread may have held, logs nothing, and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            self.snapshot_child(zxid, &sessions);
+        }
+        let pause = t0.elapsed();
+        if pid < 0 {
+            log::error!(
+                "cannot fork to snapshot at 0x{zxid:x}: {}; trying again after more txns",
+                std::io::Error::last_os_error()
+            );
+            self.snaps.txns = 0;
+            return;
+        }
+        self.shared
+            .stats
+            .snapshot_fork_us
+            .store(pause.as_micros() as u64, Relaxed);
+        log::info!(
+            "snapshot 0x{zxid:x}: child {pid} writes it; the writer paused {} us to fork",
+            pause.as_micros()
+        );
+        self.snaps.child = Some(SnapChild {
+            pid,
+            zxid,
+            started: t0,
+        });
+        self.snaps.txns = 0;
+        self.snaps.draw(self.shared.cfg.snap_count);
+    }
+
+    /// The forked child: write the snapshot and leave without running any destructor.
+    fn snapshot_child(&self, zxid: Zxid, sessions: &[(i64, i32)]) -> ! {
+        // Drop every inherited descriptor (client sockets, the log, the lock file's is kept
+        // by the parent): a connection the parent closes must not stay open in here.
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+        let src = crate::snap::Source {
+            tree: &self.shared.tree,
+            sessions,
+            acls: &self.idx.acls,
+            digest: None,
+        };
+        let code = match crate::snap::write_file(&self.snaps.dir, zxid, &src) {
+            Ok(_) => 0,
+            Err(e) => {
+                let msg = format!("paddock: snapshot 0x{zxid:x} failed: {e}\n");
+                unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+                1
+            }
+        };
+        unsafe { libc::_exit(code) }
+    }
+
+    /// Notes a finished snapshot child, without waiting for one that still runs.
+    fn reap_snapshot_child(&mut self) {
+        let Some(c) = &self.snaps.child else { return };
+        let mut status = 0;
+        let r = unsafe { libc::waitpid(c.pid, &mut status, libc::WNOHANG) };
+        if r == 0 {
+            return;
+        }
+        let name = crate::snap::snapshot_name(c.zxid);
+        if r == c.pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            let size = std::fs::metadata(self.snaps.dir.join(&name)).map_or(0, |m| m.len());
+            log::info!(
+                "snapshot {name} written: {size} bytes in {} ms",
+                c.started.elapsed().as_millis()
+            );
+            self.shared.stats.snapshots.fetch_add(1, Relaxed);
+        } else {
+            let how = if r < 0 {
+                std::io::Error::last_os_error().to_string()
+            } else if libc::WIFSIGNALED(status) {
+                format!("killed by signal {}", libc::WTERMSIG(status))
+            } else {
+                format!("exit status {}", libc::WEXITSTATUS(status))
+            };
+            let tmp = self
+                .snaps
+                .dir
+                .join(format!("{}{:x}", crate::snap::TMP_PREFIX, c.zxid));
+            let _ = std::fs::remove_file(tmp);
+            log::error!(
+                "snapshot {name} failed ({how}); the next one is tried after snapCount txns"
+            );
+        }
+        self.snaps.child = None;
     }
 
     fn close_session_expired(&mut self, id: SessionId) {

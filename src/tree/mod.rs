@@ -176,6 +176,20 @@ impl DataTree {
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
+    /// Every node from the root down, parents before children and each subtree in one
+    /// run (pre-order; children in their set's order). Nodes the writer changes meanwhile
+    /// may or may not be seen: call it where nothing writes (start-up, the snapshot child).
+    pub fn walk(&self, mut f: impl FnMut(&str, &NodeRef)) {
+        let g = self.nodes.pin();
+        let mut stack: Vec<&str> = vec!["/"];
+        while let Some(path) = stack.pop() {
+            let Some(node) = g.get(path) else { continue };
+            f(path, node);
+            if let Some(c) = &node.children {
+                stack.extend(c.iter().rev().map(|k| &**k));
+            }
+        }
+    }
     /// Every (path, node) pair; order unspecified. For admin commands and tests.
     pub fn for_each(&self, mut f: impl FnMut(&str, &NodeRef)) {
         for (k, v) in self.nodes.pin().iter() {

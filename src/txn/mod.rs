@@ -329,7 +329,7 @@ fn create_node(
     let parent_ref = store.get(parent_path).ok_or(-101)?;
     let mut parent = parent_ref.fields();
     if store.get(path).is_some() {
-        // Replaying over a fuzzy snapshot: only the parent's counters move.
+        // Replaying over a fuzzy snapshot (see `fix_parent_counters`).
         return Err(-110);
     }
     let cv = if parent_cversion == -1 {
@@ -373,6 +373,26 @@ fn create_node(
         acl: parent_acl,
     });
     Ok(())
+}
+
+fn fix_parent_counters(store: &mut impl Store, hdr: &TxnHeader, path: &str, parent_cversion: i32) {
+    let Some((parent_path, _)) = split_path(path) else {
+        return;
+    };
+    let Some(p) = store.get(parent_path) else {
+        return;
+    };
+    let cv = if parent_cversion == -1 {
+        p.cversion + 1
+    } else {
+        parent_cversion
+    };
+    if cv > p.cversion {
+        let mut f = p.fields();
+        f.cversion = cv;
+        f.pzxid = hdr.zxid;
+        store.put(parent_path, NodeRef::new(f, p.data()));
+    }
 }
 
 fn delete_node(
@@ -429,15 +449,22 @@ pub fn apply(
             Ok(())
         }
         Txn::Create {
+            op: create_op,
             path,
             data,
             acl,
             ephemeral,
             parent_cversion,
-            ..
         } => {
             let owner = if *ephemeral { hdr.client_id } else { 0 };
-            create_node(store, hdr, path, data, acl, owner, *parent_cversion, out)
+            let r = create_node(store, hdr, path, data, acl, owner, *parent_cversion, out);
+            if r == Err(-110) && *create_op == op::CREATE {
+                // Replay over a fuzzy snapshot (ZooKeeper's): the node is there already,
+                // but the parent's cversion and pzxid still move, as ZooKeeper's
+                // DataTree.processTxn does for a plain create (not create2).
+                fix_parent_counters(store, hdr, path, *parent_cversion);
+            }
+            r
         }
         Txn::CreateContainer {
             path,
