@@ -14,5 +14,6 @@ mod ops;
 mod reaping;
 mod restart;
 mod sessions;
+mod snapshots;
 mod tidy;
 mod watches;

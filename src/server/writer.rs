@@ -1049,6 +1049,9 @@ impl<L: TxnLog> WriterLoop<L> {
     /// forked child writes the tree as it is now. The writer goes on at once; it never
     /// waits for the child, and starts no second one while one runs.
     fn maybe_snapshot(&mut self) {
+        if self.snaps.child.is_some() {
+            self.reap_snapshot_child();
+        }
         if self.snaps.txns < self.snaps.threshold
             || self.snaps.child.is_some()
             || !self.pending.is_empty()
