@@ -28,7 +28,7 @@ impl Server {
         std::fs::write(
             &cfg,
             format!(
-                "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\nznode.container.checkIntervalMs=200\nminSessionTimeout=400\nmaxSessionTimeout=60000\npaddock.pinCores=false\n{extra}\n",
+                "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\nznode.container.checkIntervalMs=200\nminSessionTimeout=400\nmaxSessionTimeout=60000\npaddock.pinCores=false\npreAllocSize=1024\n{extra}\n",
                 data.display()
             ),
         )
@@ -91,7 +91,9 @@ impl Server {
     pub fn restart(mut self) -> Server {
         self.kill9();
         let (dir, extra, port) = (self.dir.clone(), self.extra.clone(), self.port);
-        std::mem::forget(self);
+        // Dropped, not forgotten: a forgotten Server would keep its Arc<TempDir> forever
+        // and the data directory would never be removed.
+        drop(self);
         // The port may linger briefly in the kernel; retry a few times.
         Server::start_in(dir, &extra, port)
     }

@@ -7,6 +7,7 @@ mod acl;
 mod bad_input;
 mod codec_fuzz;
 mod concurrency;
+mod crash;
 mod four_letter;
 mod limits;
 mod multi;

@@ -276,7 +276,7 @@ async fn autopurge_runs_at_start() {
     s.kill9();
     assert!(files(&v2(&s), "snapshot.").len() >= 6);
     let (dir, port) = (s.dir.clone(), s.port);
-    std::mem::forget(s);
+    drop(s);
     let s = Server::start_in(
         dir,
         "snapCount=10\nautopurge.purgeInterval=1\nautopurge.snapRetainCount=3",

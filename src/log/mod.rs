@@ -210,6 +210,30 @@ impl FileTxnLog {
 
     fn start_segment(&mut self, first: Zxid) -> Result<(), LogError> {
         let path = self.dir.join(segment_name(first));
+        if path.exists() {
+            // A crash after the roll made this segment but before any of its records was
+            // durable; recovery left it with no record (else `first` would be past them).
+            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+            let mut records = 0;
+            let _ = scan_segment(&bytes, |_, _| {
+                records += 1;
+                false
+            });
+            if records > 0 {
+                return Err(LogError::Io {
+                    path,
+                    error: io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "segment exists and holds records: refusing to overwrite it",
+                    ),
+                });
+            }
+            log::warn!(
+                "{}: replacing an empty segment left by a crash",
+                path.display()
+            );
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -339,7 +363,17 @@ impl TxnLog for FileTxnLog {
         if self.pending_last != self.durable {
             self.sync()?;
         }
-        self.segment = None;
+        if let Some(seg) = self.segment.take() {
+            // Give back the preallocated tail: a finished segment keeps only its records
+            // (readers, ZooKeeper's too, take the end of the file as a clean end). Not
+            // synced: if the crash comes first, the zeros are still a clean end.
+            if let Err(e) = seg.file.set_len(seg.offset) {
+                log::warn!(
+                    "{}: cannot trim the preallocated tail: {e}",
+                    seg.path.display()
+                );
+            }
+        }
         Ok(())
     }
 }

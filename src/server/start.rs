@@ -84,14 +84,20 @@ fn prepare_dir(dir: &Path) -> Result<PathBuf, StartError> {
     Ok(v2)
 }
 
-/// Holds the data directory's lock for the life of the process.
+/// Holds the data directory's lock for the life of the process. The file must not be
+/// opened (and closed) again by this process: closing any descriptor of it drops a POSIX lock.
 fn lock_dir(v2: &Path) -> Result<File, StartError> {
     let lock = v2.join(".paddock.lock");
     let f = File::create(&lock).map_err(|error| StartError::DataDir {
         path: lock.clone(),
         error,
     })?;
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    // A POSIX record lock, not flock: it belongs to this process alone, so a snapshot
+    // child (a fork that may outlive a killed server by a moment) does not hold it.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
     if rc != 0 {
         return Err(StartError::Locked {
             dir: v2.to_owned(),
