@@ -6,7 +6,10 @@
 #   1. runs zkcli.sh (Apache's zkCli.sh, fixed scenario, normalised output) against both
 #      and diffs the two transcripts;
 #   2. runs kazoo_recipes.py against Paddock, and against ZooKeeper to prove the test
-#      itself passes on the real thing.
+#      itself passes on the real thing;
+#   3. checks that zkServer.sh status reads both;
+#   4. starts each server on a data directory the other wrote (datadir.py) and compares
+#      every node.
 # Exits non-zero if anything fails. Builds nothing: pass the Paddock binary.
 #
 # Environment: INTEROP_PORT_BASE (first port tried, default 22281; ports stay in
@@ -185,6 +188,55 @@ if [ -n "$S_PD" ] && [ "$S_PD" = "$S_ZK" ]; then
 else
   fail "zkServer.sh status: ZooKeeper '$S_ZK', Paddock '$S_PD'"
 fi
+
+# ---- 4. data directories: each server starts on what the other wrote -----------------------
+# Write a tree (snapshots and a log tail, ephemerals of a session left open), kill -9 the
+# writer, start the other server on a copy of its data directory, compare every node's
+# data, Stat and ACL.
+start_one() { # kind dir port -> pid on stdout
+  local kind=$1 dir=$2 port=$3
+  write_cfg "$dir/zoo.cfg" "$dir/data" "$port" "admin.enableServer=false" "snapCount=50"
+  if [ "$kind" = zookeeper ]; then
+    JMXDISABLE=true ZOO_LOG_DIR="$dir" \
+      SERVER_JVMFLAGS="-Dznode.container.checkIntervalMs=1000 -Dzookeeper.extendedTypesEnabled=true" \
+      setsid "$ZKBIN/zkServer.sh" start-foreground "$dir/zoo.cfg" > "$dir/server.log" 2>&1 < /dev/null &
+  else
+    ( cd "$dir" && exec setsid "$PADDOCK" start-foreground "$dir/zoo.cfg" ) > "$dir/server.log" 2>&1 < /dev/null &
+  fi
+  echo $!
+}
+kill9_group() { # pid (a setsid leader): the whole group, as a crash would
+  kill -KILL -- "-$1" 2>/dev/null; wait "$1" 2>/dev/null
+}
+datadir_roundtrip() { # from to
+  local from=$1 to=$2 a="$WORK/dd-$1-to-$2" port pid
+  mkdir -p "$a/src" "$a/dst"
+  port=$(pick_port "$P_PD") || { fail "no free port"; return; }
+  pid=$(start_one "$from" "$a/src" "$port")
+  if ! wait_imok "$from (writer)" "$port" "$pid" "$a/src/server.log"; then
+    fail "$from did not start"; kill9_group "$pid"; return
+  fi
+  if ! timeout 300 python3 "$HERE/datadir.py" write "$port" "$a/before.json"; then
+    fail "writing the tree on $from failed"; kill9_group "$pid"; return
+  fi
+  kill9_group "$pid"
+  cp -a "$a/src/data" "$a/dst/data"
+  rm -f "$a/dst/data/version-2/.paddock.lock"
+  log "$from wrote: $(ls "$a/dst/data/version-2" | tr '\n' ' ')"
+  pid=$(start_one "$to" "$a/dst" "$port")
+  if ! wait_imok "$to (reader)" "$port" "$pid" "$a/dst/server.log"; then
+    fail "$to did not start on the data directory $from wrote"; kill9_group "$pid"; return
+  fi
+  if timeout 300 python3 "$HERE/datadir.py" dump "$port" "$a/after.json" \
+     && python3 "$HERE/datadir.py" compare "$a/before.json" "$a/after.json" > "$a/compare.txt"; then
+    log "PASS $to serves the tree $from wrote: $(cat "$a/compare.txt")"
+  else
+    fail "$to on $from's data directory:"; cat "$a/compare.txt" >&2; tail -n 30 "$a/dst/server.log" >&2
+  fi
+  kill9_group "$pid"
+}
+datadir_roundtrip paddock zookeeper
+datadir_roundtrip zookeeper paddock
 
 # ---- servers still alive? ---------------------------------------------------------------------
 kill -0 "$PID_ZK" 2>/dev/null || fail "ZooKeeper died during the run"
