@@ -88,6 +88,8 @@ pub struct Config {
     /// Enabled four-letter words; contains "*" for all.
     pub four_letter_words: Vec<String>,
     pub extended_types: bool,
+    /// ZooKeeper's tree digest in log records and snapshots (`digest.enabled`, default true).
+    pub digest_enabled: bool,
     pub container_check_interval_ms: u64,
     pub container_max_per_minute: u32,
     pub super_digest: Option<String>,
@@ -153,7 +155,6 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "leaderServes",
     "secureClientPort",
     "metricsProvider.className",
-    "digest.enabled",
     "syncEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
@@ -201,6 +202,7 @@ impl Config {
             autopurge_purge_interval_hours: 0,
             four_letter_words: vec!["srvr".into()],
             extended_types: false,
+            digest_enabled: true,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
             super_digest: None,
@@ -288,6 +290,7 @@ impl Config {
                     }
                 }
                 "extendedTypesEnabled" => c.extended_types = boolean(k, v)?,
+                "digest.enabled" => c.digest_enabled = boolean(k, v)?,
                 "znode.container.checkIntervalMs" => {
                     c.container_check_interval_ms = num(k, v)?;
                     if c.container_check_interval_ms == 0 {

@@ -12,7 +12,7 @@ use crate::proto::records::Acl;
 use crate::session::SessionTracker;
 use crate::tree::{split_path, AclRef, NodeRef, PathRef};
 use crate::tree::{DataTree, Node};
-use crate::txn::{decode_record, Store};
+use crate::txn::{decode_record_digest, Store};
 use crate::types::Zxid;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -59,13 +59,16 @@ pub fn initial_tree() -> DataTree {
         id: crate::acl::world_anyone(),
     }]));
     config.aversion = -1;
-    tree.put("/".into(), NodeRef::new(root, None));
-    tree.put("/zookeeper".into(), NodeRef::new(zk, None));
+    tree.put("/".into(), NodeRef::new("/", root, None));
+    tree.put("/zookeeper".into(), NodeRef::new("/zookeeper", zk, None));
     tree.put(
         "/zookeeper/quota".into(),
-        NodeRef::new(Node::empty(open), None),
+        NodeRef::new("/zookeeper/quota", Node::empty(open), None),
     );
-    tree.put("/zookeeper/config".into(), NodeRef::new(config, None));
+    tree.put(
+        "/zookeeper/config".into(),
+        NodeRef::new("/zookeeper/config", config, None),
+    );
     tree
 }
 
@@ -107,6 +110,9 @@ fn lock_dir(v2: &Path) -> Result<File, StartError> {
     Ok(f)
 }
 
+/// A loaded snapshot: the tree, its zxid, and the (zxid, digest) trailer it carried.
+type LoadedSnapshot = (DataTree, Zxid, Option<(Zxid, i64)>);
+
 /// Loads the newest snapshot that passes every check, falling back to older ones (up to
 /// 100, as ZooKeeper). `None` when the directory has no snapshot at all.
 fn load_snapshot(
@@ -115,7 +121,7 @@ fn load_snapshot(
     sessions: &mut SessionTracker,
     ext: bool,
     now: i64,
-) -> Result<Option<(DataTree, Zxid)>, StartError> {
+) -> Result<Option<LoadedSnapshot>, StartError> {
     let snaps = crate::snap::list_snapshots(v2).map_err(|error| StartError::DataDir {
         path: v2.to_owned(),
         error,
@@ -157,12 +163,45 @@ fn load_snapshot(
                     summary.nodes,
                     summary.sessions.len()
                 );
-                return Ok(Some((tree, s.zxid)));
+                return Ok(Some((tree, s.zxid, summary.digest)));
             }
             Err(e) => log::warn!("{}: {e}; trying an older snapshot", s.path.display()),
         }
     }
     Err(StartError::NoSnapshot(v2.to_owned()))
+}
+
+/// Recovery's digest checks, as ZooKeeper's: a snapshot's digest is compared when the tree
+/// reaches its zxid, and each replayed record's digest after that. A mismatch is logged,
+/// not fatal (ZooKeeper counts it too).
+#[derive(Default)]
+struct DigestCheck {
+    pending: Option<(Zxid, i64)>,
+    checked: u64,
+    mismatched: u64,
+}
+
+impl DigestCheck {
+    /// The tree has reached `zxid` with digest `tree`: check a pending snapshot digest.
+    fn at(&mut self, zxid: Zxid, tree: i64) {
+        if let Some((z, d)) = self.pending {
+            if z == zxid {
+                self.pending = None;
+                self.compare(zxid, d, tree, "snapshot");
+            }
+        }
+    }
+    fn compare(&mut self, zxid: Zxid, expected: i64, tree: i64, what: &str) {
+        self.checked += 1;
+        if expected != tree {
+            self.mismatched += 1;
+            if self.mismatched <= 5 {
+                log::warn!(
+                    "digest mismatch at zxid 0x{zxid:x}: the {what} says {expected}, the tree has {tree}"
+                );
+            }
+        }
+    }
 }
 
 /// A node read from a snapshot whose subtree is still being read: its children set grows
@@ -195,7 +234,8 @@ fn build_tree(
     let publish = |o: OpenNode<'_>, idx: &mut Indexes| {
         let owner = o.node.ephemeral_owner;
         let mut store = Committed::new(&tree, idx, ext);
-        store.put_new(o.key.clone(), NodeRef::new(o.node, o.data));
+        let n = NodeRef::new(&o.key, o.node, o.data);
+        store.put_new(o.key.clone(), n);
         if owner != 0 {
             store.owner_changed(&o.key, owner, true);
         }
@@ -234,7 +274,7 @@ fn build_tree(
                         .ok_or_else(|| format!("{}: parent {parent} missing", rec.path))?;
                     let mut f = p.fields();
                     f.add_child(key.clone());
-                    tree.put_path(PathRef::from(parent), NodeRef::new(f, p.data()));
+                    tree.put_path(PathRef::from(parent), NodeRef::new(parent, f, p.data()));
                 }
             }
         }
@@ -253,6 +293,7 @@ fn build_tree(
                 aversion: st.aversion,
                 acl,
                 children: None,
+                digest: 0,
             },
             data: rec.data,
         });
@@ -295,11 +336,19 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
     }
     let mut idx = Indexes::default();
     let loaded = load_snapshot(&data_v2, &mut idx, &mut sessions, ext, now)?;
+    let mut digests = DigestCheck::default();
     let (tree, snap_zxid) = match loaded {
-        Some((tree, zxid)) => (tree, Some(zxid)),
+        Some((tree, zxid, snap_digest)) => {
+            // A Paddock snapshot is exact: its digest is the tree's now. A ZooKeeper one
+            // is fuzzy: its digest holds at a later zxid, checked when replay gets there.
+            digests.pending = snap_digest.filter(|_| cfg.digest_enabled);
+            digests.at(zxid, idx.digest);
+            (tree, Some(zxid))
+        }
         None => {
             let tree = initial_tree();
             tree.for_each(|p, n| {
+                idx.digest = idx.digest.wrapping_add(n.digest as i64);
                 idx.data_bytes += (p.len() + n.data_len()) as i64;
                 idx.acls
                     .entry(n.acl.to_vec())
@@ -311,12 +360,17 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
     let after = snap_zxid.unwrap_or(0);
     let mut replayed = 0u64;
     let recovered = recover(&log_v2, after, |bytes| {
-        let (hdr, txn) = decode_record(bytes).map_err(|e| e.to_string())?;
+        let (hdr, txn, digest) = decode_record_digest(bytes).map_err(|e| e.to_string())?;
         if hdr.zxid <= after {
             return Ok(hdr.zxid);
         }
         replay(&tree, &mut idx, ext, &hdr, &txn);
         replayed += 1;
+        if digests.pending.is_some() {
+            digests.at(hdr.zxid, idx.digest);
+        } else if let Some(d) = digest.filter(|_| cfg.digest_enabled) {
+            digests.compare(hdr.zxid, d, idx.digest, "log");
+        }
         for (s, t) in idx.created_sessions.drain(..) {
             sessions.add(s, t, now as u64);
         }
@@ -326,7 +380,8 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         Ok(hdr.zxid)
     })?;
     log::info!(
-        "recovered in {:?}: {}{replayed} txns replayed up to zxid 0x{:x}: {} nodes, {} sessions{}",
+        "recovered in {:?}: {}{replayed} txns replayed up to zxid 0x{:x}: {} nodes, {} sessions, \
+         tree digest {} ({} digests checked, {} mismatched){}",
         t0.elapsed(),
         match snap_zxid {
             Some(z) => format!("snapshot 0x{z:x}, "),
@@ -335,6 +390,9 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         recovered.last_zxid,
         tree.len(),
         sessions.len(),
+        idx.digest,
+        digests.checked,
+        digests.mismatched,
         if recovered.truncated.is_empty() {
             String::new()
         } else {
@@ -349,7 +407,9 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
             tree: &tree,
             sessions: &list,
             acls: &idx.acls,
-            digest: None,
+            digest: cfg
+                .digest_enabled
+                .then_some((recovered.last_zxid, idx.digest)),
         };
         let (path, size) =
             crate::snap::write_file(&data_v2, recovered.last_zxid, &src).map_err(|error| {

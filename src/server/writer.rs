@@ -45,6 +45,8 @@ pub struct Indexes {
     pub acls: FastMap<Vec<crate::proto::records::Acl>, AclRef>,
     /// Paths plus data of every node, as `zk_approximate_data_size` reports it.
     pub data_bytes: i64,
+    /// ZooKeeper's tree digest of the published tree (tree/digest.rs).
+    pub digest: i64,
 }
 
 /// The published tree as apply's store: writes are held back until `publish`, so that the
@@ -84,21 +86,28 @@ impl Store for Committed<'_> {
         self.tree.get(path)
     }
     fn put(&mut self, path: &str, node: NodeRef) {
-        let old = self
-            .get(path)
-            .map_or(0, |o| (path.len() + o.data_len()) as i64);
+        let (old, old_digest) = self.get(path).map_or((0, 0), |o| {
+            ((path.len() + o.data_len()) as i64, o.digest as i64)
+        });
         self.idx.data_bytes += (path.len() + node.data_len()) as i64 - old;
+        self.idx.digest = self
+            .idx
+            .digest
+            .wrapping_add(node.digest as i64)
+            .wrapping_sub(old_digest);
         self.held.push((PathRef::from(path), Some(node)));
     }
     fn put_new(&mut self, key: PathRef, node: NodeRef) {
         self.idx.data_bytes += (key.len() + node.data_len()) as i64;
+        self.idx.digest = self.idx.digest.wrapping_add(node.digest as i64);
         self.held.push((key, Some(node)));
     }
     fn remove(&mut self, path: &str) {
-        let old = self
-            .get(path)
-            .map_or(0, |o| (path.len() + o.data_len()) as i64);
+        let (old, old_digest) = self.get(path).map_or((0, 0), |o| {
+            ((path.len() + o.data_len()) as i64, o.digest as i64)
+        });
         self.idx.data_bytes -= old;
+        self.idx.digest = self.idx.digest.wrapping_sub(old_digest);
         self.held.push((PathRef::from(path), None));
     }
     fn owner_changed(&mut self, path: &str, owner: i64, created: bool) {
@@ -191,6 +200,8 @@ pub struct WriterLoop<L: TxnLog> {
     session_ids: FastMap<SessionId, Arc<[Id]>>,
     encode_buf: Vec<u8>,
     snaps: Snapshots,
+    /// The tree digest with every staged txn applied (`idx.digest` once they commit).
+    staged_digest: i64,
 }
 
 /// What start-up recovered, handed to the writer.
@@ -281,7 +292,7 @@ impl<L: TxnLog> WriterLoop<L> {
         if snapshot_soon {
             snaps.txns = snaps.threshold;
         }
-        let w = WriterLoop {
+        let mut w = WriterLoop {
             shared,
             log,
             inbox,
@@ -298,7 +309,9 @@ impl<L: TxnLog> WriterLoop<L> {
             session_ids: FastMap::default(),
             encode_buf: Vec::with_capacity(4096),
             snaps,
+            staged_digest: 0,
         };
+        w.staged_digest = w.idx.digest;
         // mntr may ask before the first batch: publish what recovery built.
         w.publish_stats();
         w
@@ -430,6 +443,7 @@ impl<L: TxnLog> WriterLoop<L> {
             inner: &mut ov,
             acls: &mut self.idx.acls,
             changes: Vec::new(),
+            digest_delta: 0,
         };
         let mut triggers = Vec::new();
         let txn = match what {
@@ -460,6 +474,8 @@ impl<L: TxnLog> WriterLoop<L> {
             },
         };
         let changes = std::mem::take(&mut rec.changes);
+        // The tree digest after this txn, as the log record carries it.
+        self.staged_digest = self.staged_digest.wrapping_add(rec.digest_delta);
         drop(rec);
         std::mem::swap(ov.changes_mut(), &mut self.staged);
         txn.map(|t| (t, changes, triggers))
@@ -478,6 +494,10 @@ impl<L: TxnLog> WriterLoop<L> {
         };
         w.buf.clear();
         encode_record(&hdr, &txn, &mut w);
+        if self.shared.cfg.digest_enabled {
+            w.i32(crate::tree::digest::DIGEST_VERSION)
+                .i64(self.staged_digest);
+        }
         let appended = self.log.append(hdr.zxid, &w.buf);
         self.encode_buf = w.buf;
         if let Err(e) = appended {
@@ -876,6 +896,8 @@ impl<L: TxnLog> WriterLoop<L> {
             shared.last_zxid.store(p.hdr.zxid, Release);
             self.answer(p);
         }
+        debug_assert_eq!(self.staged_digest, self.idx.digest);
+        self.staged_digest = self.idx.digest;
         self.publish_stats();
         self.wake_reactors();
         Ok(())
@@ -1114,7 +1136,11 @@ impl<L: TxnLog> WriterLoop<L> {
             tree: &self.shared.tree,
             sessions,
             acls: &self.idx.acls,
-            digest: None,
+            digest: self
+                .shared
+                .cfg
+                .digest_enabled
+                .then_some((zxid, self.idx.digest)),
         };
         let code = match crate::snap::write_file(&self.snaps.dir, zxid, &src) {
             Ok(_) => 0,

@@ -5,7 +5,7 @@
 use super::{map_file, parse, NodeRecord};
 use crate::log::{scan_segment, Tail};
 use crate::proto::records::Acl;
-use crate::txn::{decode_record, Txn, TxnHeader};
+use crate::txn::{decode_record_digest, Txn, TxnHeader};
 use base64::Engine;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -230,15 +230,21 @@ pub fn dump_log(path: &Path, json: bool, out: &mut impl Write) -> io::Result<u64
     let mut n = 0u64;
     let mut failed = None;
     let (end, tail) = scan_segment(&bytes, |off, payload| {
-        let line = match decode_record(payload) {
-            Ok((h, t)) if json => format!("{{{},\"txn\":{}}}", header_json(&h), txn_json(&t)),
-            Ok((h, t)) => format!(
-                "zxid 0x{:x} session 0x{:x} cxid {} time {} {}",
+        let line = match decode_record_digest(payload) {
+            Ok((h, t, d)) if json => format!(
+                "{{{},\"txn\":{},\"digest\":{}}}",
+                header_json(&h),
+                txn_json(&t),
+                d.map_or("null".to_string(), |d| d.to_string())
+            ),
+            Ok((h, t, d)) => format!(
+                "zxid 0x{:x} session 0x{:x} cxid {} time {} {}{}",
                 h.zxid,
                 h.client_id,
                 h.cxid,
                 h.time,
-                txn_text(&t)
+                txn_text(&t),
+                d.map_or(String::new(), |d| format!(" digest {d}"))
             ),
             Err(e) if json => format!("{{\"offset\":{off},\"error\":{}}}", js(&e.to_string())),
             Err(e) => format!("record at byte {off}: cannot decode: {e}"),

@@ -14,6 +14,7 @@
 //!
 //! Not here: what a txn changes (txn/), who may read what (acl/).
 
+pub mod digest;
 mod noderef;
 pub mod path;
 pub mod pathref;
@@ -62,6 +63,9 @@ pub struct Node {
     pub aversion: i32,
     pub acl: AclRef,
     pub children: Option<Box<Children>>,
+    /// This version's digest (tree/digest.rs), set by `NodeRef::new`; it fills what
+    /// would be padding.
+    pub digest: u32,
 }
 
 impl Node {
@@ -86,6 +90,7 @@ impl Node {
             cversion: 0,
             aversion: 0,
             ephemeral_owner: 0,
+            digest: 0,
             acl,
             children: None,
         }

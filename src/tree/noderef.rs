@@ -42,8 +42,10 @@ unsafe impl Send for NodeRef {}
 unsafe impl Sync for NodeRef {}
 
 impl NodeRef {
-    /// A new version with these fields and data (`None` = null data).
-    pub fn new(node: Node, data: Option<&[u8]>) -> NodeRef {
+    /// A new version of `path` with these fields and data (`None` = null data); its
+    /// digest is computed here.
+    pub fn new(path: &str, mut node: Node, data: Option<&[u8]>) -> NodeRef {
+        node.digest = super::digest::node_digest(path, data, &node);
         let (data_len, bytes) = match data {
             None => (NULL_DATA, &[][..]),
             Some(d) => {
@@ -107,7 +109,7 @@ impl NodeRef {
         }
     }
 
-    /// The fields, to build the next version from (`NodeRef::new(fields, node.data())`).
+    /// The fields, to build the next version from (`NodeRef::new(path, fields, node.data())`).
     pub fn fields(&self) -> Node {
         self.inner().node.clone()
     }
@@ -199,7 +201,7 @@ mod tests {
         ] {
             let mut n = Node::empty(acl.clone());
             n.version = 3;
-            let r = NodeRef::new(n, data);
+            let r = NodeRef::new("/x", n, data);
             assert_eq!(r.data(), data);
             assert_eq!(r.data_len(), data.map_or(0, |d| d.len()));
             assert_eq!(r.version, 3);

@@ -278,11 +278,23 @@ pub fn encode_record(hdr: &TxnHeader, txn: &Txn, w: &mut Writer) {
 }
 
 pub fn decode_record(bytes: &[u8]) -> DecodeResult<(TxnHeader, Txn)> {
+    decode_record_digest(bytes).map(|(h, t, _)| (h, t))
+}
+
+/// As `decode_record`, plus the tree digest after the txn when the record carries a
+/// TxnDigest {int version, long digest} (ZooKeeper 3.6+ and Paddock write one).
+pub fn decode_record_digest(bytes: &[u8]) -> DecodeResult<(TxnHeader, Txn, Option<i64>)> {
     let mut r = Reader::new(bytes);
     let hdr = TxnHeader::read(&mut r)?;
     let txn = Txn::read_body(hdr.op, &mut r)?;
-    // A TxnDigest may follow (ZooKeeper 3.6+); it is not needed to apply.
-    Ok((hdr, txn))
+    let digest = if r.remaining() >= 12 {
+        let version = r.read_i32()?;
+        let d = r.read_i64()?;
+        (version == crate::tree::digest::DIGEST_VERSION).then_some(d)
+    } else {
+        None
+    };
+    Ok((hdr, txn, digest))
 }
 
 /// Where apply reads and writes nodes: the published tree, or prep's overlay.
@@ -351,14 +363,18 @@ fn create_node(
         cversion: 0,
         aversion: 0,
         ephemeral_owner: owner,
+        digest: 0,
         acl: store.intern_acl(acl),
         children: None,
     };
     let key: PathRef = PathRef::from(path);
     parent.add_child(key.clone());
     let (acl, parent_acl) = (node.acl.clone(), parent.acl.clone());
-    store.put_new(key, NodeRef::new(node, data.as_deref()));
-    store.put(parent_path, NodeRef::new(parent, parent_ref.data()));
+    store.put_new(key, NodeRef::new(path, node, data.as_deref()));
+    store.put(
+        parent_path,
+        NodeRef::new(parent_path, parent, parent_ref.data()),
+    );
     if owner != 0 {
         store.owner_changed(path, owner, true);
     }
@@ -391,7 +407,7 @@ fn fix_parent_counters(store: &mut impl Store, hdr: &TxnHeader, path: &str, pare
         let mut f = p.fields();
         f.cversion = cv;
         f.pzxid = hdr.zxid;
-        store.put(parent_path, NodeRef::new(f, p.data()));
+        store.put(parent_path, NodeRef::new(parent_path, f, p.data()));
     }
 }
 
@@ -409,7 +425,10 @@ fn delete_node(
         parent.remove_child(path);
         parent.pzxid = hdr.zxid;
         parent_acl = parent.acl.clone();
-        store.put(parent_path, NodeRef::new(parent, parent_ref.data()));
+        store.put(
+            parent_path,
+            NodeRef::new(parent_path, parent, parent_ref.data()),
+        );
     }
     store.remove(path);
     if node.ephemeral_owner != 0 {
@@ -508,7 +527,7 @@ pub fn apply(
             node.mzxid = hdr.zxid;
             node.mtime = hdr.time;
             let acl = node.acl.clone();
-            store.put(path, NodeRef::new(node, data.as_deref()));
+            store.put(path, NodeRef::new(path, node, data.as_deref()));
             out.push(Trigger {
                 event: event::NODE_DATA_CHANGED,
                 path: path.clone(),
@@ -521,7 +540,7 @@ pub fn apply(
             let mut node = old.fields();
             node.acl = store.intern_acl(acl);
             node.aversion = *version;
-            store.put(path, NodeRef::new(node, old.data()));
+            store.put(path, NodeRef::new(path, node, old.data()));
             Ok(())
         }
         Txn::Check { .. } | Txn::Error { .. } => Ok(()),

@@ -373,6 +373,16 @@ pub struct Recorder<'a, S: Store> {
     pub inner: &'a mut S,
     pub acls: &'a mut FastMap<Vec<crate::proto::records::Acl>, AclRef>,
     pub changes: Vec<Change>,
+    /// How much the recorded changes move the tree digest (tree/digest.rs).
+    pub digest_delta: i64,
+}
+
+impl<S: Store> Recorder<'_, S> {
+    fn moved(&mut self, path: &str, new: Option<&NodeRef>) {
+        let old = self.inner.get(path).map_or(0, |o| o.digest as i64);
+        let new = new.map_or(0, |n| n.digest as i64);
+        self.digest_delta = self.digest_delta.wrapping_add(new).wrapping_sub(old);
+    }
 }
 
 impl<S: Store> Store for Recorder<'_, S> {
@@ -380,14 +390,17 @@ impl<S: Store> Store for Recorder<'_, S> {
         self.inner.get(path)
     }
     fn put(&mut self, path: &str, node: NodeRef) {
+        self.moved(path, Some(&node));
         self.inner.put(path, node.clone());
         self.changes.push(Change::Put(path.to_owned(), node));
     }
     fn put_new(&mut self, key: PathRef, node: NodeRef) {
+        self.moved(&key, Some(&node));
         self.inner.put_new(key.clone(), node.clone());
         self.changes.push(Change::PutNew(key, node));
     }
     fn remove(&mut self, path: &str) {
+        self.moved(path, None);
         self.inner.remove(path);
         self.changes.push(Change::Remove(path.to_owned()));
     }

@@ -230,6 +230,18 @@ datadir_roundtrip() { # from to
   if timeout 300 python3 "$HERE/datadir.py" dump "$port" "$a/after.json" \
      && python3 "$HERE/datadir.py" compare "$a/before.json" "$a/after.json" > "$a/compare.txt"; then
     log "PASS $to serves the tree $from wrote: $(cat "$a/compare.txt")"
+    # The tree digests (ZooKeeper's, in every log record and snapshot) agree too.
+    if [ "$to" = zookeeper ]; then
+      local mm; mm=$(four_letter "$port" mntr | awk '$1 == "zk_digest_mismatches_count" {print $2}')
+      if [ "$mm" = 0 ]; then log "PASS zookeeper found no digest mismatch in paddock's logs and snapshots"
+      else fail "zookeeper counts digest mismatches: '${mm}'"; fi
+    else
+      local line; line=$(grep -o 'digests checked, [0-9]* mismatched' "$a/dst/server.log")
+      case "$line" in
+        *", 0 mismatched") log "PASS paddock checked zookeeper's digests: ${line}" ;;
+        *) fail "paddock's digest check of zookeeper's data: '${line}'" ;;
+      esac
+    fi
   else
     fail "$to on $from's data directory:"; cat "$a/compare.txt" >&2; tail -n 30 "$a/dst/server.log" >&2
   fi
