@@ -8,6 +8,7 @@ mod bad_input;
 mod codec_fuzz;
 mod concurrency;
 mod crash;
+mod disk_full;
 mod four_letter;
 mod limits;
 mod multi;

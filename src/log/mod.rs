@@ -39,6 +39,10 @@ pub enum LogError {
     Corrupt { segment: PathBuf, offset: u64 },
     #[error("txn log poisoned by a failed write or sync; restart to recover")]
     Poisoned,
+    /// No space to preallocate for the next records: nothing of them was written, the
+    /// log is intact, and appending works again once space is freed.
+    #[error("{}: no space left to preallocate the txn log ({error})", .path.display())]
+    NoSpace { path: PathBuf, error: io::Error },
     #[error("{}: {error}", .path.display())]
     Io { path: PathBuf, error: io::Error },
 }
@@ -56,6 +60,9 @@ pub trait TxnLog {
     fn append(&mut self, zxid: Zxid, txn: &[u8]) -> Result<(), LogError>;
     /// Makes everything appended durable; returns the last durable zxid.
     fn sync(&mut self) -> Result<Zxid, LogError>;
+    /// Drops what was appended since the last sync (after `NoSpace`: none of it was
+    /// written).
+    fn discard(&mut self);
     /// Ends the current segment: the next append starts `log.<its zxid>`. Called with
     /// nothing pending, at a snapshot, as ZooKeeper rolls its log.
     fn roll(&mut self) -> Result<(), LogError>;
@@ -252,7 +259,12 @@ impl FileTxnLog {
             allocated: 0,
             zeroed: HEADER_BYTES,
         };
-        preallocate(&mut seg, self.prealloc_bytes)?;
+        if let Err(e) = preallocate(&mut seg, self.prealloc_bytes) {
+            // Leave no segment behind: the next append makes it again.
+            drop(seg.file);
+            let _ = std::fs::remove_file(&seg.path);
+            return Err(e);
+        }
         // The new name must survive a crash before its first record counts.
         sync_dir(&self.dir)?;
         self.segment = Some(seg);
@@ -298,9 +310,12 @@ fn preallocate(seg: &mut Segment, bytes: u64) -> Result<(), LogError> {
         )
     };
     if rc != 0 {
-        return Err(LogError::Io {
-            path: seg.path.clone(),
-            error: io::Error::from_raw_os_error(rc),
+        let error = io::Error::from_raw_os_error(rc);
+        let path = seg.path.clone();
+        return Err(if rc == libc::ENOSPC || rc == libc::EDQUOT {
+            LogError::NoSpace { path, error }
+        } else {
+            LogError::Io { path, error }
         });
     }
     seg.allocated += bytes;
@@ -321,7 +336,9 @@ impl TxnLog for FileTxnLog {
         assert!(zxid > self.pending_last, "txns are appended in zxid order");
         if self.segment.is_none() {
             if let Err(e) = self.start_segment(zxid) {
-                self.poisoned = true;
+                if !matches!(e, LogError::NoSpace { .. }) {
+                    self.poisoned = true;
+                }
                 return Err(e);
             }
         }
@@ -338,7 +355,9 @@ impl TxnLog for FileTxnLog {
             return Ok(self.durable);
         }
         if let Err(e) = self.write_pending() {
-            self.poisoned = true;
+            if !matches!(e, LogError::NoSpace { .. }) {
+                self.poisoned = true;
+            }
             return Err(e);
         }
         if self.force_sync {
@@ -357,6 +376,11 @@ impl TxnLog for FileTxnLog {
         }
         self.durable = self.pending_last;
         Ok(self.durable)
+    }
+
+    fn discard(&mut self) {
+        self.pending.clear();
+        self.pending_last = self.durable;
     }
 
     fn roll(&mut self) -> Result<(), LogError> {

@@ -206,6 +206,8 @@ pub struct ServerStats {
     /// Snapshots written, and how long the writer paused for the last fork.
     pub snapshots: AtomicU64,
     pub snapshot_fork_us: AtomicU64,
+    /// Writes refused because the txn log had no space.
+    pub refused_writes: AtomicU64,
 }
 
 /// What every thread may read. The tree is changed only by the writer.

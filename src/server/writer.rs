@@ -202,6 +202,13 @@ pub struct WriterLoop<L: TxnLog> {
     snaps: Snapshots,
     /// The tree digest with every staged txn applied (`idx.digest` once they commit).
     staged_digest: i64,
+    /// The last batch was refused for want of disk space (logged once per episode).
+    disk_full: bool,
+}
+
+/// An error reply to `xid`: the write was refused (ZooKeeper's SystemError).
+fn reply_frame_err(zxid: Zxid) -> impl Fn(i32) -> Vec<u8> {
+    move |xid| reply_frame(xid, zxid, ZkError::SystemError.code(), |_| {})
 }
 
 /// What start-up recovered, handed to the writer.
@@ -310,6 +317,7 @@ impl<L: TxnLog> WriterLoop<L> {
             encode_buf: Vec::with_capacity(4096),
             snaps,
             staged_digest: 0,
+            disk_full: false,
         };
         w.staged_digest = w.idx.digest;
         // mntr may ask before the first batch: publish what recovery built.
@@ -500,19 +508,28 @@ impl<L: TxnLog> WriterLoop<L> {
         }
         let appended = self.log.append(hdr.zxid, &w.buf);
         self.encode_buf = w.buf;
-        if let Err(e) = appended {
-            log::error!("stopping: {e}");
-            eprintln!("paddock: stopping: {e}");
-            std::process::exit(3);
-        }
-        self.next_zxid = hdr.zxid + 1;
-        self.pending.push(Pending {
+        let p = Pending {
             hdr,
             txn,
             changes,
             triggers,
             waiter,
-        });
+        };
+        match appended {
+            Ok(()) => {
+                self.next_zxid = hdr.zxid + 1;
+                self.pending.push(p);
+            }
+            Err(e @ LogError::NoSpace { .. }) => {
+                self.pending.push(p);
+                self.refuse_batch(&e);
+            }
+            Err(e) => {
+                log::error!("stopping: {e}");
+                eprintln!("paddock: stopping: {e}");
+                std::process::exit(3);
+            }
+        }
     }
 
     fn session_ok(&self, session: SessionId) -> bool {
@@ -853,7 +870,18 @@ impl<L: TxnLog> WriterLoop<L> {
             return Ok(());
         }
         let t0 = Instant::now();
-        self.log.sync()?;
+        match self.log.sync() {
+            Ok(_) => {}
+            Err(e @ LogError::NoSpace { .. }) => {
+                self.refuse_batch(&e);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        if self.disk_full {
+            self.disk_full = false;
+            log::info!("txn log: space again; writes are accepted");
+        }
         self.shared
             .stats
             .fsync_ms
@@ -1151,6 +1179,54 @@ impl<L: TxnLog> WriterLoop<L> {
             }
         };
         unsafe { libc::_exit(code) }
+    }
+
+    /// The log has no space for the staged txns: none of them reached it. Refuse them all
+    /// and forget what they staged, so the tree, the zxids and the sessions stay as the
+    /// log has them; reads go on, and a later batch is tried afresh (the disk may have
+    /// room again). A client gets ZooKeeper's SystemError for its write.
+    fn refuse_batch(&mut self, e: &LogError) {
+        self.log.discard();
+        let pending = std::mem::take(&mut self.pending);
+        if !self.disk_full {
+            self.disk_full = true;
+            log::error!(
+                "{e}: refusing writes (SystemError to clients) until space is freed; reads go on"
+            );
+        }
+        self.shared
+            .stats
+            .refused_writes
+            .fetch_add(pending.len() as u64, Relaxed);
+        self.staged.clear();
+        self.next_zxid = self.shared.last_zxid() + 1;
+        self.staged_digest = self.idx.digest;
+        let zxid = self.shared.last_zxid();
+        for p in pending {
+            let session = p.hdr.client_id;
+            let refused = reply_frame_err(zxid);
+            match p.waiter {
+                Waiter::Reply { conn, xid, .. } => self.frame(conn, refused(xid), true),
+                Waiter::Connect { conn, .. } => self.send(conn, ToReactor::Close { conn }),
+                Waiter::CloseSession { conn, xid } => {
+                    self.reopen(session);
+                    if let Some(conn) = conn {
+                        self.frame(conn, refused(xid), true);
+                    }
+                }
+                Waiter::Internal => self.reopen(session),
+            }
+        }
+        self.wake_reactors();
+    }
+
+    /// A refused closeSession: the session lives on and will expire (or close) again.
+    fn reopen(&mut self, session: SessionId) {
+        let now = now_ms() as u64;
+        if let Some(s) = self.sessions.get_mut(session) {
+            s.closing = false;
+        }
+        self.sessions.touch(session, now);
     }
 
     /// Notes a finished snapshot child, without waiting for one that still runs.

@@ -1,0 +1,124 @@
+//! A full disk: the data directory on a small tmpfs the test mounts (needs root, as CI
+//! runs). Writes are refused with SystemError while reads go on; nothing answered is lost;
+//! writes work again once space is freed, and everything survives a restart.
+
+use crate::harness::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use zookeeper_client::{Acls, CreateMode, Error};
+
+/// A tmpfs mounted on `dir` for the life of the value.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size_kib: u64) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs {
+            dir: dir.to_owned(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Fills the file system of `dir` with one file, until it is full.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    for _ in 0..100_000 {
+        if f.write_all(&chunk).and_then(|_| f.sync_all()).is_err() {
+            break;
+        }
+    }
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_refuses_writes_keeps_reads_and_recovers() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let data = dir.path().join("data");
+    let _fs = Tmpfs::mount(&data, 8 * 1024);
+    let s = Server::start_in(dir.clone(), "snapCount=1000000", 0);
+    let zk = connect(&s).await;
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let mut answered = Vec::new();
+    for i in 0..20 {
+        let p = format!("/before-{i}");
+        zk.create(&p, b"kept", &opts).await.unwrap();
+        answered.push(p);
+    }
+    let filler = fill(&data);
+
+    // The segment's preallocated space takes writes until it must grow; then SystemError
+    // (-1; the client crate has no name for it).
+    let value = vec![b'v'; 512];
+    let mut refused = None;
+    for i in 0..20_000 {
+        let p = format!("/during-{i}");
+        match zk.create(&p, &value, &opts).await {
+            Ok(_) => answered.push(p),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        Some(Error::UnexpectedErrorCode(-1)),
+        "{}",
+        s.log_text()
+    );
+    assert!(s.logged("no space left"), "{}", s.log_text());
+    // Reads go on, and so does a session's other traffic.
+    let (d, _) = zk.get_data("/before-3").await.unwrap();
+    assert_eq!(d, b"kept");
+    assert_eq!(four(&s, "ruok"), "imok");
+    assert_eq!(
+        zk.create("/still-full", b"", &opts).await.unwrap_err(),
+        Error::UnexpectedErrorCode(-1)
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    zk.create("/after-free", b"back", &opts).await.unwrap();
+    answered.push("/after-free".into());
+    assert!(!s.log_text().contains("stopping"), "{}", s.log_text());
+
+    // Everything answered is on disk.
+    let s = s.restart();
+    let zk = connect(&s).await;
+    for p in &answered {
+        zk.get_data(p)
+            .await
+            .unwrap_or_else(|e| panic!("{p} answered but lost: {e}"));
+    }
+    assert_eq!(
+        zk.get_data("/still-full").await.unwrap_err(),
+        Error::NoNode,
+        "a refused write left nothing behind"
+    );
+    assert!(
+        s.logged("digests checked, 0 mismatched"),
+        "{}",
+        s.log_text()
+    );
+}
