@@ -122,3 +122,46 @@ async fn full_disk_refuses_writes_keeps_reads_and_recovers() {
         s.log_text()
     );
 }
+
+/// A data directory that cannot be made or written stops start-up with one clear line.
+#[test]
+fn unusable_data_directories_stop_start_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |data: &Path| {
+        let p = dir.path().join("zoo.cfg");
+        std::fs::write(&p, format!("dataDir={}\nclientPort=0\n", data.display())).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .arg("start-foreground")
+            .arg(&p)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // Missing and impossible to make: a file stands where a parent directory should be.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let (code, err) = run(&file.join("data"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("data directory") && err.contains("a-file/data"),
+        "{err}"
+    );
+    assert!(err.contains("Not a directory"), "{err}");
+    // Unwritable: a read-only file system (permission bits do not stop root).
+    let ro = dir.path().join("ro");
+    let fs = Tmpfs::mount(&ro, 1024);
+    let status = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&ro)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, err) = run(&ro);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    drop(fs);
+}
