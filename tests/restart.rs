@@ -139,3 +139,77 @@ async fn torn_and_corrupt_tails_are_truncated() {
         assert!(zk.check_stat("/n18").await.unwrap().is_some(), "{damage}");
     }
 }
+
+/// Seeded random damage to the last records of the newest segment: truncation at a random
+/// byte of one of them, or a random byte flipped in one. The server starts, truncates at
+/// the damaged record, and loads nothing from it or after it; new writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_tail_damage_never_loads_a_damaged_record() {
+    let mut seed: u64 = 0x7A11_DA4A;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for round in 0..8 {
+        let mut s = Server::start("");
+        write_nodes(&s, 12).await;
+        s.kill9();
+        let seg = last_segment(s.dir.path());
+        let bytes = std::fs::read(&seg).unwrap();
+        // (offset, length, created path) of each create record.
+        let mut creates = Vec::new();
+        paddock::log::scan_segment(&bytes, |off, payload| {
+            if let Ok((_, paddock::txn::Txn::Create { path, .. })) =
+                paddock::txn::decode_record(payload)
+            {
+                creates.push((off, payload.len() as u64, path));
+            }
+            true
+        })
+        .unwrap();
+        assert_eq!(creates.len(), 12);
+        let k = creates.len() - 1 - next(5) as usize;
+        let (off, len, _) = creates[k];
+        let whole = 12 + len + 1; // checksum and length, payload, trailer
+        let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        let how = if next(2) == 0 {
+            // Past the checksum's high half, which is zero (an Adler-32 stored as a long):
+            // a tail of zeros only is no torn record, just the end.
+            let at = off + 8 + next(whole - 8);
+            f.set_len(at).unwrap();
+            format!("truncated at byte {at}")
+        } else {
+            use std::os::unix::fs::FileExt;
+            let at = off + next(whole);
+            let flip = 1u8 << next(8);
+            f.write_all_at(&[bytes[at as usize] ^ flip], at).unwrap();
+            format!("bit {flip:#x} flipped at byte {at}")
+        };
+        drop(f);
+        let s = s.restart();
+        assert!(
+            s.logged("txn log tail truncated"),
+            "round {round}, {how}: {}",
+            s.log_text()
+        );
+        let zk = connect(&s).await;
+        for (i, (_, _, path)) in creates.iter().enumerate() {
+            let present = zk.check_stat(path).await.unwrap().is_some();
+            assert_eq!(
+                present,
+                i < k,
+                "round {round}, {how}, damaged record {k}: {path} present={present}"
+            );
+        }
+        zk.create(
+            "/after",
+            b"",
+            &CreateMode::Persistent.with_acls(Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+        std::mem::forget(zk);
+    }
+}

@@ -145,10 +145,7 @@ fn load_snapshot(
                 continue;
             }
         };
-        if let Err(e) = crate::snap::parse(&map, |_, _| Ok(())) {
-            log::warn!("{}: {e}; trying an older snapshot", s.path.display());
-            continue;
-        }
+        // One pass builds and checks: a snapshot that fails a seal is dropped whole.
         let mut fresh = Indexes::default();
         match build_tree(&map, &mut fresh, ext) {
             Ok((tree, summary)) => {
@@ -219,7 +216,8 @@ fn is_ancestor(a: &str, p: &str) -> bool {
     p.len() > a.len() && p.starts_with(a) && p.as_bytes()[a.len()] == b'/'
 }
 
-/// Builds the tree from a snapshot already checked by `parse`. Nodes come parents first;
+/// Builds the tree from a snapshot; `parse` checks every seal on the way, and on any
+/// failure the caller drops what was built. Nodes come parents first;
 /// in ZooKeeper's and Paddock's files each subtree is one run, so a stack of the open
 /// ancestors builds every children set without a second pass.
 fn build_tree(

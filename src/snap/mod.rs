@@ -358,7 +358,8 @@ pub fn parse<'a>(
         };
         node(&s, rec).map_err(ParseError::Node)?;
     }
-    check_seal(bytes, &mut r)?;
+    let mut sum = (Adler32::default(), 0usize);
+    check_seal(bytes, &mut r, &mut sum)?;
     // ZooKeeper 3.6+: the digest and a second seal; older files end here.
     if r.remaining() > 0 {
         let zxid = r.read_i64().map_err(|_| bad(&r))?;
@@ -369,7 +370,7 @@ pub fn parse<'a>(
         } else {
             r.read_i64().map_err(|_| bad(&r))?
         };
-        check_seal(bytes, &mut r)?;
+        check_seal(bytes, &mut r, &mut sum)?;
         if zxid > 0 {
             s.digest = Some((zxid, digest));
         }
@@ -386,10 +387,17 @@ pub enum ParseError {
     Node(String),
 }
 
-fn check_seal(bytes: &[u8], r: &mut Reader) -> Result<(), SnapError> {
+/// Checks the seal at the reader's position: the running checksum `sum` (over the bytes
+/// before `sum.1`) is brought up to here first.
+fn check_seal(
+    bytes: &[u8],
+    r: &mut Reader,
+    running: &mut (Adler32, usize),
+) -> Result<(), SnapError> {
     let at = r.position();
-    let mut sum = Adler32::default();
-    sum.update(&bytes[..at]);
+    running.0.update(&bytes[running.1..at]);
+    running.1 = at;
+    let sum = running.0;
     let stored = r.read_i64().map_err(|_| SnapError::Malformed(at))? as u32;
     let slash = r.read_string().map_err(|_| SnapError::Malformed(at))?;
     if slash != "/" {
