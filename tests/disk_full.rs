@@ -43,10 +43,13 @@ impl Drop for Tmpfs {
 fn fill(dir: &Path) -> PathBuf {
     let path = dir.join("filler");
     let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![7u8; 64 * 1024];
-    for _ in 0..100_000 {
-        if f.write_all(&chunk).and_then(|_| f.sync_all()).is_err() {
-            break;
+    // Big steps, then page-sized ones for the last few pages.
+    for size in [64 * 1024, 4096] {
+        let chunk = vec![7u8; size];
+        for _ in 0..100_000 {
+            if f.write_all(&chunk).and_then(|_| f.sync_all()).is_err() {
+                break;
+            }
         }
     }
     path
@@ -164,4 +167,43 @@ fn unusable_data_directories_stop_start_up_with_a_clear_error() {
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     drop(fs);
+}
+
+/// A snapshot child that runs out of space leaves no snapshot and no temporary file
+/// behind; the failure is logged and the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_runs_out_of_space_leaves_nothing_behind() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let data = dir.path().join("data");
+    let _fs = Tmpfs::mount(&data, 32 * 1024);
+    let s = Server::start_in(dir.clone(), "snapCount=100", 0);
+    let zk = connect(&s).await;
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    // A tree of 1.2 MB: more than a log roll gives back (at most the 1 MiB
+    // preallocation), so the snapshot cannot fit once the disk is full.
+    let big = vec![b'b'; 4000];
+    for i in 0..300 {
+        zk.create(&format!("/big-{i}"), &big, &opts).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // no child running
+    let filler = fill(&data);
+    let before = s.log_text().matches("written: ").count();
+    // Enough txns for a snapshot; the writes themselves fit the preallocated segment,
+    // or are refused once the log rolls: either way the snapshot fails.
+    for i in 0..200 {
+        let _ = zk.set_data("/big-0", format!("{i}").as_bytes(), None).await;
+    }
+    assert!(s.logged("failed ("), "{}", s.log_text());
+    assert_eq!(s.log_text().matches("written: ").count(), before);
+    let v2 = data.join("version-2");
+    let left: Vec<String> = std::fs::read_dir(&v2)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("tmp."))
+        .collect();
+    assert!(left.is_empty(), "temporary snapshot files left: {left:?}");
+    let (d, _) = zk.get_data("/big-3").await.unwrap();
+    assert_eq!(d, big);
+    std::fs::remove_file(&filler).unwrap();
+    assert!(!s.log_text().contains("stopping"), "{}", s.log_text());
 }
