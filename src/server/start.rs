@@ -362,6 +362,14 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         if hdr.zxid <= after {
             return Ok(hdr.zxid);
         }
+        if replayed == 0 && hdr.zxid > after + 1 && hdr.zxid >> 32 == after >> 32 {
+            // Within one epoch zxids are consecutive: the txns in between are missing.
+            log::warn!(
+                "txn log gap: the state is at 0x{after:x} but the next logged txn is 0x{:x}; \
+                 the txns in between are not in the log",
+                hdr.zxid
+            );
+        }
         replay(&tree, &mut idx, ext, &hdr, &txn);
         replayed += 1;
         if digests.pending.is_some() {
