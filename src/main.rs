@@ -13,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const USAGE: &str = "usage:
   paddock                              start on the embedded default config (port 2181, ./paddock-data)
   paddock start-foreground [zoo.cfg]   start in the foreground, like zkServer.sh start-foreground
+  paddock status [zoo.cfg]             what zkServer.sh status prints: the config, the client port, the Mode
   paddock purge [zoo.cfg] [-n COUNT]   keep the newest COUNT (>= 3) snapshots and the logs they need
   paddock dump-log FILE [--json]       print a txn log segment (log.<zxid>)
   paddock dump-snapshot FILE [--json]  print a snapshot (snapshot.<zxid>)
@@ -53,6 +54,7 @@ fn run() -> anyhow::Result<()> {
             return Ok(());
         }
         Some("purge") => return purge(&args[1..]),
+        Some("status") => return status(args.get(1).map(String::as_str)),
         Some("version") => {
             println!(
                 "Apache ZooKeeper-compatible Paddock, version {}",
@@ -111,4 +113,52 @@ fn purge(args: &[String]) -> anyhow::Result<()> {
         done.removed.len()
     );
     Ok(())
+}
+
+/// `paddock status [zoo.cfg]`, like `zkServer.sh status`: asks the server on the config's
+/// client port for `srvr` and prints its Mode. Exits 1 when nothing answers.
+fn status(cfg_path: Option<&str>) -> anyhow::Result<()> {
+    let cfg = match cfg_path {
+        Some(p) => Config::load(std::path::Path::new(p))
+            .with_context(|| format!("invalid configuration {p}"))?,
+        None => Config::embedded_default(),
+    };
+    println!("Using config: {}", cfg_path.unwrap_or("(embedded default)"));
+    let host = match cfg.client_port_address {
+        Some(a) if !a.is_unspecified() => a,
+        _ => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    };
+    let shown = if cfg.client_port_address.is_some_and(|a| !a.is_unspecified()) {
+        host.to_string()
+    } else {
+        "localhost".to_string()
+    };
+    println!(
+        "Client port found: {}. Client address: {shown}. Client SSL: false.",
+        cfg.client_port
+    );
+    let addr = std::net::SocketAddr::new(host, cfg.client_port);
+    let mode = (|| -> std::io::Result<Option<String>> {
+        use std::io::{Read, Write};
+        let t = std::time::Duration::from_secs(5);
+        let mut c = std::net::TcpStream::connect_timeout(&addr, t)?;
+        c.set_read_timeout(Some(t))?;
+        c.write_all(b"srvr")?;
+        let mut out = String::new();
+        c.read_to_string(&mut out)?;
+        Ok(out
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(str::to_owned))
+    })();
+    match mode {
+        Ok(Some(m)) => {
+            println!("Mode: {m}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("Error contacting service. It is probably not running.");
+            std::process::exit(1);
+        }
+    }
 }

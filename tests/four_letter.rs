@@ -66,3 +66,47 @@ fn whitelist_is_enforced_but_srvr_always_answers() {
         "mntr is not executed because it is not in the whitelist.\n"
     );
 }
+
+/// `paddock status [zoo.cfg]` prints what `zkServer.sh status` prints and exits 1 when
+/// nothing answers on the configured client port.
+#[test]
+fn paddock_status_reports_the_mode() {
+    let mut s = Server::start("");
+    let cfg = s.dir.path().join("status.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n",
+            s.dir.path().join("unused").display(),
+            s.port
+        ),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .arg("status")
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("Using config: {}", cfg.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Client port found: {}. Client address: 127.0.0.1. Client SSL: false.",
+            s.port
+        )),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l == "Mode: standalone"), "{text}");
+    s.kill9();
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("Error contacting service. It is probably not running."));
+}

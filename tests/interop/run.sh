@@ -188,6 +188,14 @@ if [ -n "$S_PD" ] && [ "$S_PD" = "$S_ZK" ]; then
 else
   fail "zkServer.sh status: ZooKeeper '$S_ZK', Paddock '$S_PD'"
 fi
+# ... and `paddock status`, Paddock's own, reads both the same way.
+P_ZK_MODE=$(timeout 30 "$PADDOCK" status "$WORK/zk/zoo.cfg" 2>&1 | grep '^Mode:' || true)
+P_PD_MODE=$(timeout 30 "$PADDOCK" status "$WORK/paddock/zoo.cfg" 2>&1 | grep '^Mode:' || true)
+if [ -n "$P_PD_MODE" ] && [ "$P_PD_MODE" = "$S_ZK" ] && [ "$P_ZK_MODE" = "$S_ZK" ]; then
+  log "PASS paddock status: both say '$P_PD_MODE'"
+else
+  fail "paddock status: ZooKeeper '$P_ZK_MODE', Paddock '$P_PD_MODE' (zkServer.sh says '$S_ZK')"
+fi
 
 # ---- 4. data directories: each server starts on what the other wrote -----------------------
 # Write a tree (snapshots and a log tail, ephemerals of a session left open), kill -9 the
