@@ -99,3 +99,98 @@ fn bad_configs_and_busy_data_dirs_stop_start_up_with_a_clear_error() {
     assert!(err.contains("in use by another running server"), "{err}");
     assert!(!err.contains("backtrace"), "{err}");
 }
+
+/// Ensemble configuration as ZooKeeper reads it: a single server.N line (or none) is a
+/// standalone server; a myid that is missing, not listed, or a server line given twice
+/// stops start-up with one line saying so. A valid ensemble is refused for now, rather
+/// than run one member alone.
+#[test]
+fn ensemble_configs_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let run = |extra: &str| {
+        let p = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &p,
+            format!(
+                "dataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n{extra}",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .arg("start-foreground")
+            .arg(&p)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A standalone start keeps running: read until it serves, then stop it.
+        use std::io::BufRead;
+        let mut err = String::new();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        for l in lines.by_ref() {
+            let l = l.unwrap();
+            err.push_str(&l);
+            err.push('\n');
+            if l.contains("serving on") {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        (status.code(), err)
+    };
+    let three = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n";
+    // One server line: standalone.
+    let (_, err) = run("server.1=127.0.0.1:2888:3888\n");
+    assert!(err.contains("serving on"), "{err}");
+    // Three, no myid.
+    let (code, err) = run(three);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("myid is missing") && err.contains("ensemble of 3 servers"),
+        "{err}"
+    );
+    // myid not in the list.
+    std::fs::write(data.join("myid"), "7\n").unwrap();
+    let (code, err) = run(three);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("myid 7") && err.contains("server.1, server.2, server.3"),
+        "{err}"
+    );
+    // myid not a number.
+    std::fs::write(data.join("myid"), "two").unwrap();
+    let (code, err) = run(three);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("\"two\" is not a server id"), "{err}");
+    // A server line given twice, and two servers on one address.
+    std::fs::write(data.join("myid"), "2").unwrap();
+    let (code, err) = run(&format!("{three}server.2=127.0.0.9:2888:3888\n"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("server.2 is given twice"), "{err}");
+    let (code, err) = run(
+        "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2888:3889\nserver.3=127.0.0.3:2888:3888\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("same address 127.0.0.1:2888"), "{err}");
+    // A malformed line names the key and value.
+    let (code, err) = run("server.1=127.0.0.1:2888\nserver.2=127.0.0.2:2888:3888\n");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("server.1=127.0.0.1:2888: expected"), "{err}");
+    // A valid ensemble with this server's myid: refused, not run alone.
+    let (code, err) = run(three);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("describes an ensemble (a server list of 3, this is server.2)"),
+        "{err}"
+    );
+    // standaloneEnabled=false makes even one server line an ensemble.
+    let (code, err) = run("server.2=127.0.0.1:2888:3888\nstandaloneEnabled=false\n");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("describes an ensemble (a server list of 1"),
+        "{err}"
+    );
+}

@@ -6,6 +6,8 @@
 //! as ZooKeeper does. Nothing is silently "fixed" except what ZooKeeper itself fixes
 //! (autopurge.snapRetainCount below 3 is raised to 3, with a log line).
 
+pub mod quorum;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -28,17 +30,23 @@ pub enum ConfigError {
     },
     #[error("line {line}: cannot parse {text:?}")]
     Syntax { line: usize, text: String },
+    #[error("{0}")]
+    Quorum(#[from] quorum::QuorumError),
 }
 
 /// What the file says, key → value, in file order of last appearance.
 #[derive(Debug, Default, Clone)]
 pub struct RawConfig {
     pub entries: BTreeMap<String, String>,
+    /// `server.N` keys given more than once (the last one would win; for a server list
+    /// that is a mistake, reported by `Config::from_raw`).
+    pub duplicates: Vec<String>,
 }
 
 impl RawConfig {
     pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
         let mut entries = BTreeMap::new();
+        let mut duplicates = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let l = line.trim();
             if l.is_empty() || l.starts_with('#') || l.starts_with('!') {
@@ -59,9 +67,16 @@ impl RawConfig {
                     text: l.to_owned(),
                 });
             }
-            entries.insert(key.to_owned(), value.to_owned());
+            if entries.insert(key.to_owned(), value.to_owned()).is_some()
+                && key.starts_with("server.")
+            {
+                duplicates.push(key.to_owned());
+            }
         }
-        Ok(RawConfig { entries })
+        Ok(RawConfig {
+            entries,
+            duplicates,
+        })
     }
 }
 
@@ -108,6 +123,8 @@ pub struct Config {
     pub batch_txns_max: usize,
     /// Paddock, benchmark only: extra delay after each fsync, to model slow media.
     pub sync_delay_us: u64,
+    /// `None`: standalone. `Some`: the ensemble this server is a member of.
+    pub quorum: Option<quorum::Quorum>,
     pub raw: RawConfig,
 }
 
@@ -146,13 +163,8 @@ const ACCEPTED_UNUSED: &[&str] = &[
     "admin.enableServer",
     "admin.serverPort",
     "admin.serverAddress",
-    "standaloneEnabled",
     "reconfigEnabled",
     "electionAlg",
-    "peerType",
-    "quorumListenOnAllIPs",
-    "cnxTimeout",
-    "leaderServes",
     "secureClientPort",
     "metricsProvider.className",
     "syncEnabled",
@@ -216,9 +228,11 @@ impl Config {
             batch_txns_max: 1000,
             sync_delay_us: 0,
             raw: raw.clone(),
+            quorum: None,
         };
         let (mut min_set, mut max_set, mut data_dir, mut data_log_dir) = (None, None, None, None);
-        let mut servers = 0;
+        let mut servers = Vec::new();
+        let mut qkeys = quorum::QuorumKeys::default();
         for (k, v) in &raw.entries {
             let (k, v) = (k.as_str(), v.as_str());
             let key = k.strip_prefix("zookeeper.").unwrap_or(k);
@@ -332,19 +346,37 @@ impl Config {
                     }
                 }
                 "paddock.syncDelayUs" => c.sync_delay_us = num(k, v)?,
-                _ if key.starts_with("server.") => servers += 1,
+                _ if key.starts_with("server.") => servers.push(quorum::parse_server(k, v)?),
+                "peerType" => {
+                    qkeys.peer_type = Some(match v.to_ascii_lowercase().as_str() {
+                        "participant" => quorum::LearnerType::Participant,
+                        "observer" => quorum::LearnerType::Observer,
+                        _ => return Err(bad(k, v, "expected participant or observer")),
+                    })
+                }
+                "standaloneEnabled" => qkeys.standalone_enabled = boolean(k, v)?,
+                "quorumListenOnAllIPs" => qkeys.quorum_listen_on_all_ips = boolean(k, v)?,
+                "cnxTimeout" => qkeys.cnx_timeout_ms = num(k, v)?,
+                "leaderServes" => qkeys.leader_serves = boolean(k, v)?,
                 _ if ACCEPTED_UNUSED.contains(&key)
                     || key.starts_with("ssl.")
                     || key.starts_with("authProvider.") => {}
                 _ => log::warn!("unknown configuration key {k}={v}: ignored"),
             }
         }
-        if servers > 1 {
-            log::warn!(
-                "{servers} server.N lines: ensembles are not supported yet; running standalone"
-            );
-        }
         c.data_dir = data_dir.ok_or(ConfigError::Missing("dataDir"))?;
+        c.quorum = quorum::resolve(servers, &c.raw.duplicates, &qkeys, &c.data_dir)?;
+        if let Some(q) = &c.quorum {
+            // `server.N=...;[addr:]port` gives this member's client port, as in ZooKeeper.
+            if let Some((addr, port)) = &q.me().client {
+                c.client_port = *port;
+                if let Some(a) = addr {
+                    c.client_port_address = Some(a.parse().map_err(|_| {
+                        bad(&format!("server.{}", q.my_id), a, "not an IP address")
+                    })?);
+                }
+            }
+        }
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
         let tick = c.tick_ms as i64;
         let min = min_set.filter(|&m| m >= 0).unwrap_or(tick * 2);

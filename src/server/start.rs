@@ -39,6 +39,8 @@ pub enum StartError {
         addr: SocketAddr,
         error: std::io::Error,
     },
+    #[error("this zoo.cfg describes an ensemble (a server list of {n}, this is server.{my_id}): Paddock runs standalone only so far, and one member alone would diverge from the rest, so it does not start")]
+    Ensemble { n: usize, my_id: i64 },
     #[error("no valid snapshot in {} (every snapshot file failed its checks; see the log)", .0.display())]
     NoSnapshot(PathBuf),
     #[error("{0}")]
@@ -315,6 +317,12 @@ pub struct Running {
 }
 
 pub fn start(cfg: Config) -> Result<Running, StartError> {
+    if let Some(q) = &cfg.quorum {
+        return Err(StartError::Ensemble {
+            n: q.servers.len(),
+            my_id: q.my_id,
+        });
+    }
     let data_v2 = prepare_dir(&cfg.data_dir)?;
     let log_v2 = prepare_dir(&cfg.data_log_dir)?;
     let lock = lock_dir(&log_v2)?;
