@@ -1,0 +1,427 @@
+//! Deterministic, seeded simulation of ensembles, for tests.
+//!
+//! `ElectionSim` runs the fast leader election of every server of an ensemble over a
+//! simulated network (random delays and reordering, lost messages, servers that are down)
+//! on a simulated clock. Everything random comes from one seed, so a failing seed replays
+//! exactly: `ElectionSim::run(seed)`.
+//!
+//! A decided leader that gets no quorum of followers within an init limit, and a follower
+//! whose leader does not lead within a sync limit, look again, as in ZooKeeper (FLE alone
+//! may elect a server only part of the ensemble follows when votes are late or lost).
+//! Checked on every run (`Outcome::check`): at most one leader per election epoch; no
+//! leader behind a majority of the voters (by epoch, then zxid); in the end every server
+//! that is up follows or observes one leader that has a quorum.
+//! The atomic broadcast joins the simulation in a later step.
+
+use crate::zab::election::{Election, Notification, Output, PeerState, Timing, Vote};
+use std::collections::BinaryHeap;
+
+/// SplitMix64: the simulation's only source of randomness.
+pub struct Entropy(u64);
+
+impl Entropy {
+    pub fn new(seed: u64) -> Entropy {
+        Entropy(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// One simulated server.
+struct Sim {
+    id: i64,
+    up: bool,
+    observer: bool,
+    last_zxid: i64,
+    epoch: i64,
+    election: Election,
+    decided: Option<(PeerState, Vote, i64)>,
+    decided_at_ms: u64,
+    start_at_ms: u64,
+    started: bool,
+}
+
+/// How long a decided leader waits for a quorum of followers, and a follower for its
+/// leader to lead, before going back to LOOKING (ZooKeeper: initLimit and syncLimit ticks).
+const INIT_LIMIT_MS: u64 = 2_000;
+const SYNC_LIMIT_MS: u64 = 2_000;
+
+/// A message on the wire, ordered by delivery time (then by send order, for determinism).
+#[derive(PartialEq, Eq)]
+struct InFlight {
+    at_ms: u64,
+    seq: u64,
+    to: i64,
+    msg: Notification,
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.at_ms, o.seq).cmp(&(self.at_ms, self.seq)) // min-heap
+    }
+}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// A decision: the state, the leader's vote, the election epoch.
+pub type Decision = (PeerState, Vote, i64);
+/// A server at the end of a run: (id, observer, up, own vote, decision).
+pub type ServerEnd = (i64, bool, bool, Vote, Option<Decision>);
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub seed: u64,
+    /// (id, observer, up, own vote, decision)
+    pub servers: Vec<ServerEnd>,
+    pub elapsed_ms: u64,
+    pub messages: u64,
+    /// Messages were lost in this run.
+    pub lossy: bool,
+    /// (election epoch, leader) of every leader that got a quorum of followers.
+    pub established: Vec<(i64, i64)>,
+    /// Elections started again after a leader found no quorum.
+    pub restarts: u64,
+}
+
+impl Outcome {
+    /// The election's guarantees for this run; `Err` says which failed and how to replay.
+    pub fn check(&self) -> Result<(), String> {
+        let fail = |why: String| Err(format!("seed {:#x}: {why}\n{self:#?}", self.seed));
+        let up: Vec<_> = self.servers.iter().filter(|s| s.2).collect();
+        let voters: Vec<_> = self.servers.iter().filter(|s| !s.1).collect();
+        // Safety: one leader per election epoch, and a leader is never behind the quorum
+        // that elected it.
+        for (k, &(epoch, leader)) in self.established.iter().enumerate() {
+            if let Some(&(_, other)) = self.established[k + 1..]
+                .iter()
+                .find(|&&(e, l)| e == epoch && l != leader)
+            {
+                return fail(format!(
+                    "two leaders in election epoch {epoch}: {leader} and {other}"
+                ));
+            }
+            let own = voters.iter().find(|s| s.0 == leader).map(|s| s.3);
+            let Some(own) = own else {
+                return fail(format!("leader {leader} is no voter"));
+            };
+            let covered = voters
+                .iter()
+                .filter(|s| (s.3.peer_epoch, s.3.zxid) <= (own.peer_epoch, own.zxid))
+                .count();
+            if covered * 2 <= voters.len() {
+                return fail(format!(
+                    "leader {leader} ({own:?}) is behind a majority of the voters"
+                ));
+            }
+        }
+        // Liveness: in the end every server that is up follows (or observes) one leader,
+        // which leads with a quorum.
+        let Some(leader) = up.iter().find_map(|s| s.4.map(|(_, v, _)| v.leader)) else {
+            return fail("nobody decided".into());
+        };
+        if !self.established.iter().any(|&(_, l)| l == leader) {
+            return fail(format!("leader {leader} never had a quorum of followers"));
+        }
+        for (id, observer, _, _, decision) in &up {
+            let Some((state, vote, _)) = decision else {
+                return fail(format!("server {id} never decided"));
+            };
+            if vote.leader != leader {
+                return fail(format!(
+                    "server {id} ends with leader {} where another ends with {leader}",
+                    vote.leader
+                ));
+            }
+            let expected = if *observer {
+                PeerState::Observing
+            } else if *id == leader {
+                PeerState::Leading
+            } else {
+                PeerState::Following
+            };
+            if *state != expected {
+                return fail(format!(
+                    "server {id} decided {state:?}, expected {expected:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A simulated ensemble running one leader election.
+pub struct ElectionSim;
+
+impl ElectionSim {
+    /// One run: 3 to 7 voters, 0 to 2 observers, a minority of voters down from the start,
+    /// random zxids and epochs, start times, delays (1-60 ms) and loss (0-30%), all from
+    /// `seed`.
+    pub fn run(seed: u64) -> Outcome {
+        let mut e = Entropy::new(seed);
+        let voters_n = 3 + e.below(5) as i64;
+        let observers_n = e.below(3) as i64;
+        // Half the runs lose messages (up to 30%).
+        let loss_pct = if e.below(2) == 0 { 0 } else { 1 + e.below(30) };
+        let delay_ms_max = 1 + e.below(60);
+        let voters: Vec<i64> = (1..=voters_n).collect();
+        let observers: Vec<i64> = (voters_n + 1..=voters_n + observers_n).collect();
+        let down_max = (voters_n - 1) / 2;
+        let down = e.below(down_max as u64 + 1) as i64;
+        let mut sims: Vec<Sim> = voters
+            .iter()
+            .chain(observers.iter())
+            .map(|&id| {
+                let observer = id > voters_n;
+                Sim {
+                    id,
+                    up: true,
+                    observer,
+                    // Few distinct values, so ties on epoch and zxid are common.
+                    last_zxid: e.below(3) as i64,
+                    epoch: e.below(2) as i64,
+                    election: Election::new(
+                        id,
+                        voters.clone(),
+                        observers.clone(),
+                        Timing::default(),
+                    ),
+                    decided: None,
+                    decided_at_ms: 0,
+                    start_at_ms: e.below(500),
+                    started: false,
+                }
+            })
+            .collect();
+        for _ in 0..down {
+            let i = e.below(voters_n as u64) as usize;
+            sims[i].up = false;
+        }
+        let mut wire: BinaryHeap<InFlight> = BinaryHeap::new();
+        let mut seq = 0u64;
+        let mut messages = 0u64;
+        let mut now = 0u64;
+        let deadline_ms = 600_000;
+        let send = |outs: Vec<Output>,
+                    sims: &mut Vec<Sim>,
+                    i: usize,
+                    wire: &mut BinaryHeap<InFlight>,
+                    seq: &mut u64,
+                    e: &mut Entropy,
+                    now: u64,
+                    messages: &mut u64| {
+            for o in outs {
+                match o {
+                    Output::Send { to, msg } => {
+                        *messages += 1;
+                        if e.below(100) < loss_pct {
+                            continue;
+                        }
+                        *seq += 1;
+                        wire.push(InFlight {
+                            at_ms: now + 1 + e.below(delay_ms_max),
+                            seq: *seq,
+                            to,
+                            msg,
+                        });
+                    }
+                    Output::Decided {
+                        state,
+                        vote,
+                        election_epoch,
+                    } => {
+                        assert!(sims[i].decided.is_none(), "one decision per election");
+                        sims[i].decided = Some((state, vote, election_epoch));
+                        sims[i].decided_at_ms = now;
+                    }
+                }
+            }
+        };
+        let mut established: Vec<(i64, i64)> = Vec::new();
+        let mut restarts = 0u64;
+        while now < deadline_ms {
+            // Establishment, as ZAB's discovery decides it: a leader with a quorum of
+            // voters following it (itself included) leads; one without after
+            // INIT_LIMIT_MS, and a follower whose leader does not lead after
+            // SYNC_LIMIT_MS, look again.
+            for i in 0..sims.len() {
+                let Some((state, vote, epoch)) = sims[i].decided else {
+                    continue;
+                };
+                if !sims[i].up {
+                    continue;
+                }
+                let waited = now - sims[i].decided_at_ms;
+                let back = match state {
+                    PeerState::Leading => {
+                        let id = sims[i].id;
+                        let following = sims
+                            .iter()
+                            .filter(|s| s.up && !s.observer)
+                            .filter(|s| {
+                                s.id == id
+                                    || matches!(s.decided, Some((PeerState::Following, v, _)) if v.leader == id)
+                            })
+                            .count();
+                        if following * 2 > voters.len() {
+                            if !established.contains(&(epoch, id)) {
+                                established.push((epoch, id));
+                            }
+                            false
+                        } else {
+                            !established.contains(&(epoch, id)) && waited >= INIT_LIMIT_MS
+                        }
+                    }
+                    _ => {
+                        let leads = sims.iter().any(|s| {
+                            s.up && s.id == vote.leader
+                                && matches!(s.decided, Some((PeerState::Leading, _, _)))
+                        });
+                        !leads && waited >= SYNC_LIMIT_MS
+                    }
+                };
+                if back {
+                    restarts += 1;
+                    sims[i].decided = None;
+                    let (z, ep) = (sims[i].last_zxid, sims[i].epoch);
+                    let outs = sims[i].election.start(now, z, ep);
+                    send(
+                        outs,
+                        &mut sims,
+                        i,
+                        &mut wire,
+                        &mut seq,
+                        &mut e,
+                        now,
+                        &mut messages,
+                    );
+                }
+            }
+            let settled = sims.iter().all(|s| !s.up || s.decided.is_some())
+                && sims.iter().filter(|s| s.up).all(|s| {
+                    s.decided.is_some_and(|(_, v, _)| {
+                        established.iter().any(|&(_, l)| l == v.leader)
+                            && sims.iter().any(|l| {
+                                l.id == v.leader
+                                    && l.up
+                                    && matches!(l.decided, Some((PeerState::Leading, _, _)))
+                            })
+                    })
+                });
+            if settled {
+                break;
+            }
+            for i in 0..sims.len() {
+                if sims[i].up && !sims[i].started && now >= sims[i].start_at_ms {
+                    sims[i].started = true;
+                    let (z, ep) = (sims[i].last_zxid, sims[i].epoch);
+                    let outs = sims[i].election.start(now, z, ep);
+                    send(
+                        outs,
+                        &mut sims,
+                        i,
+                        &mut wire,
+                        &mut seq,
+                        &mut e,
+                        now,
+                        &mut messages,
+                    );
+                }
+            }
+            while wire.peek().is_some_and(|m| m.at_ms <= now) {
+                let m = wire.pop().unwrap();
+                let Some(i) = sims.iter().position(|s| s.id == m.to) else {
+                    continue;
+                };
+                if !sims[i].up || !sims[i].started {
+                    continue; // lost: nobody listens yet
+                }
+                let outs = sims[i].election.on_notification(now, m.msg);
+                send(
+                    outs,
+                    &mut sims,
+                    i,
+                    &mut wire,
+                    &mut seq,
+                    &mut e,
+                    now,
+                    &mut messages,
+                );
+            }
+            for i in 0..sims.len() {
+                if sims[i].up && sims[i].started {
+                    let outs = sims[i].election.on_tick(now);
+                    send(
+                        outs,
+                        &mut sims,
+                        i,
+                        &mut wire,
+                        &mut seq,
+                        &mut e,
+                        now,
+                        &mut messages,
+                    );
+                }
+            }
+            now += 1;
+        }
+        Outcome {
+            seed,
+            servers: sims
+                .iter()
+                .map(|s| {
+                    let own = Vote {
+                        leader: s.id,
+                        zxid: s.last_zxid,
+                        peer_epoch: s.epoch,
+                    };
+                    (s.id, s.observer, s.up, own, s.decided)
+                })
+                .collect(),
+            elapsed_ms: now,
+            messages,
+            lossy: loss_pct > 0,
+            established,
+            restarts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ElectionSim;
+
+    /// A few thousand seeds; a failure prints its seed, and `ElectionSim::run(seed)`
+    /// replays it exactly. `PADDOCK_SIM_SEEDS=N` sweeps more.
+    #[test]
+    fn election_sweep() {
+        let n: u64 = std::env::var("PADDOCK_SIM_SEEDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000);
+        for seed in 0..n {
+            let out = ElectionSim::run(seed);
+            if let Err(e) = out.check() {
+                panic!("{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_seed_replays_exactly() {
+        let a = ElectionSim::run(42);
+        let b = ElectionSim::run(42);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+}
