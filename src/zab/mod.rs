@@ -3,3 +3,4 @@
 //! quorum thread's sockets and clock in production and by `testing::sim` in tests.
 
 pub mod election;
+pub mod wire;
