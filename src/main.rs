@@ -17,6 +17,7 @@ const USAGE: &str = "usage:
   paddock purge [zoo.cfg] [-n COUNT]   keep the newest COUNT (>= 3) snapshots and the logs they need
   paddock dump-log FILE [--json]       print a txn log segment (log.<zxid>)
   paddock dump-snapshot FILE [--json]  print a snapshot (snapshot.<zxid>)
+  paddock election-probe HOST:PORT     ask a ZooKeeper or Paddock election port (3888) whom it follows
   paddock version";
 
 fn main() {
@@ -55,6 +56,12 @@ fn run() -> anyhow::Result<()> {
         }
         Some("purge") => return purge(&args[1..]),
         Some("status") => return status(args.get(1).map(String::as_str)),
+        Some("election-probe") => {
+            let addr = args
+                .get(1)
+                .ok_or_else(|| anyhow::anyhow!("election-probe: which HOST:PORT?\n{USAGE}"))?;
+            return election_probe(addr);
+        }
         Some("version") => {
             println!(
                 "Apache ZooKeeper-compatible Paddock, version {}",
@@ -160,5 +167,62 @@ fn status(cfg_path: Option<&str>) -> anyhow::Result<()> {
             eprintln!("Error contacting service. It is probably not running.");
             std::process::exit(1);
         }
+    }
+}
+
+/// `paddock election-probe HOST:PORT`: connects to an election port as a server that is
+/// in nobody's list (so nothing is counted), says it is LOOKING, and prints the vote the
+/// server answers with: its state, the leader it backs, and its server list.
+fn election_probe(addr: &str) -> anyhow::Result<()> {
+    use paddock::zab::election::{Notification, PeerState, Vote};
+    use paddock::zab::wire;
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    const PROBE_SID: i64 = 1 << 40; // above any real server id: the server keeps the connection
+    let sa = addr
+        .to_socket_addrs()
+        .with_context(|| addr.to_string())?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{addr}: no address"))?;
+    let t = std::time::Duration::from_secs(5);
+    let mut c = std::net::TcpStream::connect_timeout(&sa, t).with_context(|| addr.to_string())?;
+    c.set_read_timeout(Some(t))?;
+    c.write_all(&wire::encode_initial(PROBE_SID, "127.0.0.1:1"))?;
+    let looking = Notification {
+        from: PROBE_SID,
+        state: PeerState::Looking,
+        vote: Vote {
+            leader: PROBE_SID,
+            zxid: 0,
+            peer_epoch: 0,
+        },
+        election_epoch: 1,
+    };
+    // The 40-byte form: no version, so the server parses no server list from us.
+    let mut msg = wire::encode_notification(&looking, b"")[..36].to_vec();
+    msg.extend_from_slice(&[0; 4]);
+    c.write_all(&wire::frame(&msg))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some((payload, _)) = wire::decode_frame(&buf).map_err(|e| anyhow::anyhow!("{e}"))? {
+            let (n, config) =
+                wire::decode_notification(0, payload).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "state {:?}, leader {}, zxid 0x{:x}, peer epoch {}, election epoch {}",
+                n.state, n.vote.leader, n.vote.zxid, n.vote.peer_epoch, n.election_epoch
+            );
+            if !config.is_empty() {
+                println!("{}", String::from_utf8_lossy(config).trim_end());
+            }
+            return Ok(());
+        }
+        let k = c
+            .read(&mut chunk)
+            .with_context(|| format!("{addr}: waiting for a vote"))?;
+        if k == 0 {
+            anyhow::bail!("{addr} closed the connection without a vote");
+        }
+        buf.extend_from_slice(&chunk[..k]);
     }
 }

@@ -9,7 +9,8 @@
 #      itself passes on the real thing;
 #   3. checks that zkServer.sh status reads both;
 #   4. starts each server on a data directory the other wrote (datadir.py) and compares
-#      every node.
+#      every node;
+#   5. probes a real 3-node ZooKeeper ensemble's election ports with Paddock's codec.
 # Exits non-zero if anything fails. Builds nothing: pass the Paddock binary.
 #
 # Environment: INTEROP_PORT_BASE (first port tried, default 22281; ports stay in
@@ -257,6 +258,55 @@ datadir_roundtrip() { # from to
 }
 datadir_roundtrip paddock zookeeper
 datadir_roundtrip zookeeper paddock
+
+# ---- 5. the election port: Paddock's codec against a real ZooKeeper ensemble ----------------
+# Three ZooKeeper servers on 127.0.0.1 elect a leader; `paddock election-probe` connects to
+# each election port as a server in nobody's list, says LOOKING, and decodes the vote it
+# gets back. Each answer must name the leader `srvr` names, with the right state.
+ensemble_probe() {
+  local base="$WORK/zk3" q e c i pids=() servers=() leader="" ok=1
+  c=$(pick_port "$P_PD") || { fail "no free port"; return; }
+  local cports=() eports=()
+  for i in 1 2 3; do
+    local cp qp ep
+    cp=$(pick_port "$c") && c=$cp; qp=$(pick_port "$c") && c=$qp; ep=$(pick_port "$c") && c=$ep
+    cports+=("$cp"); eports+=("$ep"); servers+=("server.$i=127.0.0.1:$qp:$ep")
+  done
+  for i in 1 2 3; do
+    mkdir -p "$base/s$i/data"; echo "$i" > "$base/s$i/data/myid"
+    write_cfg "$base/s$i/zoo.cfg" "$base/s$i/data" "${cports[$((i-1))]}" \
+      "admin.enableServer=false" "initLimit=10" "syncLimit=5" "${servers[@]}"
+    sed -i 's/^tickTime=2000$/tickTime=500/' "$base/s$i/zoo.cfg"
+    JMXDISABLE=true ZOO_LOG_DIR="$base/s$i" setsid "$ZKBIN/zkServer.sh" start-foreground "$base/s$i/zoo.cfg" \
+      > "$base/s$i/server.log" 2>&1 < /dev/null &
+    pids+=($!)
+  done
+  local modes=()
+  for i in 1 2 3; do
+    local m="" t
+    for t in $(seq 1 150); do
+      m=$(four_letter "${cports[$((i-1))]}" srvr | awk -F': ' '/^Mode/ {print $2}')
+      [ -n "$m" ] && break; sleep 0.2
+    done
+    modes+=("$m"); [ "$m" = leader ] && leader=$i
+  done
+  if [ -z "$leader" ]; then
+    fail "the ZooKeeper ensemble elected no leader (modes: ${modes[*]})"
+  else
+    for i in 1 2 3; do
+      local out want
+      out=$(timeout 30 "$PADDOCK" election-probe "127.0.0.1:${eports[$((i-1))]}" 2>&1)
+      if [ "$i" = "$leader" ]; then want="state Leading, leader $leader,"; else want="state Following, leader $leader,"; fi
+      case "$out" in
+        *"$want"*"server.3=127.0.0.1:"*) ;;
+        *) ok=0; fail "election-probe of server $i: '$out' (expected '$want' and the server list)" ;;
+      esac
+    done
+    [ "$ok" = 1 ] && log "PASS election port: paddock's codec reads ZooKeeper's votes (leader $leader) and ZooKeeper answers paddock's"
+  fi
+  for i in "${pids[@]}"; do kill -KILL -- "-$i" 2>/dev/null; wait "$i" 2>/dev/null; done
+}
+ensemble_probe
 
 # ---- servers still alive? ---------------------------------------------------------------------
 kill -0 "$PID_ZK" 2>/dev/null || fail "ZooKeeper died during the run"
