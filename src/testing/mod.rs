@@ -8,9 +8,11 @@
 //! A decided leader that gets no quorum of followers within an init limit, and a follower
 //! whose leader does not lead within a sync limit, look again, as in ZooKeeper (FLE alone
 //! may elect a server only part of the ensemble follows when votes are late or lost).
-//! Checked on every run (`Outcome::check`): at most one leader per election epoch; no
-//! leader behind a majority of the voters (by epoch, then zxid); in the end every server
-//! that is up follows or observes one leader that has a quorum.
+//! Servers crash and come back, and partitions split the network, for a while in some
+//! runs. Checked on every run (`Outcome::check`): never two leaders with a quorum of
+//! followers each (no split brain); no leader behind a majority of the voters (by epoch,
+//! then zxid); in the end, when every fault has healed, every server that is up follows
+//! or observes one leader that has a quorum.
 //! The atomic broadcast joins the simulation in a later step.
 
 use crate::zab::election::{Election, Notification, Output, PeerState, Timing, Vote};
@@ -45,6 +47,8 @@ struct Sim {
     election: Election,
     decided: Option<(PeerState, Vote, i64)>,
     decided_at_ms: u64,
+    /// Last time, as a leader, it had a quorum of followers (0: never).
+    quorum_seen_ms: u64,
     start_at_ms: u64,
     started: bool,
 }
@@ -93,6 +97,8 @@ pub struct Outcome {
     pub established: Vec<(i64, i64)>,
     /// Elections started again after a leader found no quorum.
     pub restarts: u64,
+    /// The first moment two leaders each had a quorum of followers, if ever.
+    pub split_brain: Option<(u64, Vec<i64>)>,
 }
 
 impl Outcome {
@@ -101,17 +107,12 @@ impl Outcome {
         let fail = |why: String| Err(format!("seed {:#x}: {why}\n{self:#?}", self.seed));
         let up: Vec<_> = self.servers.iter().filter(|s| s.2).collect();
         let voters: Vec<_> = self.servers.iter().filter(|s| !s.1).collect();
-        // Safety: one leader per election epoch, and a leader is never behind the quorum
-        // that elected it.
-        for (k, &(epoch, leader)) in self.established.iter().enumerate() {
-            if let Some(&(_, other)) = self.established[k + 1..]
-                .iter()
-                .find(|&&(e, l)| e == epoch && l != leader)
-            {
-                return fail(format!(
-                    "two leaders in election epoch {epoch}: {leader} and {other}"
-                ));
-            }
+        // Safety: never two leaders with a quorum each, and a leader is never behind the
+        // quorum that elected it.
+        if let Some((at, leaders)) = &self.split_brain {
+            return fail(format!("at {at} ms leaders {leaders:?} each had a quorum"));
+        }
+        for &(_, leader) in &self.established {
             let own = voters.iter().find(|s| s.0 == leader).map(|s| s.3);
             let Some(own) = own else {
                 return fail(format!("leader {leader} is no voter"));
@@ -199,6 +200,7 @@ impl ElectionSim {
                     ),
                     decided: None,
                     decided_at_ms: 0,
+                    quorum_seen_ms: 0,
                     start_at_ms: e.below(500),
                     started: false,
                 }
@@ -208,6 +210,24 @@ impl ElectionSim {
             let i = e.below(voters_n as u64) as usize;
             sims[i].up = false;
         }
+        // Faults while it runs: in half the runs 1-3 servers crash for 0.1-3 s and come
+        // back (a fresh election, the same data); in a quarter a partition splits the
+        // servers for 0.2-4 s. All heal, so the run must end with one leader.
+        let mut crashes: Vec<(u64, usize, u64)> = Vec::new();
+        if e.below(2) == 0 {
+            for _ in 0..1 + e.below(3) {
+                let i = e.below(sims.len() as u64) as usize;
+                if sims[i].up {
+                    crashes.push((e.below(3_000), i, 100 + e.below(2_900)));
+                }
+            }
+        }
+        let partition = (e.below(4) == 0).then(|| {
+            let from = e.below(2_000);
+            (from, from + 200 + e.below(3_800), e.next_u64())
+        });
+        let side = |id: i64, mask: u64| (mask >> (id as u64 % 64)) & 1;
+        let mut split_brain: Option<(u64, Vec<i64>)> = None;
         let mut wire: BinaryHeap<InFlight> = BinaryHeap::new();
         let mut seq = 0u64;
         let mut messages = 0u64;
@@ -278,9 +298,15 @@ impl ElectionSim {
                             if !established.contains(&(epoch, id)) {
                                 established.push((epoch, id));
                             }
+                            sims[i].quorum_seen_ms = now;
                             false
+                        } else if sims[i].quorum_seen_ms > 0
+                            && sims[i].quorum_seen_ms >= sims[i].decided_at_ms
+                        {
+                            // It led, and lost its quorum: it steps down after a sync limit.
+                            now - sims[i].quorum_seen_ms >= SYNC_LIMIT_MS
                         } else {
-                            !established.contains(&(epoch, id)) && waited >= INIT_LIMIT_MS
+                            waited >= INIT_LIMIT_MS
                         }
                     }
                     _ => {
@@ -308,16 +334,53 @@ impl ElectionSim {
                     );
                 }
             }
-            let settled = sims.iter().all(|s| !s.up || s.decided.is_some())
+            for &(at, i, down_ms) in &crashes {
+                if now == at && sims[i].up {
+                    sims[i].up = false;
+                    sims[i].decided = None;
+                    sims[i].started = false;
+                }
+                if now == at + down_ms && !sims[i].up {
+                    sims[i].up = true;
+                    sims[i].election = Election::new(
+                        sims[i].id,
+                        voters.clone(),
+                        observers.clone(),
+                        Timing::default(),
+                    );
+                    sims[i].start_at_ms = now;
+                    sims[i].quorum_seen_ms = 0;
+                }
+            }
+            // No split brain: at most one leader has a quorum of followers at any time.
+            let with_quorum: Vec<i64> = sims
+                .iter()
+                .filter(|l| l.up && matches!(l.decided, Some((PeerState::Leading, _, _))))
+                .filter(|l| {
+                    let n = sims
+                        .iter()
+                        .filter(|s| s.up && !s.observer)
+                        .filter(|s| {
+                            s.id == l.id
+                                || matches!(s.decided, Some((PeerState::Following, v, _)) if v.leader == l.id)
+                        })
+                        .count();
+                    n * 2 > voters.len()
+                })
+                .map(|l| l.id)
+                .collect();
+            if with_quorum.len() > 1 && split_brain.is_none() {
+                split_brain = Some((now, with_quorum.clone()));
+            }
+            let healed = crashes.iter().all(|&(at, _, d)| now > at + d)
+                && partition.is_none_or(|(_, to, _)| now > to);
+            // Settled: every fault healed, and every server up follows (or observes, or
+            // is) the one leader that has a quorum now.
+            let settled = healed
+                && with_quorum.len() == 1
                 && sims.iter().filter(|s| s.up).all(|s| {
-                    s.decided.is_some_and(|(_, v, _)| {
-                        established.iter().any(|&(_, l)| l == v.leader)
-                            && sims.iter().any(|l| {
-                                l.id == v.leader
-                                    && l.up
-                                    && matches!(l.decided, Some((PeerState::Leading, _, _)))
-                            })
-                    })
+                    s.decided
+                        .is_some_and(|(_, v, _)| v.leader == with_quorum[0])
                 });
             if settled {
                 break;
@@ -346,6 +409,11 @@ impl ElectionSim {
                 };
                 if !sims[i].up || !sims[i].started {
                     continue; // lost: nobody listens yet
+                }
+                if let Some((from, to, mask)) = partition {
+                    if (from..=to).contains(&now) && side(m.msg.from, mask) != side(m.to, mask) {
+                        continue; // lost: the partition
+                    }
                 }
                 let outs = sims[i].election.on_notification(now, m.msg);
                 send(
@@ -394,6 +462,7 @@ impl ElectionSim {
             lossy: loss_pct > 0,
             established,
             restarts,
+            split_brain,
         }
     }
 }
