@@ -18,6 +18,7 @@ const USAGE: &str = "usage:
   paddock dump-log FILE [--json]       print a txn log segment (log.<zxid>)
   paddock dump-snapshot FILE [--json]  print a snapshot (snapshot.<zxid>)
   paddock election-probe HOST:PORT     ask a ZooKeeper or Paddock election port (3888) whom it follows
+  paddock learner-probe HOST:PORT      ask a leader's quorum port (2888) for its epoch (LEADERINFO)
   paddock version";
 
 fn main() {
@@ -61,6 +62,12 @@ fn run() -> anyhow::Result<()> {
                 .get(1)
                 .ok_or_else(|| anyhow::anyhow!("election-probe: which HOST:PORT?\n{USAGE}"))?;
             return election_probe(addr);
+        }
+        Some("learner-probe") => {
+            let addr = args
+                .get(1)
+                .ok_or_else(|| anyhow::anyhow!("learner-probe: which HOST:PORT?\n{USAGE}"))?;
+            return learner_probe(addr);
         }
         Some("version") => {
             println!(
@@ -222,6 +229,63 @@ fn election_probe(addr: &str) -> anyhow::Result<()> {
             .with_context(|| format!("{addr}: waiting for a vote"))?;
         if k == 0 {
             anyhow::bail!("{addr} closed the connection without a vote");
+        }
+        buf.extend_from_slice(&chunk[..k]);
+    }
+}
+
+/// `paddock learner-probe HOST:PORT`: connects to a leader's quorum port as an observer in
+/// nobody's list, sends OBSERVERINFO, and prints the LEADERINFO the leader answers with
+/// (the epoch it leads and its protocol version). Then it hangs up; nothing is synced.
+fn learner_probe(addr: &str) -> anyhow::Result<()> {
+    use paddock::zab::packet::{kind, LearnerInfo, QuorumPacket, PROTOCOL_VERSION};
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let sa = addr
+        .to_socket_addrs()
+        .with_context(|| addr.to_string())?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{addr}: no address"))?;
+    let t = std::time::Duration::from_secs(5);
+    let mut c = std::net::TcpStream::connect_timeout(&sa, t).with_context(|| addr.to_string())?;
+    c.set_read_timeout(Some(t))?;
+    let info = LearnerInfo {
+        server_id: 1 << 40,
+        protocol_version: PROTOCOL_VERSION,
+        config_version: 0,
+    };
+    let mut w = paddock::proto::Writer::new();
+    QuorumPacket::new(kind::OBSERVERINFO, 0, Some(info.encode())).encode(&mut w);
+    c.write_all(&w.buf)?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some((p, _)) =
+            QuorumPacket::decode(&buf, 1 << 20).map_err(|e| anyhow::anyhow!("{e}"))?
+        {
+            anyhow::ensure!(
+                p.kind == kind::LEADERINFO,
+                "{addr} answered with packet type {}, not LEADERINFO",
+                p.kind
+            );
+            let version = p
+                .data
+                .as_deref()
+                .filter(|d| d.len() >= 4)
+                .map(|d| i32::from_be_bytes(d[0..4].try_into().unwrap()))
+                .unwrap_or(0);
+            println!(
+                "LEADERINFO: epoch {}, zxid 0x{:x}, protocol version 0x{version:x}",
+                p.zxid >> 32,
+                p.zxid
+            );
+            return Ok(());
+        }
+        let k = c
+            .read(&mut chunk)
+            .with_context(|| format!("{addr}: waiting for LEADERINFO"))?;
+        if k == 0 {
+            anyhow::bail!("{addr} closed the connection without LEADERINFO");
         }
         buf.extend_from_slice(&chunk[..k]);
     }

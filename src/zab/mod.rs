@@ -3,4 +3,5 @@
 //! quorum thread's sockets and clock in production and by `testing::sim` in tests.
 
 pub mod election;
+pub mod packet;
 pub mod wire;

@@ -10,7 +10,8 @@
 #   3. checks that zkServer.sh status reads both;
 #   4. starts each server on a data directory the other wrote (datadir.py) and compares
 #      every node;
-#   5. probes a real 3-node ZooKeeper ensemble's election ports with Paddock's codec.
+#   5. probes a real 3-node ZooKeeper ensemble's election ports and its leader's quorum
+#      port with Paddock's codecs.
 # Exits non-zero if anything fails. Builds nothing: pass the Paddock binary.
 #
 # Environment: INTEROP_PORT_BASE (first port tried, default 22281; ports stay in
@@ -266,11 +267,11 @@ datadir_roundtrip zookeeper paddock
 ensemble_probe() {
   local base="$WORK/zk3" q e c i pids=() servers=() leader="" ok=1
   c=$(pick_port "$P_PD") || { fail "no free port"; return; }
-  local cports=() eports=()
+  local cports=() eports=() qports=()
   for i in 1 2 3; do
     local cp qp ep
     cp=$(pick_port "$c") && c=$cp; qp=$(pick_port "$c") && c=$qp; ep=$(pick_port "$c") && c=$ep
-    cports+=("$cp"); eports+=("$ep"); servers+=("server.$i=127.0.0.1:$qp:$ep")
+    cports+=("$cp"); eports+=("$ep"); qports+=("$qp"); servers+=("server.$i=127.0.0.1:$qp:$ep")
   done
   for i in 1 2 3; do
     mkdir -p "$base/s$i/data"; echo "$i" > "$base/s$i/data/myid"
@@ -303,6 +304,13 @@ ensemble_probe() {
       esac
     done
     [ "$ok" = 1 ] && log "PASS election port: paddock's codec reads ZooKeeper's votes (leader $leader) and ZooKeeper answers paddock's"
+    # The learner protocol: OBSERVERINFO to the leader's quorum port, LEADERINFO back.
+    local li
+    li=$(timeout 30 "$PADDOCK" learner-probe "127.0.0.1:${qports[$((leader-1))]}" 2>&1)
+    case "$li" in
+      "LEADERINFO: epoch "*"protocol version 0x10000"*) log "PASS quorum port: ZooKeeper's leader answers paddock's OBSERVERINFO with $li" ;;
+      *) fail "learner-probe of the leader: '$li'" ;;
+    esac
   fi
   for i in "${pids[@]}"; do kill -KILL -- "-$i" 2>/dev/null; wait "$i" 2>/dev/null; done
 }
