@@ -35,7 +35,12 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        // The server is gone by now, so a plain umount works and the temp dir can go;
+        // lazily only if something still holds it.
+        let plain = Command::new("umount").arg(&self.dir).status();
+        if !plain.is_ok_and(|s| s.success()) {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
     }
 }
 
