@@ -7,6 +7,7 @@ pub mod log;
 pub mod logger;
 pub mod net;
 pub mod proto;
+pub mod quorum;
 pub mod server;
 pub mod session;
 pub mod snap;

@@ -9,6 +9,7 @@ mod codec_fuzz;
 mod concurrency;
 mod crash;
 mod disk_full;
+mod election_net;
 mod four_letter;
 mod limits;
 mod multi;

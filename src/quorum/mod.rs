@@ -1,0 +1,245 @@
+//! The election port's connections (the shell around `zab::election`).
+//!
+//! Main type: `ElectionNet`, one server's listener and connections on its election port.
+//!
+//! Holds, as ZooKeeper's QuorumCnxManager:
+//! - One connection per pair of servers, kept by the higher id: a server dials every
+//!   server with a lower id; a connection from a lower id is closed (the higher side dials
+//!   it itself). Both sides send on the one connection.
+//! - A connection starts with the connection start of `zab::wire`; then frames of
+//!   notifications. A malformed byte closes that connection, never the server.
+//! - The latest message to a server with no connection waits for one (one per server).
+//!
+//! Threads: an acceptor (it lives as long as the process: the election port stays open,
+//! as ZooKeeper's does), one reader per connection; `run_election` drives the election on
+//! the caller's thread and is the only writer of the connections it holds.
+//! Not yet: the quorum thread that runs this for a starting server, reconnecting after a
+//! leader is lost (issue #4).
+
+use crate::zab::election::{Election, Notification, Output, PeerState, Timing, Vote};
+use crate::zab::wire;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Conns = Arc<Mutex<HashMap<i64, TcpStream>>>;
+
+/// One server's election port: who it is, where the others are.
+pub struct ElectionNet {
+    my_id: i64,
+    my_addr: SocketAddr,
+    peers: HashMap<i64, SocketAddr>,
+    conns: Conns,
+    inbox: Receiver<Notification>,
+    to_inbox: Sender<Notification>,
+    /// The server list in ZooKeeper's text form, sent with every notification.
+    config: Vec<u8>,
+}
+
+fn reader(sid: i64, mut s: TcpStream, conns: Conns, inbox: Sender<Notification>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        loop {
+            match wire::decode_frame(&buf) {
+                Ok(Some((payload, used))) => {
+                    match wire::decode_notification(sid, payload) {
+                        Ok((n, _config)) => {
+                            if inbox.send(n).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            log::warn!("election: bad notification from server {sid}: {e}");
+                            conns.lock().unwrap().remove(&sid);
+                            return;
+                        }
+                    }
+                    buf.drain(..used);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("election: bad frame from server {sid}: {e}");
+                    conns.lock().unwrap().remove(&sid);
+                    return;
+                }
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                let mut c = conns.lock().unwrap();
+                // Forget it only if it is still this connection's entry.
+                if c.get(&sid)
+                    .is_some_and(|t| t.peer_addr().ok() == s.peer_addr().ok())
+                {
+                    c.remove(&sid);
+                }
+                return;
+            }
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+    }
+}
+
+impl ElectionNet {
+    /// Listens on `listener` (already bound: the election port) as server `my_id`.
+    pub fn start(
+        my_id: i64,
+        listener: TcpListener,
+        peers: HashMap<i64, SocketAddr>,
+        config: Vec<u8>,
+    ) -> std::io::Result<ElectionNet> {
+        let my_addr = listener.local_addr()?;
+        let conns: Conns = Arc::default();
+        let (to_inbox, inbox) = channel();
+        let (c2, tx) = (conns.clone(), to_inbox.clone());
+        std::thread::Builder::new()
+            .name(format!("election-accept-{my_id}"))
+            .spawn(move || {
+                for s in listener.incoming() {
+                    let Ok(mut s) = s else { continue };
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 512];
+                    let initial = loop {
+                        match wire::decode_initial(&buf) {
+                            Ok(Some((i, used))) => break Some((i, used)),
+                            Ok(None) => {}
+                            Err(e) => {
+                                log::warn!("election: bad connection start: {e}");
+                                break None;
+                            }
+                        }
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => break None,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    };
+                    let Some((initial, _)) = initial else {
+                        continue;
+                    };
+                    if initial.sid <= my_id {
+                        // The higher id keeps the connection: we dial that one ourselves.
+                        continue;
+                    }
+                    let _ = s.set_read_timeout(None);
+                    let Ok(w) = s.try_clone() else { continue };
+                    c2.lock().unwrap().insert(initial.sid, w);
+                    let (c3, tx3) = (c2.clone(), tx.clone());
+                    let sid = initial.sid;
+                    let _ = std::thread::Builder::new()
+                        .name(format!("election-read-{my_id}-{sid}"))
+                        .spawn(move || reader(sid, s, c3, tx3));
+                }
+            })?;
+        Ok(ElectionNet {
+            my_id,
+            my_addr,
+            peers,
+            conns,
+            inbox,
+            to_inbox,
+            config,
+        })
+    }
+
+    /// Dials every lower id that has no connection (a failed dial is tried again later).
+    fn dial(&self) {
+        for (&sid, addr) in &self.peers {
+            if sid >= self.my_id || self.conns.lock().unwrap().contains_key(&sid) {
+                continue;
+            }
+            let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_millis(500)) else {
+                continue;
+            };
+            let _ = s.set_nodelay(true);
+            if s.write_all(&wire::encode_initial(self.my_id, &self.my_addr.to_string()))
+                .is_err()
+            {
+                continue;
+            }
+            let Ok(w) = s.try_clone() else { continue };
+            self.conns.lock().unwrap().insert(sid, w);
+            let (c, tx) = (self.conns.clone(), self.to_inbox.clone());
+            let my_id = self.my_id;
+            let _ = std::thread::Builder::new()
+                .name(format!("election-read-{my_id}-{sid}"))
+                .spawn(move || reader(sid, s, c, tx));
+        }
+    }
+
+    /// Sends on the connection to `to`; false when there is none (yet).
+    fn send(&self, to: i64, n: &Notification) -> bool {
+        let frame = wire::frame(&wire::encode_notification(n, &self.config));
+        let mut conns = self.conns.lock().unwrap();
+        let Some(s) = conns.get_mut(&to) else {
+            return false;
+        };
+        if s.write_all(&frame).is_ok() {
+            return true;
+        }
+        conns.remove(&to);
+        false
+    }
+
+    /// Runs one election to its decision (or `None` at `deadline`), with this server's
+    /// last logged zxid and current epoch. After deciding it goes on answering for
+    /// `linger`, as a decided server answers LOOKING ones, so late servers find the leader.
+    pub fn run_election(
+        &self,
+        voters: Vec<i64>,
+        observers: Vec<i64>,
+        last_zxid: i64,
+        current_epoch: i64,
+        deadline: Instant,
+        linger: Duration,
+    ) -> Option<(PeerState, Vote)> {
+        let started = Instant::now();
+        let ms = || started.elapsed().as_millis() as u64;
+        let mut election = Election::new(self.my_id, voters, observers, Timing::default());
+        self.dial();
+        let mut outs = election.start(ms(), last_zxid, current_epoch);
+        let mut last_dial = Instant::now();
+        let mut decided: Option<((PeerState, Vote), Instant)> = None;
+        // The latest notification for a server with no connection yet: sent when one is
+        // up, as ZooKeeper queues them (one per server).
+        let mut waiting: HashMap<i64, Notification> = HashMap::new();
+        loop {
+            waiting.retain(|&to, msg| !self.send(to, msg));
+            for o in outs.drain(..) {
+                match o {
+                    Output::Send { to, msg } => {
+                        if !self.send(to, &msg) {
+                            waiting.insert(to, msg);
+                        }
+                    }
+                    Output::Decided { state, vote, .. } => {
+                        decided = Some(((state, vote), Instant::now() + linger));
+                    }
+                }
+            }
+            if let Some((d, until)) = decided {
+                if Instant::now() >= until {
+                    return Some(d);
+                }
+            } else if Instant::now() >= deadline {
+                return None;
+            }
+            if last_dial.elapsed() >= Duration::from_millis(100) {
+                self.dial();
+                last_dial = Instant::now();
+            }
+            match self.inbox.recv_timeout(Duration::from_millis(10)) {
+                Ok(n) => outs = election.on_notification(ms(), n),
+                Err(RecvTimeoutError::Timeout) => outs = election.on_tick(ms()),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+            if outs.is_empty() {
+                outs = election.on_tick(ms());
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Fast leader election over real sockets on loopback: servers on 127.0.0.1 ports elect
+//! the server with the best (epoch, zxid, id), one connection per pair.
+
+use paddock::quorum::ElectionNet;
+use paddock::zab::election::PeerState;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+/// Runs an election among servers 1..=n (`zxid_of(id)`), each on its own thread;
+/// returns each server's decision.
+fn elect(n: i64, zxid_of: fn(i64) -> i64) -> HashMap<i64, (PeerState, i64)> {
+    let listeners: Vec<(i64, TcpListener)> = (1..=n)
+        .map(|id| (id, TcpListener::bind("127.0.0.1:0").unwrap()))
+        .collect();
+    let addrs: HashMap<i64, std::net::SocketAddr> = listeners
+        .iter()
+        .map(|(id, l)| (*id, l.local_addr().unwrap()))
+        .collect();
+    let voters: Vec<i64> = (1..=n).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let handles: Vec<_> = listeners
+        .into_iter()
+        .map(|(id, l)| {
+            let peers = addrs.clone();
+            let voters = voters.clone();
+            std::thread::spawn(move || {
+                let net = ElectionNet::start(id, l, peers, b"version=0".to_vec()).unwrap();
+                let d = net.run_election(
+                    voters,
+                    vec![],
+                    zxid_of(id),
+                    1,
+                    deadline,
+                    Duration::from_millis(1500),
+                );
+                (id, d)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| {
+            let (id, d) = h.join().unwrap();
+            let (state, vote) = d.unwrap_or_else(|| panic!("server {id} did not decide"));
+            (id, (state, vote.leader))
+        })
+        .collect()
+}
+
+fn assert_leader(d: &HashMap<i64, (PeerState, i64)>, leader: i64) {
+    for (id, (state, l)) in d {
+        assert_eq!(*l, leader, "server {id}: {d:?}");
+        let want = if *id == leader {
+            PeerState::Leading
+        } else {
+            PeerState::Following
+        };
+        assert_eq!(*state, want, "server {id}: {d:?}");
+    }
+}
+
+#[test]
+fn three_servers_with_equal_zxids_elect_the_highest_id() {
+    assert_leader(&elect(3, |_| 5), 3);
+}
+
+#[test]
+fn five_servers_elect_the_highest_zxid() {
+    assert_leader(&elect(5, |id| if id == 2 { 9 } else { 4 }), 2);
+}
