@@ -162,6 +162,63 @@ impl Outcome {
     }
 }
 
+/// The simulated network: messages in flight, ordered by delivery time.
+struct Net {
+    wire: BinaryHeap<InFlight>,
+    seq: u64,
+    messages: u64,
+    entropy: Entropy,
+    loss_pct: u64,
+    delay_ms_max: u64,
+}
+
+impl Net {
+    /// Carries out what server `sim`'s election asked for: messages onto the wire (some
+    /// lost, each delayed), a decision into `sim`.
+    fn emit(&mut self, outs: Vec<Output>, sim: &mut Sim, now: u64) {
+        for o in outs {
+            match o {
+                Output::Send { to, msg } => {
+                    self.messages += 1;
+                    if self.entropy.below(100) < self.loss_pct {
+                        continue;
+                    }
+                    self.seq += 1;
+                    self.wire.push(InFlight {
+                        at_ms: now + 1 + self.entropy.below(self.delay_ms_max),
+                        seq: self.seq,
+                        to,
+                        msg,
+                    });
+                }
+                Output::Decided {
+                    state,
+                    vote,
+                    election_epoch,
+                } => {
+                    assert!(sim.decided.is_none(), "one decision per election");
+                    sim.decided = Some((state, vote, election_epoch));
+                    sim.decided_at_ms = now;
+                }
+            }
+        }
+    }
+}
+
+/// Does `leader` (up and leading) have a quorum of the `voters_n` voters following it,
+/// itself included?
+fn has_quorum(sims: &[Sim], leader: i64, voters_n: usize) -> bool {
+    let n = sims
+        .iter()
+        .filter(|s| s.up && !s.observer)
+        .filter(|s| {
+            s.id == leader
+                || matches!(s.decided, Some((PeerState::Following, v, _)) if v.leader == leader)
+        })
+        .count();
+    n * 2 > voters_n
+}
+
 /// A simulated ensemble running one leader election.
 pub struct ElectionSim;
 
@@ -228,46 +285,16 @@ impl ElectionSim {
         });
         let side = |id: i64, mask: u64| (mask >> (id as u64 % 64)) & 1;
         let mut split_brain: Option<(u64, Vec<i64>)> = None;
-        let mut wire: BinaryHeap<InFlight> = BinaryHeap::new();
-        let mut seq = 0u64;
-        let mut messages = 0u64;
+        let mut net = Net {
+            wire: BinaryHeap::new(),
+            seq: 0,
+            messages: 0,
+            entropy: e,
+            loss_pct,
+            delay_ms_max,
+        };
         let mut now = 0u64;
         let deadline_ms = 600_000;
-        let send = |outs: Vec<Output>,
-                    sims: &mut Vec<Sim>,
-                    i: usize,
-                    wire: &mut BinaryHeap<InFlight>,
-                    seq: &mut u64,
-                    e: &mut Entropy,
-                    now: u64,
-                    messages: &mut u64| {
-            for o in outs {
-                match o {
-                    Output::Send { to, msg } => {
-                        *messages += 1;
-                        if e.below(100) < loss_pct {
-                            continue;
-                        }
-                        *seq += 1;
-                        wire.push(InFlight {
-                            at_ms: now + 1 + e.below(delay_ms_max),
-                            seq: *seq,
-                            to,
-                            msg,
-                        });
-                    }
-                    Output::Decided {
-                        state,
-                        vote,
-                        election_epoch,
-                    } => {
-                        assert!(sims[i].decided.is_none(), "one decision per election");
-                        sims[i].decided = Some((state, vote, election_epoch));
-                        sims[i].decided_at_ms = now;
-                    }
-                }
-            }
-        };
         let mut established: Vec<(i64, i64)> = Vec::new();
         let mut restarts = 0u64;
         while now < deadline_ms {
@@ -286,15 +313,7 @@ impl ElectionSim {
                 let back = match state {
                     PeerState::Leading => {
                         let id = sims[i].id;
-                        let following = sims
-                            .iter()
-                            .filter(|s| s.up && !s.observer)
-                            .filter(|s| {
-                                s.id == id
-                                    || matches!(s.decided, Some((PeerState::Following, v, _)) if v.leader == id)
-                            })
-                            .count();
-                        if following * 2 > voters.len() {
+                        if has_quorum(&sims, id, voters.len()) {
                             if !established.contains(&(epoch, id)) {
                                 established.push((epoch, id));
                             }
@@ -322,16 +341,7 @@ impl ElectionSim {
                     sims[i].decided = None;
                     let (z, ep) = (sims[i].last_zxid, sims[i].epoch);
                     let outs = sims[i].election.start(now, z, ep);
-                    send(
-                        outs,
-                        &mut sims,
-                        i,
-                        &mut wire,
-                        &mut seq,
-                        &mut e,
-                        now,
-                        &mut messages,
-                    );
+                    net.emit(outs, &mut sims[i], now);
                 }
             }
             for &(at, i, down_ms) in &crashes {
@@ -356,17 +366,7 @@ impl ElectionSim {
             let with_quorum: Vec<i64> = sims
                 .iter()
                 .filter(|l| l.up && matches!(l.decided, Some((PeerState::Leading, _, _))))
-                .filter(|l| {
-                    let n = sims
-                        .iter()
-                        .filter(|s| s.up && !s.observer)
-                        .filter(|s| {
-                            s.id == l.id
-                                || matches!(s.decided, Some((PeerState::Following, v, _)) if v.leader == l.id)
-                        })
-                        .count();
-                    n * 2 > voters.len()
-                })
+                .filter(|l| has_quorum(&sims, l.id, voters.len()))
                 .map(|l| l.id)
                 .collect();
             if with_quorum.len() > 1 && split_brain.is_none() {
@@ -385,25 +385,15 @@ impl ElectionSim {
             if settled {
                 break;
             }
-            for i in 0..sims.len() {
-                if sims[i].up && !sims[i].started && now >= sims[i].start_at_ms {
-                    sims[i].started = true;
-                    let (z, ep) = (sims[i].last_zxid, sims[i].epoch);
-                    let outs = sims[i].election.start(now, z, ep);
-                    send(
-                        outs,
-                        &mut sims,
-                        i,
-                        &mut wire,
-                        &mut seq,
-                        &mut e,
-                        now,
-                        &mut messages,
-                    );
+            for sim in sims.iter_mut() {
+                if sim.up && !sim.started && now >= sim.start_at_ms {
+                    sim.started = true;
+                    let outs = sim.election.start(now, sim.last_zxid, sim.epoch);
+                    net.emit(outs, sim, now);
                 }
             }
-            while wire.peek().is_some_and(|m| m.at_ms <= now) {
-                let m = wire.pop().unwrap();
+            while net.wire.peek().is_some_and(|m| m.at_ms <= now) {
+                let m = net.wire.pop().unwrap();
                 let Some(i) = sims.iter().position(|s| s.id == m.to) else {
                     continue;
                 };
@@ -416,30 +406,12 @@ impl ElectionSim {
                     }
                 }
                 let outs = sims[i].election.on_notification(now, m.msg);
-                send(
-                    outs,
-                    &mut sims,
-                    i,
-                    &mut wire,
-                    &mut seq,
-                    &mut e,
-                    now,
-                    &mut messages,
-                );
+                net.emit(outs, &mut sims[i], now);
             }
-            for i in 0..sims.len() {
-                if sims[i].up && sims[i].started {
-                    let outs = sims[i].election.on_tick(now);
-                    send(
-                        outs,
-                        &mut sims,
-                        i,
-                        &mut wire,
-                        &mut seq,
-                        &mut e,
-                        now,
-                        &mut messages,
-                    );
+            for sim in sims.iter_mut() {
+                if sim.up && sim.started {
+                    let outs = sim.election.on_tick(now);
+                    net.emit(outs, sim, now);
                 }
             }
             now += 1;
@@ -458,7 +430,7 @@ impl ElectionSim {
                 })
                 .collect(),
             elapsed_ms: now,
-            messages,
+            messages: net.messages,
             lossy: loss_pct > 0,
             established,
             restarts,
