@@ -177,15 +177,11 @@ fn status(cfg_path: Option<&str>) -> anyhow::Result<()> {
     }
 }
 
-/// `paddock election-probe HOST:PORT`: connects to an election port as a server that is
-/// in nobody's list (so nothing is counted), says it is LOOKING, and prints the vote the
-/// server answers with: its state, the leader it backs, and its server list.
-fn election_probe(addr: &str) -> anyhow::Result<()> {
-    use paddock::zab::election::{Notification, PeerState, Vote};
-    use paddock::zab::wire;
-    use std::io::{Read, Write};
+/// Connects to `addr` for a probe, with 5 s for the connect and each read, and sends
+/// `hello`.
+fn probe_connect(addr: &str, hello: &[u8]) -> anyhow::Result<std::net::TcpStream> {
+    use std::io::Write;
     use std::net::ToSocketAddrs;
-    const PROBE_SID: i64 = 1 << 40; // above any real server id: the server keeps the connection
     let sa = addr
         .to_socket_addrs()
         .with_context(|| addr.to_string())?
@@ -194,7 +190,41 @@ fn election_probe(addr: &str) -> anyhow::Result<()> {
     let t = std::time::Duration::from_secs(5);
     let mut c = std::net::TcpStream::connect_timeout(&sa, t).with_context(|| addr.to_string())?;
     c.set_read_timeout(Some(t))?;
-    c.write_all(&wire::encode_initial(PROBE_SID, "127.0.0.1:1"))?;
+    c.write_all(hello)?;
+    Ok(c)
+}
+
+/// Reads from a probe's connection until `decode` finds `what` in the bytes so far.
+fn probe_read<T>(
+    c: &mut std::net::TcpStream,
+    addr: &str,
+    what: &str,
+    mut decode: impl FnMut(&[u8]) -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(v) = decode(&buf)? {
+            return Ok(v);
+        }
+        let k = c
+            .read(&mut chunk)
+            .with_context(|| format!("{addr}: waiting for {what}"))?;
+        if k == 0 {
+            anyhow::bail!("{addr} closed the connection without {what}");
+        }
+        buf.extend_from_slice(&chunk[..k]);
+    }
+}
+
+/// `paddock election-probe HOST:PORT`: connects to an election port as a server that is
+/// in nobody's list (so nothing is counted), says it is LOOKING, and prints the vote the
+/// server answers with: its state, the leader it backs, and its server list.
+fn election_probe(addr: &str) -> anyhow::Result<()> {
+    use paddock::zab::election::{Notification, PeerState, Vote};
+    use paddock::zab::wire;
+    const PROBE_SID: i64 = 1 << 40; // above any real server id: the server keeps the connection
     let looking = Notification {
         from: PROBE_SID,
         state: PeerState::Looking,
@@ -208,30 +238,27 @@ fn election_probe(addr: &str) -> anyhow::Result<()> {
     // The 40-byte form: no version, so the server parses no server list from us.
     let mut msg = wire::encode_notification(&looking, b"")[..36].to_vec();
     msg.extend_from_slice(&[0; 4]);
-    c.write_all(&wire::frame(&msg))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some((payload, _)) = wire::decode_frame(&buf).map_err(|e| anyhow::anyhow!("{e}"))? {
-            let (n, config) =
-                wire::decode_notification(0, payload).map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "state {:?}, leader {}, zxid 0x{:x}, peer epoch {}, election epoch {}",
-                n.state, n.vote.leader, n.vote.zxid, n.vote.peer_epoch, n.election_epoch
-            );
-            if !config.is_empty() {
-                println!("{}", String::from_utf8_lossy(config).trim_end());
+    let mut hello = wire::encode_initial(PROBE_SID, "127.0.0.1:1");
+    hello.extend_from_slice(&wire::frame(&msg));
+    let mut c = probe_connect(addr, &hello)?;
+    let (n, config) = probe_read(&mut c, addr, "a vote", |buf| {
+        match wire::decode_frame(buf).map_err(|e| anyhow::anyhow!("{e}"))? {
+            None => Ok(None),
+            Some((payload, _)) => {
+                let (n, config) =
+                    wire::decode_notification(0, payload).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(Some((n, config.to_vec())))
             }
-            return Ok(());
         }
-        let k = c
-            .read(&mut chunk)
-            .with_context(|| format!("{addr}: waiting for a vote"))?;
-        if k == 0 {
-            anyhow::bail!("{addr} closed the connection without a vote");
-        }
-        buf.extend_from_slice(&chunk[..k]);
+    })?;
+    println!(
+        "state {:?}, leader {}, zxid 0x{:x}, peer epoch {}, election epoch {}",
+        n.state, n.vote.leader, n.vote.zxid, n.vote.peer_epoch, n.election_epoch
+    );
+    if !config.is_empty() {
+        println!("{}", String::from_utf8_lossy(&config).trim_end());
     }
+    Ok(())
 }
 
 /// `paddock learner-probe HOST:PORT`: connects to a leader's quorum port as an observer in
@@ -239,16 +266,6 @@ fn election_probe(addr: &str) -> anyhow::Result<()> {
 /// (the epoch it leads and its protocol version). Then it hangs up; nothing is synced.
 fn learner_probe(addr: &str) -> anyhow::Result<()> {
     use paddock::zab::packet::{kind, LearnerInfo, QuorumPacket, PROTOCOL_VERSION};
-    use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
-    let sa = addr
-        .to_socket_addrs()
-        .with_context(|| addr.to_string())?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("{addr}: no address"))?;
-    let t = std::time::Duration::from_secs(5);
-    let mut c = std::net::TcpStream::connect_timeout(&sa, t).with_context(|| addr.to_string())?;
-    c.set_read_timeout(Some(t))?;
     let info = LearnerInfo {
         server_id: 1 << 40,
         protocol_version: PROTOCOL_VERSION,
@@ -256,37 +273,27 @@ fn learner_probe(addr: &str) -> anyhow::Result<()> {
     };
     let mut w = paddock::proto::Writer::new();
     QuorumPacket::new(kind::OBSERVERINFO, 0, Some(info.encode())).encode(&mut w);
-    c.write_all(&w.buf)?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some((p, _)) =
-            QuorumPacket::decode(&buf, 1 << 20).map_err(|e| anyhow::anyhow!("{e}"))?
-        {
-            anyhow::ensure!(
-                p.kind == kind::LEADERINFO,
-                "{addr} answered with packet type {}, not LEADERINFO",
-                p.kind
-            );
-            let version = p
-                .data
-                .as_deref()
-                .filter(|d| d.len() >= 4)
-                .map(|d| i32::from_be_bytes(d[0..4].try_into().unwrap()))
-                .unwrap_or(0);
-            println!(
-                "LEADERINFO: epoch {}, zxid 0x{:x}, protocol version 0x{version:x}",
-                p.zxid >> 32,
-                p.zxid
-            );
-            return Ok(());
-        }
-        let k = c
-            .read(&mut chunk)
-            .with_context(|| format!("{addr}: waiting for LEADERINFO"))?;
-        if k == 0 {
-            anyhow::bail!("{addr} closed the connection without LEADERINFO");
-        }
-        buf.extend_from_slice(&chunk[..k]);
-    }
+    let mut c = probe_connect(addr, &w.buf)?;
+    let p = probe_read(&mut c, addr, "LEADERINFO", |buf| {
+        Ok(QuorumPacket::decode(buf, 1 << 20)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map(|(p, _)| p))
+    })?;
+    anyhow::ensure!(
+        p.kind == kind::LEADERINFO,
+        "{addr} answered with packet type {}, not LEADERINFO",
+        p.kind
+    );
+    let version = p
+        .data
+        .as_deref()
+        .filter(|d| d.len() >= 4)
+        .map(|d| i32::from_be_bytes(d[0..4].try_into().unwrap()))
+        .unwrap_or(0);
+    println!(
+        "LEADERINFO: epoch {}, zxid 0x{:x}, protocol version 0x{version:x}",
+        p.zxid >> 32,
+        p.zxid
+    );
+    Ok(())
 }
