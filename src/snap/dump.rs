@@ -4,6 +4,7 @@
 
 use super::{map_file, parse, NodeRecord};
 use crate::log::{scan_segment, Tail};
+use crate::proto::ops::op;
 use crate::proto::records::Acl;
 use crate::txn::{decode_record_digest, Txn, TxnHeader};
 use base64::Engine;
@@ -69,29 +70,8 @@ fn acls_text(acl: &[Acl]) -> String {
     format!("[{}]", v.join(","))
 }
 
-/// ZooKeeper's name of a txn type.
-pub fn op_name(op: i32) -> &'static str {
-    match op {
-        -10 => "createSession",
-        -11 => "closeSession",
-        -1 => "error",
-        1 => "create",
-        2 => "delete",
-        5 => "setData",
-        7 => "setACL",
-        13 => "check",
-        14 => "multi",
-        15 => "create2",
-        16 => "reconfig",
-        19 => "createContainer",
-        20 => "deleteContainer",
-        21 => "createTTL",
-        _ => "unknown",
-    }
-}
-
 fn txn_json(t: &Txn) -> String {
-    let op = js(op_name(t.op()));
+    let op = js(op::name(t.op()));
     match t {
         Txn::CreateSession { timeout } => format!("{{\"type\":{op},\"timeout\":{timeout}}}"),
         Txn::CloseSession { paths } => {
@@ -162,7 +142,7 @@ fn txn_json(t: &Txn) -> String {
 }
 
 fn txn_text(t: &Txn) -> String {
-    let op = op_name(t.op());
+    let op = op::name(t.op());
     match t {
         Txn::CreateSession { timeout } => format!("{op} timeout={timeout}"),
         Txn::CloseSession { paths } => format!("{op} ephemerals={paths:?}"),
