@@ -63,15 +63,7 @@ fn bad_configs_and_busy_data_dirs_stop_start_up_with_a_clear_error() {
     let run = |cfg: &str| {
         let p = dir.path().join("zoo.cfg");
         std::fs::write(&p, cfg).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .arg("start-foreground")
-            .arg(&p)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        start_failing(&p)
     };
     let data = dir.path().join("data");
     let (code, err) = run(&format!(

@@ -138,15 +138,7 @@ fn unusable_data_directories_stop_start_up_with_a_clear_error() {
     let run = |data: &Path| {
         let p = dir.path().join("zoo.cfg");
         std::fs::write(&p, format!("dataDir={}\nclientPort=0\n", data.display())).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .arg("start-foreground")
-            .arg(&p)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        start_failing(&p)
     };
     // Missing and impossible to make: a file stands where a parent directory should be.
     let file = dir.path().join("a-file");

@@ -123,6 +123,20 @@ impl Drop for Server {
     }
 }
 
+/// Runs `paddock start-foreground CFG` for a start-up that is expected to fail: its exit
+/// code and what it wrote to stderr.
+pub fn start_failing(cfg: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .arg("start-foreground")
+        .arg(cfg)
+        .output()
+        .expect("run paddock");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 pub async fn connect(s: &Server) -> zookeeper_client::Client {
     connect_with(s, Duration::from_secs(10)).await
 }

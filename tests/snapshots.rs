@@ -198,13 +198,8 @@ async fn no_valid_snapshot_stops_start_up_with_a_clear_error() {
         let len = std::fs::metadata(&p).unwrap().len() as usize;
         flip_byte(&p, len / 2);
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .arg("start-foreground")
-        .arg(s.dir.path().join("zoo.cfg"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, err) = start_failing(&s.dir.path().join("zoo.cfg"));
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("no valid snapshot in"), "{err}");
     assert!(
         err.contains("checksum mismatch"),
