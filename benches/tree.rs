@@ -29,6 +29,7 @@ use paddock::proto::records::{Id, Request};
 use paddock::server::reads;
 use paddock::server::start::initial_tree;
 use paddock::server::writer::{replay, Committed, Indexes};
+use paddock::testing::Entropy;
 use paddock::tree::{DataTree, Node};
 use paddock::txn::{apply, Trigger, Txn, TxnHeader};
 use std::hint::black_box;
@@ -42,17 +43,9 @@ fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-/// SplitMix64: a seeded stream, so every run draws the same paths.
-struct Entropy(u64);
-
-impl Entropy {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) % n as u64) as usize
-    }
+/// A seeded SplitMix64 stream (the simulator's), so every run draws the same paths.
+fn below(entropy: &mut Entropy, n: usize) -> usize {
+    entropy.below(n as u64) as usize
 }
 
 fn parent_path(p: usize) -> String {
@@ -143,10 +136,10 @@ fn tree(c: &mut Criterion) {
 
     let cfg = Config::embedded_default();
     let ids = [Id::new("ip", "10.0.0.1")];
-    let mut entropy = Entropy(SEED);
+    let mut entropy = Entropy::new(SEED);
     let reads: Vec<Request> = (0..picks)
         .map(|_| Request::GetData {
-            path: child_path(entropy.below(n)),
+            path: child_path(below(&mut entropy, n)),
             watch: false,
         })
         .collect();
@@ -168,7 +161,7 @@ fn tree(c: &mut Criterion) {
 
     let writes: Vec<Txn> = (0..picks)
         .map(|_| Txn::SetData {
-            path: child_path(entropy.below(n)),
+            path: child_path(below(&mut entropy, n)),
             data: Some(vec![b'y'; DATA_BYTES]),
             version: 1,
         })
@@ -185,7 +178,7 @@ fn tree(c: &mut Criterion) {
     // Children named apart from the base tree's, one per parent at a time.
     let pairs: Vec<(Txn, Txn)> = (0..picks)
         .map(|i| {
-            let path = format!("/service-{:04}/temp-{i:010}", entropy.below(PARENTS));
+            let path = format!("/service-{:04}/temp-{i:010}", below(&mut entropy, PARENTS));
             let delete = Txn::Delete {
                 op: op::DELETE,
                 path: path.clone(),
