@@ -13,7 +13,13 @@
 //! followers each (no split brain); no leader behind a majority of the voters (by epoch,
 //! then zxid); in the end, when every fault has healed, every server that is up follows
 //! or observes one leader that has a quorum.
-//! The atomic broadcast joins the simulation in a later step.
+//!
+//! `ZabSim` (zab.rs) runs whole ensembles past the election: discovery, sync and
+//! broadcast with clients proposing, crashes that lose unsynced writes, and ZAB's safety
+//! properties checked at every step.
+
+mod zab;
+pub use zab::{ZabOutcome, ZabSim};
 
 use crate::zab::election::{Election, Notification, Output, PeerState, Timing, Vote};
 use std::collections::BinaryHeap;
