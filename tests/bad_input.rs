@@ -94,8 +94,7 @@ fn bad_configs_and_busy_data_dirs_stop_start_up_with_a_clear_error() {
 
 /// Ensemble configuration as ZooKeeper reads it: a single server.N line (or none) is a
 /// standalone server; a myid that is missing, not listed, or a server line given twice
-/// stops start-up with one line saying so. A valid ensemble is refused for now, rather
-/// than run one member alone.
+/// stops start-up with one line saying so. A valid ensemble starts as its member.
 #[test]
 fn ensemble_configs_are_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,18 +170,16 @@ fn ensemble_configs_are_checked() {
     let (code, err) = run("server.1=127.0.0.1:2888\nserver.2=127.0.0.2:2888:3888\n");
     assert_eq!(code, Some(1));
     assert!(err.contains("server.1=127.0.0.1:2888: expected"), "{err}");
-    // A valid ensemble with this server's myid: refused, not run alone.
-    let (code, err) = run(three);
-    assert_eq!(code, Some(1));
+    // A valid ensemble with this server's myid: it starts as that member and elects.
+    let (_, err) = run(three);
     assert!(
-        err.contains("describes an ensemble (a server list of 3, this is server.2)"),
+        err.contains("server.2 of an ensemble of 3 (3 voters)"),
         "{err}"
     );
-    // standaloneEnabled=false makes even one server line an ensemble.
-    let (code, err) = run("server.2=127.0.0.1:2888:3888\nstandaloneEnabled=false\n");
-    assert_eq!(code, Some(1));
+    // standaloneEnabled=false makes even one server line an ensemble, of one voter.
+    let (_, err) = run("server.2=127.0.0.1:2888:3888\nstandaloneEnabled=false\n");
     assert!(
-        err.contains("describes an ensemble (a server list of 1"),
+        err.contains("server.2 of an ensemble of 1 (1 voters)"),
         "{err}"
     );
 }

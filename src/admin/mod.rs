@@ -51,7 +51,7 @@ fn srvr_body(s: &Shared, out: &mut String) {
     let _ = writeln!(out, "Connections: {}", s.conns.lock().unwrap().len());
     let _ = writeln!(out, "Outstanding: {}", s.outstanding.load(Relaxed));
     let _ = writeln!(out, "Zxid: 0x{:x}", s.last_zxid());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", s.mode_name());
     let _ = writeln!(out, "Node count: {}", s.node_count());
 }
 
@@ -110,7 +110,7 @@ fn mntr(s: &Shared) -> String {
     let mut m: Vec<(&str, String)> = Vec::new();
     let (min, avg, max) = s.stats.latency.get();
     m.push(("version", FULL_VERSION.to_owned()));
-    m.push(("server_state", "standalone".into()));
+    m.push(("server_state", s.mode_name().into()));
     m.push(("avg_latency", format!("{avg:?}")));
     m.push(("max_latency", max.to_string()));
     m.push(("min_latency", min.to_string()));
@@ -221,6 +221,21 @@ fn mntr(s: &Shared) -> String {
         s.stats.fsyncs.load(Relaxed).to_string(),
     ));
     m.push(("paddock_txns", s.stats.txns.load(Relaxed).to_string()));
+    if s.mode_name() == "leader" {
+        // As ZooKeeper 3.8's leader adds them.
+        let st = &s.stats;
+        m.push(("learners", st.learners.load(Relaxed).to_string()));
+        m.push((
+            "synced_followers",
+            st.synced_followers.load(Relaxed).to_string(),
+        ));
+        m.push(("synced_non_voting_followers", "0".into()));
+        m.push((
+            "synced_observers",
+            st.synced_observers.load(Relaxed).to_string(),
+        ));
+        m.push(("pending_syncs", st.pending_syncs.load(Relaxed).to_string()));
+    }
     let mut out = String::new();
     for (k, v) in m {
         let _ = writeln!(out, "zk_{k}\t{v}");
@@ -235,6 +250,10 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
     }
     let mut out = String::new();
+    if !s.serving() && !matches!(cmd, "ruok" | "conf" | "envi" | "dirs" | "isro") {
+        // ZooKeeper's answer while its server is down for an election.
+        return "This ZooKeeper instance is not currently serving requests\n".into();
+    }
     match cmd {
         "ruok" => out.push_str("imok"),
         "isro" => out.push_str("rw"),

@@ -66,6 +66,12 @@ pub trait TxnLog {
     /// Ends the current segment: the next append starts `log.<its zxid>`. Called with
     /// nothing pending, at a snapshot, as ZooKeeper rolls its log.
     fn roll(&mut self) -> Result<(), LogError>;
+    /// Drops every record after `zxid`, on disk too (a learner's TRUNC); the next
+    /// append starts a new segment.
+    fn truncate_after(&mut self, zxid: Zxid) -> Result<(), LogError>;
+    /// Removes every segment (a learner installed its leader's snapshot at `zxid`); the
+    /// next append starts a new segment.
+    fn reset(&mut self, zxid: Zxid) -> Result<(), LogError>;
 }
 
 pub fn adler32(data: &[u8]) -> u32 {
@@ -400,6 +406,75 @@ impl TxnLog for FileTxnLog {
         }
         Ok(())
     }
+
+    fn truncate_after(&mut self, zxid: Zxid) -> Result<(), LogError> {
+        for (first, path) in self.close_for_rewrite()? {
+            if first > zxid {
+                remove_segment(&path)?;
+            } else if cut_segment_after(&path, zxid)? {
+                log::info!("{}: truncated after zxid 0x{zxid:x}", path.display());
+            }
+        }
+        self.rewritten(zxid)
+    }
+
+    fn reset(&mut self, zxid: Zxid) -> Result<(), LogError> {
+        for (_, path) in self.close_for_rewrite()? {
+            remove_segment(&path)?;
+        }
+        self.rewritten(zxid)
+    }
+}
+
+impl FileTxnLog {
+    /// Syncs, closes the current segment and lists the segments, oldest first.
+    fn close_for_rewrite(&mut self) -> Result<Vec<(Zxid, PathBuf)>, LogError> {
+        self.roll()?;
+        list_segments(&self.dir).map_err(io_err(&self.dir))
+    }
+
+    fn rewritten(&mut self, zxid: Zxid) -> Result<(), LogError> {
+        sync_dir(&self.dir)?;
+        self.pending.clear();
+        self.pending_last = zxid;
+        self.durable = zxid;
+        Ok(())
+    }
+}
+
+/// The zxid of a record's payload (its TxnHeader: client id i64 · cxid i32 · zxid i64).
+fn record_zxid(payload: &[u8]) -> Option<Zxid> {
+    payload
+        .get(12..20)
+        .map(|b| i64::from_be_bytes(b.try_into().unwrap()))
+}
+
+/// Removes one segment file (the caller syncs the directory).
+fn remove_segment(path: &Path) -> Result<(), LogError> {
+    std::fs::remove_file(path).map_err(io_err(path))
+}
+
+/// Cuts `path` just before its first record past `zxid`; false if it has none.
+fn cut_segment_after(path: &Path, zxid: Zxid) -> Result<bool, LogError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let mut cut = None;
+    let _ = scan_segment(&bytes, |offset, payload| {
+        if record_zxid(payload).is_some_and(|z| z > zxid) {
+            cut = Some(offset);
+            return false;
+        }
+        true
+    });
+    let Some(offset) = cut else {
+        return Ok(false);
+    };
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.set_len(offset).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))?;
+    Ok(true)
 }
 
 /// What recovery found.

@@ -51,6 +51,8 @@ struct Queued {
     op: i32,
     req: Request,
     local: bool,
+    /// The request's bytes, on a learner, for forwarding to the leader.
+    raw: Option<Vec<u8>>,
 }
 
 /// Owned by one reactor thread; never crosses cores.
@@ -539,6 +541,10 @@ impl Reactor {
         self.shared.stats.packets_received.fetch_add(1, Relaxed);
         c.info.received.fetch_add(1, Relaxed);
         c.touched = true;
+        if !self.shared.serving() {
+            // An ensemble member between terms serves nobody; the client tries another.
+            return Err("this server is not serving (no leader yet)".into());
+        }
         if c.state == State::Handshake {
             let req = ConnectRequest::decode(body).map_err(|e| {
                 log::warn!("closing {}: malformed ConnectRequest: {e}", c.remote);
@@ -557,7 +563,8 @@ impl Reactor {
                 return Err("short request header".into());
             }
         };
-        let req = match Request::decode(opcode, r.rest()) {
+        let body = r.rest();
+        let req = match Request::decode(opcode, body) {
             Ok(r) => r,
             Err(crate::proto::DecodeError::Invalid("unknown opcode")) => {
                 log::warn!("closing {}: unknown opcode {opcode}", c.remote);
@@ -599,11 +606,14 @@ impl Reactor {
             | Request::Sasl => true,
             _ => false,
         };
+        let forwarded = req.is_write() || matches!(req, Request::Sync { .. } | Request::Reconfig);
+        let raw = (forwarded && self.shared.is_learner()).then(|| body.to_vec());
         c.pending.push_back(Queued {
             xid: xid_,
             op: opcode,
             req,
             local,
+            raw,
         });
         self.drive(c)
     }
@@ -628,6 +638,7 @@ impl Reactor {
                     op: q.op,
                     req: q.req,
                     ids: c.ids.clone(),
+                    raw: q.raw,
                 });
                 continue;
             }

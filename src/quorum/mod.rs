@@ -13,8 +13,11 @@
 //! Threads: an acceptor (it lives as long as the process: the election port stays open,
 //! as ZooKeeper's does), one reader per connection; `run_election` drives the election on
 //! the caller's thread and is the only writer of the connections it holds.
-//! Not yet: the quorum thread that runs this for a starting server, reconnecting after a
-//! leader is lost (issue #4).
+//! `run_forever` is the quorum thread's loop; `links` holds the learner connections on
+//! the quorum port, `role` what the quorum thread does with a decision.
+
+pub mod links;
+pub mod role;
 
 use crate::zab::election::{Election, Notification, Output, PeerState, Timing, Vote};
 use crate::zab::wire;
@@ -197,49 +200,122 @@ impl ElectionNet {
         deadline: Instant,
         linger: Duration,
     ) -> Option<(PeerState, Vote)> {
-        let started = Instant::now();
-        let ms = || started.elapsed().as_millis() as u64;
+        let mut d = Driver::new(self);
         let mut election = Election::new(self.my_id, voters, observers, Timing::default());
-        self.dial();
-        let mut outs = election.start(ms(), last_zxid, current_epoch);
-        let mut last_dial = Instant::now();
+        let mut outs = election.start(d.ms(), last_zxid, current_epoch);
         let mut decided: Option<((PeerState, Vote), Instant)> = None;
-        // The latest notification for a server with no connection yet: sent when one is
-        // up, as ZooKeeper queues them (one per server).
-        let mut waiting: HashMap<i64, Notification> = HashMap::new();
         loop {
-            waiting.retain(|&to, msg| !self.send(to, msg));
-            for o in outs.drain(..) {
-                match o {
-                    Output::Send { to, msg } => {
-                        if !self.send(to, &msg) {
-                            waiting.insert(to, msg);
-                        }
-                    }
-                    Output::Decided { state, vote, .. } => {
-                        decided = Some(((state, vote), Instant::now() + linger));
-                    }
-                }
+            if let Some(v) = d.perform(std::mem::take(&mut outs)) {
+                decided = Some((v, Instant::now() + linger));
             }
-            if let Some((d, until)) = decided {
+            if let Some((v, until)) = decided {
                 if Instant::now() >= until {
-                    return Some(d);
+                    return Some(v);
                 }
             } else if Instant::now() >= deadline {
                 return None;
             }
-            if last_dial.elapsed() >= Duration::from_millis(100) {
-                self.dial();
-                last_dial = Instant::now();
+            outs = d.step(&mut election)?;
+        }
+    }
+
+    /// Runs elections for the life of the server (the quorum thread). Each decision goes
+    /// to `decided`; a decided server goes on answering LOOKING ones; a message on
+    /// `relook` (last logged zxid, current epoch) starts the next election.
+    pub fn run_forever(
+        &self,
+        voters: Vec<i64>,
+        observers: Vec<i64>,
+        first: (i64, i64),
+        relook: &crossbeam_channel::Receiver<(i64, i64)>,
+        mut decided: impl FnMut(PeerState, Vote),
+    ) {
+        let mut d = Driver::new(self);
+        let mut election = Election::new(self.my_id, voters, observers, Timing::default());
+        let mut outs = election.start(d.ms(), first.0, first.1);
+        loop {
+            if let Some((state, vote)) = d.perform(std::mem::take(&mut outs)) {
+                log::info!(
+                    "election: {state:?}, leader {} (zxid 0x{:x}, epoch {})",
+                    vote.leader,
+                    vote.zxid,
+                    vote.peer_epoch
+                );
+                decided(state, vote);
             }
-            match self.inbox.recv_timeout(Duration::from_millis(10)) {
-                Ok(n) => outs = election.on_notification(ms(), n),
-                Err(RecvTimeoutError::Timeout) => outs = election.on_tick(ms()),
-                Err(RecvTimeoutError::Disconnected) => return None,
+            if let Ok((zxid, epoch)) = relook.try_recv() {
+                log::info!("election: looking again (last zxid 0x{zxid:x}, epoch {epoch})");
+                outs = election.start(d.ms(), zxid, epoch);
+                continue;
             }
-            if outs.is_empty() {
-                outs = election.on_tick(ms());
+            match d.step(&mut election) {
+                Some(o) => outs = o,
+                None => return,
             }
         }
+    }
+}
+
+/// The loop around one `Election`: sends what it asks (queueing for servers with no
+/// connection yet), dials lower ids every 100 ms, feeds it notifications and ticks.
+struct Driver<'a> {
+    net: &'a ElectionNet,
+    started: Instant,
+    last_dial: Instant,
+    /// The latest notification for a server with no connection yet: sent when one is
+    /// up, as ZooKeeper queues them (one per server).
+    waiting: HashMap<i64, Notification>,
+}
+
+impl<'a> Driver<'a> {
+    fn new(net: &'a ElectionNet) -> Driver<'a> {
+        net.dial();
+        Driver {
+            net,
+            started: Instant::now(),
+            last_dial: Instant::now(),
+            waiting: HashMap::new(),
+        }
+    }
+
+    fn ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Sends what the election asked for; the decision, if it made one.
+    fn perform(&mut self, outs: Vec<Output>) -> Option<(PeerState, Vote)> {
+        let net = self.net;
+        self.waiting.retain(|&to, msg| !net.send(to, msg));
+        let mut decided = None;
+        for o in outs {
+            match o {
+                Output::Send { to, msg } => {
+                    if !net.send(to, &msg) {
+                        self.waiting.insert(to, msg);
+                    }
+                }
+                Output::Decided { state, vote, .. } => decided = Some((state, vote)),
+            }
+        }
+        decided
+    }
+
+    /// Waits up to 10 ms for a notification and hands it (or a tick) to the election;
+    /// `None` once the inbox is gone.
+    fn step(&mut self, election: &mut Election) -> Option<Vec<Output>> {
+        if self.last_dial.elapsed() >= Duration::from_millis(100) {
+            self.net.dial();
+            self.last_dial = Instant::now();
+        }
+        let outs = match self.net.inbox.recv_timeout(Duration::from_millis(10)) {
+            Ok(n) => election.on_notification(self.ms(), n),
+            Err(RecvTimeoutError::Timeout) => election.on_tick(self.ms()),
+            Err(RecvTimeoutError::Disconnected) => return None,
+        };
+        Some(if outs.is_empty() {
+            election.on_tick(self.ms())
+        } else {
+            outs
+        })
     }
 }

@@ -14,7 +14,9 @@ use crate::tree::DataTree;
 use crate::types::{ConnId, SessionId, Zxid};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -31,6 +33,8 @@ pub enum ToWriter {
         op: i32,
         req: Request,
         ids: Arc<[Id]>,
+        /// The request's bytes, kept only on a learner, which forwards writes as they came.
+        raw: Option<Vec<u8>>,
     },
     /// Sessions with traffic since the last report.
     Touch(Vec<SessionId>),
@@ -46,6 +50,8 @@ pub enum ToWriter {
     },
     /// Several of the above, in order: what one reactor turn produced.
     Batch(Vec<ToWriter>),
+    /// From the quorum side: a decision, a learner link, a packet.
+    Quorum(crate::quorum::role::QuorumEvent),
 }
 
 /// Writer → reactor.
@@ -208,6 +214,12 @@ pub struct ServerStats {
     pub snapshot_fork_us: AtomicU64,
     /// Writes refused because the txn log had no space.
     pub refused_writes: AtomicU64,
+    /// A leader's learners: connected, synced followers, synced observers, and
+    /// forwarded syncs waiting for their commit.
+    pub learners: AtomicU64,
+    pub synced_followers: AtomicU64,
+    pub synced_observers: AtomicU64,
+    pub pending_syncs: AtomicU64,
 }
 
 /// What every thread may read. The tree is changed only by the writer.
@@ -216,6 +228,10 @@ pub struct Shared {
     pub tree: DataTree,
     /// Last applied zxid, for reply headers.
     pub last_zxid: AtomicI64,
+    /// standalone, looking, leading, following, observing (`writer::ensemble::mode`).
+    pub mode: AtomicU8,
+    /// Clients are served: standalone, or an ensemble member that is synced.
+    pub serving: AtomicBool,
     pub stats: ServerStats,
     /// Requests sent to the writer and not yet answered (globalOutstandingLimit).
     pub outstanding: AtomicUsize,
@@ -225,6 +241,25 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The mode's name as `srvr` and `mntr` print it.
+    pub fn mode_name(&self) -> &'static str {
+        use writer::ensemble::mode;
+        match self.mode.load(Relaxed) {
+            mode::STANDALONE => "standalone",
+            mode::LEADING => "leader",
+            mode::FOLLOWING => "follower",
+            mode::OBSERVING => "observer",
+            _ => "looking",
+        }
+    }
+    pub fn serving(&self) -> bool {
+        self.serving.load(Relaxed)
+    }
+    /// A learner forwards writes and needs their bytes.
+    pub fn is_learner(&self) -> bool {
+        use writer::ensemble::mode;
+        matches!(self.mode.load(Relaxed), mode::FOLLOWING | mode::OBSERVING)
+    }
     pub fn last_zxid(&self) -> Zxid {
         self.last_zxid.load(std::sync::atomic::Ordering::Acquire)
     }

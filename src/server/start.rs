@@ -1,5 +1,6 @@
 //! Start-up: data directory, recovery from the txn log, threads.
 
+use super::writer::ensemble::{mode, Ensemble, Epochs, Recent, WINDOW_TXNS_MAX};
 use super::writer::Committed;
 use super::writer::{replay, Indexes, WriterLoop};
 use super::{ReactorHandle, ServerStats, Shared, ToWriter};
@@ -14,11 +15,13 @@ use crate::tree::{split_path, AclRef, NodeRef, PathRef};
 use crate::tree::{DataTree, Node};
 use crate::txn::{decode_record_digest, Store};
 use crate::types::Zxid;
+use crate::zab::broadcast::Limits;
+use std::collections::HashMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -39,8 +42,10 @@ pub enum StartError {
         addr: SocketAddr,
         error: std::io::Error,
     },
-    #[error("this zoo.cfg describes an ensemble (a server list of {n}, this is server.{my_id}): Paddock runs standalone only so far, and one member alone would diverge from the rest, so it does not start")]
-    Ensemble { n: usize, my_id: i64 },
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error("{0}")]
+    Epoch(String),
     #[error("no valid snapshot in {} (every snapshot file failed its checks; see the log)", .0.display())]
     NoSnapshot(PathBuf),
     #[error("{0}")]
@@ -316,32 +321,158 @@ pub struct Running {
     _data_lock: Option<File>,
 }
 
-pub fn start(cfg: Config) -> Result<Running, StartError> {
-    if let Some(q) = &cfg.quorum {
-        return Err(StartError::Ensemble {
-            n: q.servers.len(),
-            my_id: q.my_id,
-        });
-    }
-    let data_v2 = prepare_dir(&cfg.data_dir)?;
-    let log_v2 = prepare_dir(&cfg.data_log_dir)?;
-    let lock = lock_dir(&log_v2)?;
-    // dataDir is where snapshots go; a second server on it is as bad as on the logs.
-    let data_lock = if data_v2 != log_v2 {
-        Some(lock_dir(&data_v2)?)
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, StartError> {
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| StartError::Resolve(format!("{host}:{port}")))
+}
+
+/// An ensemble member's quorum side: the election port bound now (an error stops
+/// start-up), the quorum thread electing for the life of the server, and what the writer
+/// needs to run ZAB.
+fn start_quorum(
+    cfg: &Config,
+    q: &crate::config::quorum::Quorum,
+    data_v2: &Path,
+    last_zxid: Zxid,
+    to_writer: crossbeam_channel::Sender<ToWriter>,
+) -> Result<Ensemble, StartError> {
+    use crate::config::quorum::LearnerType;
+    use crate::quorum::role::{QuorumEvent, Roles};
+    let me = q.me();
+    let any = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+    let election_bind = if q.quorum_listen_on_all_ips {
+        any(me.election_port)
     } else {
-        None
+        resolve(&me.host, me.election_port)?
     };
+    let quorum_bind = if q.quorum_listen_on_all_ips {
+        any(me.quorum_port)
+    } else {
+        resolve(&me.host, me.quorum_port)?
+    };
+    let listener =
+        std::net::TcpListener::bind(election_bind).map_err(|error| StartError::Listen {
+            addr: election_bind,
+            error,
+        })?;
+    let mut peers = HashMap::new();
+    let mut quorum_addrs = HashMap::new();
+    for s in &q.servers {
+        quorum_addrs.insert(s.id, resolve(&s.host, s.quorum_port)?);
+        if s.id != q.my_id {
+            peers.insert(s.id, resolve(&s.host, s.election_port)?);
+        }
+    }
+    let voters: Vec<i64> = q.voters().map(|s| s.id).collect();
+    let observers: Vec<i64> = q
+        .servers
+        .iter()
+        .filter(|s| s.kind == LearnerType::Observer)
+        .map(|s| s.id)
+        .collect();
+    let epochs = Epochs::load(data_v2, last_zxid).map_err(StartError::Epoch)?;
+    let tick = Duration::from_millis(cfg.tick_ms as u64);
+    let limits = Limits {
+        tick_ms: cfg.tick_ms as u64,
+        init_ms: cfg.tick_ms as u64 * cfg.init_limit as u64,
+        sync_ms: cfg.tick_ms as u64 * cfg.sync_limit as u64,
+        window_max: WINDOW_TXNS_MAX,
+    };
+    let (relook, relook_rx) = crossbeam_channel::unbounded::<(i64, i64)>();
+    let events: crate::quorum::role::Events =
+        Arc::new(move |e| to_writer.send(ToWriter::Quorum(e)).is_ok());
+    let mut roles = Roles::new(
+        q.my_id,
+        quorum_addrs,
+        quorum_bind,
+        tick * cfg.init_limit,
+        cfg.jute_maxbuffer + 1024,
+        events.clone(),
+    );
+    let config: Vec<u8> = q
+        .servers
+        .iter()
+        .map(|s| {
+            format!(
+                "server.{}={}:{}:{}\n",
+                s.id, s.host, s.quorum_port, s.election_port
+            )
+        })
+        .chain(std::iter::once("version=0".to_string()))
+        .collect::<String>()
+        .into_bytes();
+    let net = crate::quorum::ElectionNet::start(q.my_id, listener, peers, config)?;
+    let first = (last_zxid, epochs.current);
+    let my_id = q.my_id;
+    let (v, o) = (voters.clone(), observers);
+    std::thread::Builder::new()
+        .name("quorum".into())
+        .spawn(move || {
+            net.run_forever(v, o, first, &relook_rx, |state, vote| {
+                if matches!(
+                    state,
+                    crate::zab::election::PeerState::Following
+                        | crate::zab::election::PeerState::Observing
+                ) {
+                    events(QuorumEvent::Follow {
+                        leader: vote.leader,
+                    });
+                }
+                roles.decided(state, vote);
+            });
+            log::error!("server {my_id}: the election loop ended");
+        })?;
+    log::info!(
+        "server.{my_id} of an ensemble of {} ({} voters); epochs {}/{}; electing",
+        q.servers.len(),
+        voters.len(),
+        epochs.accepted,
+        epochs.current
+    );
+    Ok(Ensemble {
+        my_id: q.my_id,
+        voters,
+        observer: me.kind == LearnerType::Observer,
+        limits,
+        relook,
+        epochs,
+        started: Instant::now(),
+    })
+}
+
+/// What recovery rebuilt from a data directory.
+pub struct RecoveredState {
+    pub tree: DataTree,
+    pub idx: Indexes,
+    pub sessions: SessionTracker,
+    pub last_zxid: Zxid,
+    /// Replayed txns follow the newest snapshot: take one at the first chance.
+    pub snapshot_soon: bool,
+    /// The newest logged records, for an ensemble leader's diff window.
+    pub recent: Recent,
+}
+
+/// Loads the newest good snapshot and replays the log after it (start-up, and a learner
+/// rebuilding after its leader truncated its log or sent a snapshot).
+pub fn recover_state(
+    cfg: &Config,
+    data_v2: &Path,
+    log_v2: &Path,
+) -> Result<RecoveredState, StartError> {
     let t0 = Instant::now();
     let now = super::now_ms();
     let ext = cfg.extended_types;
     let mut sessions = SessionTracker::new(cfg.tick_ms as u64, cfg.server_id, now);
-    let removed = crate::snap::remove_temporaries(&data_v2)?;
+    let removed = crate::snap::remove_temporaries(data_v2)?;
     if removed > 0 {
         log::warn!("removed {removed} unfinished snapshot file(s) left by a crash");
     }
     let mut idx = Indexes::default();
-    let loaded = load_snapshot(&data_v2, &mut idx, &mut sessions, ext, now)?;
+    let loaded = load_snapshot(data_v2, &mut idx, &mut sessions, ext, now)?;
     let mut digests = DigestCheck::default();
     let (tree, snap_zxid) = match loaded {
         Some((tree, zxid, snap_digest)) => {
@@ -365,7 +496,12 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
     };
     let after = snap_zxid.unwrap_or(0);
     let mut replayed = 0u64;
-    let recovered = recover(&log_v2, after, |bytes| {
+    let mut recent = Recent {
+        txns: Default::default(),
+        from: after,
+    };
+    let keep_recent = cfg.quorum.is_some();
+    let recovered = recover(log_v2, after, |bytes| {
         let (hdr, txn, digest) = decode_record_digest(bytes).map_err(|e| e.to_string())?;
         if hdr.zxid <= after {
             return Ok(hdr.zxid);
@@ -380,6 +516,9 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         }
         replay(&tree, &mut idx, ext, &hdr, &txn);
         replayed += 1;
+        if keep_recent {
+            recent.push(hdr.zxid, std::sync::Arc::from(bytes));
+        }
         if digests.pending.is_some() {
             digests.at(hdr.zxid, idx.digest);
         } else if let Some(d) = digest.filter(|_| cfg.digest_enabled) {
@@ -426,22 +565,55 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
                 .then_some((recovered.last_zxid, idx.digest)),
         };
         let (path, size) =
-            crate::snap::write_file(&data_v2, recovered.last_zxid, &src).map_err(|error| {
+            crate::snap::write_file(data_v2, recovered.last_zxid, &src).map_err(|error| {
                 StartError::DataDir {
-                    path: data_v2.clone(),
+                    path: data_v2.to_owned(),
                     error,
                 }
             })?;
         log::info!("wrote {} ({size} bytes)", path.display());
     }
-    let snapshot_soon = snap_zxid.is_some() && replayed > 0;
-    let mut log = FileTxnLog::open(
-        &log_v2,
-        cfg.prealloc_bytes,
-        cfg.force_sync,
-        recovered.last_zxid,
-    )?;
+    Ok(RecoveredState {
+        tree,
+        idx,
+        sessions,
+        last_zxid: recovered.last_zxid,
+        snapshot_soon: snap_zxid.is_some() && replayed > 0,
+        recent,
+    })
+}
+
+pub fn start(mut cfg: Config) -> Result<Running, StartError> {
+    if let Some(q) = &cfg.quorum {
+        // Session ids carry the server id in their top byte: unique across the ensemble.
+        cfg.server_id = q.my_id;
+        if let Some((host, port)) = &q.me().client {
+            cfg.client_port = *port;
+            if let Some(h) = host {
+                cfg.client_port_address = Some(resolve(h, *port)?.ip());
+            }
+        }
+    }
+    let data_v2 = prepare_dir(&cfg.data_dir)?;
+    let log_v2 = prepare_dir(&cfg.data_log_dir)?;
+    let lock = lock_dir(&log_v2)?;
+    // dataDir is where snapshots go; a second server on it is as bad as on the logs.
+    let data_lock = if data_v2 != log_v2 {
+        Some(lock_dir(&data_v2)?)
+    } else {
+        None
+    };
+    let state = recover_state(&cfg, &data_v2, &log_v2)?;
+    let mut log = FileTxnLog::open(&log_v2, cfg.prealloc_bytes, cfg.force_sync, state.last_zxid)?;
     log.sync_delay_us = cfg.sync_delay_us;
+    let RecoveredState {
+        tree,
+        idx,
+        sessions,
+        last_zxid,
+        snapshot_soon,
+        recent,
+    } = state;
 
     let ip = cfg
         .client_port_address
@@ -468,7 +640,13 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
 
     let shared = Arc::new(Shared {
         tree,
-        last_zxid: AtomicI64::new(recovered.last_zxid),
+        last_zxid: AtomicI64::new(last_zxid),
+        mode: AtomicU8::new(if cfg.quorum.is_some() {
+            mode::LOOKING
+        } else {
+            mode::STANDALONE
+        }),
+        serving: AtomicBool::new(cfg.quorum.is_none()),
         stats: ServerStats::default(),
         outstanding: AtomicUsize::new(0),
         conns: Mutex::new(Default::default()),
@@ -524,6 +702,16 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
                 reactor.run();
             })?;
     }
+    let ens = match &shared.cfg.quorum {
+        Some(q) => Some(start_quorum(
+            &shared.cfg,
+            q,
+            &data_v2,
+            last_zxid,
+            to_writer.clone(),
+        )?),
+        None => None,
+    };
     let writer = WriterLoop::new(
         shared.clone(),
         log,
@@ -532,9 +720,11 @@ pub fn start(cfg: Config) -> Result<Running, StartError> {
         super::writer::Recovered {
             sessions,
             idx,
-            last_zxid: recovered.last_zxid,
+            last_zxid,
             snap_dir: data_v2,
             snapshot_soon,
+            ens,
+            recent,
         },
     );
     let writer_core = cores.first().copied();

@@ -10,6 +10,8 @@
 //! are in the reactors' inboxes before the txn's changes are published (invariant 5); txns
 //! are applied in zxid order. A failed append or sync stops the server: never retried.
 
+pub mod ensemble;
+
 use super::{now_ms, reads, ReactorHandle, Shared, ToReactor, ToWriter};
 use crate::log::{LogError, TxnLog};
 use crate::proto::ops::{event, op, ttl_of_owner, ZkError, CONTAINER_OWNER};
@@ -27,6 +29,7 @@ use crate::txn::{apply, encode_record, Store, Trigger, Txn, TxnHeader};
 use crate::types::{conn_reactor, ConnId, SessionId, Zxid};
 use crate::watch::{Kind, WatchTable};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use ensemble::{Ensemble, Forwarded, Recent, Role};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
@@ -204,7 +207,19 @@ pub struct WriterLoop<L: TxnLog> {
     staged_digest: i64,
     /// The last batch was refused for want of disk space (logged once per episode).
     disk_full: bool,
+    /// An ensemble member's part; `None` standalone.
+    ens: Option<Ensemble>,
+    role: Role,
+    /// The newest logged txns (ensemble members only), for a leader's diff window.
+    recent: Recent,
+    /// A learner appended since its last sync.
+    log_dirty: bool,
+    /// The last zxid the log made durable.
+    durable: Zxid,
 }
+
+/// A leader's overlay is pruned past this many paths while txns wait for a quorum.
+const STAGED_PRUNE_LEN: usize = 4096;
 
 /// An error reply to `xid`: the write was refused (ZooKeeper's SystemError).
 fn reply_frame_err(zxid: Zxid) -> impl Fn(i32) -> Vec<u8> {
@@ -220,6 +235,9 @@ pub struct Recovered {
     pub snap_dir: std::path::PathBuf,
     /// Replayed txns follow the newest snapshot: take one at the first chance.
     pub snapshot_soon: bool,
+    /// Set for an ensemble member.
+    pub ens: Option<Ensemble>,
+    pub recent: Recent,
 }
 
 /// When to snapshot, and the child writing one.
@@ -281,6 +299,8 @@ impl<L: TxnLog> WriterLoop<L> {
             last_zxid,
             snap_dir,
             snapshot_soon,
+            ens,
+            recent,
         } = state;
         let n = reactors.len();
         let seed = std::time::SystemTime::now()
@@ -318,6 +338,15 @@ impl<L: TxnLog> WriterLoop<L> {
             snaps,
             staged_digest: 0,
             disk_full: false,
+            role: if ens.is_some() {
+                Role::Looking
+            } else {
+                Role::Standalone
+            },
+            ens,
+            recent,
+            log_dirty: false,
+            durable: last_zxid,
         };
         w.staged_digest = w.idx.digest;
         // mntr may ask before the first batch: publish what recovery built.
@@ -409,6 +438,9 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// Stages a txn for `req` (prep + overlay) and appends it to the log.
     fn stage(&mut self, session: SessionId, xid: i32, ids: &[Id], req: &Request, waiter: Waiter) {
+        if !self.zxid_available() {
+            return;
+        }
         let hdr = TxnHeader {
             client_id: session,
             cxid: xid,
@@ -507,7 +539,6 @@ impl<L: TxnLog> WriterLoop<L> {
                 .i64(self.staged_digest);
         }
         let appended = self.log.append(hdr.zxid, &w.buf);
-        self.encode_buf = w.buf;
         let p = Pending {
             hdr,
             txn,
@@ -519,8 +550,17 @@ impl<L: TxnLog> WriterLoop<L> {
             Ok(()) => {
                 self.next_zxid = hdr.zxid + 1;
                 self.pending.push(p);
+                self.proposed(hdr.zxid, &w.buf);
+                self.encode_buf = w.buf;
+            }
+            Err(LogError::NoSpace { .. }) if self.ens.is_some() => {
+                // Proposals may be out already: a leader never takes a zxid back.
+                self.encode_buf = w.buf;
+                self.pending.push(p);
+                self.abandon("the txn log is out of space");
             }
             Err(e @ LogError::NoSpace { .. }) => {
+                self.encode_buf = w.buf;
                 self.pending.push(p);
                 self.refuse_batch(&e);
             }
@@ -545,7 +585,13 @@ impl<L: TxnLog> WriterLoop<L> {
                 op: opcode,
                 req,
                 ids,
+                raw,
             } => {
+                if !self.serving() {
+                    // Between terms: the client finds a server that serves.
+                    self.send(conn, ToReactor::Close { conn });
+                    return;
+                }
                 if !self
                     .session_ids
                     .get(&session)
@@ -571,11 +617,16 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.send(conn, ToReactor::Close { conn });
                     return;
                 }
+                if self.is_learner() {
+                    self.learner_request(conn, session, xid, opcode, req, &ids, raw);
+                    return;
+                }
                 match &req {
                     Request::CloseSession => {
                         self.flush_or_die();
                         self.close_session(
                             session,
+                            xid,
                             Waiter::CloseSession {
                                 conn: Some(conn),
                                 xid,
@@ -603,10 +654,14 @@ impl<L: TxnLog> WriterLoop<L> {
             ToWriter::Connect { conn, req } => self.connect(conn, req),
             ToWriter::Touch(ids) => {
                 let now = now_ms() as u64;
-                for s in ids {
+                for &s in &ids {
                     self.sessions.touch(s, now);
                 }
+                if self.is_learner() {
+                    self.touched(&ids);
+                }
             }
+            ToWriter::Quorum(ev) => self.quorum_event(ev),
             ToWriter::Closed { conn, session } => {
                 if let Some(s) = self.sessions.get_mut(session) {
                     if s.conn == Some(conn) {
@@ -636,7 +691,7 @@ impl<L: TxnLog> WriterLoop<L> {
         }
     }
 
-    fn close_session(&mut self, session: SessionId, waiter: Waiter) {
+    fn close_session(&mut self, session: SessionId, cxid: i32, waiter: Waiter) {
         if let Some(s) = self.sessions.get_mut(session) {
             s.closing = true;
         }
@@ -646,9 +701,12 @@ impl<L: TxnLog> WriterLoop<L> {
             .get(&session)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
+        if !self.zxid_available() {
+            return;
+        }
         let hdr = TxnHeader {
             client_id: session,
-            cxid: 0,
+            cxid,
             zxid: self.next_zxid,
             time: now_ms(),
             op: op::CLOSE_SESSION,
@@ -658,6 +716,10 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 
     fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
+        if !self.serving() {
+            self.send(conn, ToReactor::Close { conn });
+            return;
+        }
         let last = self.shared.last_zxid().max(self.next_zxid - 1);
         if req.last_zxid_seen > last {
             log::info!(
@@ -670,6 +732,24 @@ impl<L: TxnLog> WriterLoop<L> {
             return;
         }
         let timeout = self.shared.cfg.negotiate_timeout(req.timeout_ms);
+        if req.session_id == 0 && self.is_learner() {
+            // The leader logs the session; this server answers when it commits.
+            let id = self.sessions.next_session_id();
+            let waiter = Waiter::Connect {
+                conn,
+                read_only: req.read_only,
+            };
+            let body = timeout.to_be_bytes();
+            self.forward(
+                id,
+                0,
+                op::CREATE_SESSION,
+                &body,
+                &[],
+                Forwarded::Waiter(waiter),
+            );
+            return;
+        }
         if req.session_id == 0 {
             let id = self.sessions.next_session_id();
             let hdr = TxnHeader {
@@ -864,20 +944,32 @@ impl<L: TxnLog> WriterLoop<L> {
         }
     }
 
-    /// Group commit: one sync for everything appended, then apply, notify, publish, answer.
+    /// Group commit: one sync for everything appended; then, standalone, apply, notify,
+    /// publish and answer all of it. A leader tells its ZAB core what is persisted (it
+    /// applies on a quorum, `apply_upto`); a learner sends the acks that waited.
     fn flush(&mut self) -> Result<(), LogError> {
-        if self.pending.is_empty() {
+        let appended = self
+            .pending
+            .last()
+            .is_some_and(|p| p.hdr.zxid > self.durable);
+        if !appended && !self.log_dirty {
             return Ok(());
         }
         let t0 = Instant::now();
-        match self.log.sync() {
-            Ok(_) => {}
+        let durable = match self.log.sync() {
+            Ok(z) => z,
+            Err(LogError::NoSpace { .. }) if self.ens.is_some() => {
+                self.abandon("the txn log is out of space");
+                return Ok(());
+            }
             Err(e @ LogError::NoSpace { .. }) => {
                 self.refuse_batch(&e);
                 return Ok(());
             }
             Err(e) => return Err(e),
-        }
+        };
+        self.durable = durable;
+        self.log_dirty = false;
         if self.disk_full {
             self.disk_full = false;
             log::info!("txn log: space again; writes are accepted");
@@ -887,15 +979,29 @@ impl<L: TxnLog> WriterLoop<L> {
             .fsync_ms
             .record(t0.elapsed().as_millis() as u64);
         self.shared.stats.fsyncs.fetch_add(1, Relaxed);
-        self.shared
-            .stats
-            .txns
-            .fetch_add(self.pending.len() as u64, Relaxed);
-        self.staged.clear();
-        self.snaps.txns += self.pending.len() as u64;
+        match self.role {
+            Role::Standalone => self.apply_upto(durable),
+            _ => self.synced(durable),
+        }
+        Ok(())
+    }
+
+    /// Applies the pending txns up to `zxid` (durable, and committed): publishes the node
+    /// versions prep made, queues watch events, answers.
+    fn apply_upto(&mut self, zxid: Zxid) {
+        let n = self
+            .pending
+            .iter()
+            .take_while(|p| p.hdr.zxid <= zxid)
+            .count();
+        if n == 0 {
+            return;
+        }
+        self.shared.stats.txns.fetch_add(n as u64, Relaxed);
+        self.snaps.txns += n as u64;
         let shared = self.shared.clone();
         let ext = shared.cfg.extended_types;
-        let pending = std::mem::take(&mut self.pending);
+        let pending: Vec<Pending> = self.pending.drain(..n).collect();
         for mut p in pending {
             // Publish the node versions prep made (no second apply), through the same
             // store as recovery, so the indexes follow.
@@ -924,11 +1030,21 @@ impl<L: TxnLog> WriterLoop<L> {
             shared.last_zxid.store(p.hdr.zxid, Release);
             self.answer(p);
         }
-        debug_assert_eq!(self.staged_digest, self.idx.digest);
-        self.staged_digest = self.idx.digest;
+        if self.pending.is_empty() {
+            self.staged.clear();
+            debug_assert_eq!(self.staged_digest, self.idx.digest);
+            self.staged_digest = self.idx.digest;
+        } else if self.staged.len() > STAGED_PRUNE_LEN {
+            // Uncommitted txns keep the overlay; entries the tree has caught up with go.
+            let tree = &self.shared.tree;
+            self.staged.retain(|path, v| match (v, tree.get(path)) {
+                (Some(a), Some(b)) => !NodeRef::ptr_eq(a, &b),
+                (None, None) => false,
+                _ => true,
+            });
+        }
         self.publish_stats();
         self.wake_reactors();
-        Ok(())
     }
 
     fn session_changes(&mut self, p: &Pending) {
@@ -1082,14 +1198,18 @@ impl<L: TxnLog> WriterLoop<L> {
             // ACL lists no node uses any more (only the cache holds them) go.
             self.idx.acls.retain(|_, a| AclRef::strong_count(a) > 1);
         }
-        for id in self.sessions.expire(now) {
-            log::info!("session 0x{id:x} expired");
-            self.close_session_expired(id);
-        }
-        let interval = Duration::from_millis(self.shared.cfg.container_check_interval_ms);
-        if self.last_container_check.elapsed() >= interval {
-            self.last_container_check = Instant::now();
-            self.reap_containers();
+        self.core_tick();
+        // Sessions and containers are the leader's (or the standalone server's) to end.
+        if self.owns_sessions() {
+            for id in self.sessions.expire(now) {
+                log::info!("session 0x{id:x} expired");
+                self.close_session_expired(id);
+            }
+            let interval = Duration::from_millis(self.shared.cfg.container_check_interval_ms);
+            if self.last_container_check.elapsed() >= interval {
+                self.last_container_check = Instant::now();
+                self.reap_containers();
+            }
         }
         self.publish_stats();
     }
@@ -1105,6 +1225,7 @@ impl<L: TxnLog> WriterLoop<L> {
         if self.snaps.txns < self.snaps.threshold
             || self.snaps.child.is_some()
             || !self.pending.is_empty()
+            || self.shared.last_zxid() != self.next_zxid - 1
         {
             return;
         }
@@ -1267,7 +1388,7 @@ impl<L: TxnLog> WriterLoop<L> {
 
     fn close_session_expired(&mut self, id: SessionId) {
         let conn = self.sessions.get(id).and_then(|s| s.conn);
-        self.close_session(id, Waiter::Internal);
+        self.close_session(id, 0, Waiter::Internal);
         if let Some(c) = conn {
             self.send(c, ToReactor::Close { conn: c });
         }

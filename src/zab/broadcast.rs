@@ -11,9 +11,10 @@
 //!    epoch and last logged zxid (`AckEpoch`). A learner more up to date than the leader
 //!    makes the leader give up. With a quorum of epoch acks the leader persists the new
 //!    epoch as current.
-//! 2. Synchronisation. Each learner is brought to the leader's history: `Diff` (it has a
-//!    prefix), `Trunc` (it has txns the leader never had, dropped back to the last common
-//!    zxid) or `Snap` (older than the leader keeps in memory). Committed txns follow as
+//! 2. Synchronisation. Each learner is brought to the leader's committed history: `Diff`
+//!    (it has a prefix), `Trunc` (it has txns past the commit point, or txns the leader
+//!    never had: dropped back to the last common zxid) or `Snap` (older than the leader
+//!    keeps in memory). Committed txns follow as
 //!    `Proposal` + `Commit`; outstanding ones as `Proposal`; then `NewLeader`. A learner
 //!    persists what it got and the new epoch as current, then acks `NewLeader`. With a
 //!    quorum of those acks the leader's whole history is committed and it serves;
@@ -384,15 +385,7 @@ impl<T: Clone> Leader<T> {
                     if !observer {
                         self.reported.insert(from);
                     }
-                    if self.quorum(self.reported.len()) {
-                        self.epoch = self.epoch_max + 1;
-                        self.accepted_epoch = self.epoch;
-                        out.push(Effect::PersistAcceptedEpoch(self.epoch));
-                        let ids: Vec<i64> = self.peers.keys().copied().collect();
-                        for id in ids {
-                            self.offer_epoch(id, &mut out);
-                        }
-                    }
+                    self.advance(now_ms, &mut out);
                 } else {
                     self.offer_epoch(from, &mut out);
                 }
@@ -423,22 +416,7 @@ impl<T: Clone> Leader<T> {
                     if current_epoch != -1 && !observer {
                         self.epoch_acked.insert(from);
                     }
-                    if self.quorum(self.epoch_acked.len() + 1) {
-                        self.phase = LeaderPhase::Sync;
-                        self.current_epoch = self.epoch;
-                        out.push(Effect::PersistCurrentEpoch(self.epoch));
-                        // Everything logged is the new epoch's initial history.
-                        self.committed = self.last();
-                        let ids: Vec<i64> = self
-                            .peers
-                            .iter()
-                            .filter(|(_, p)| p.stage == Stage::EpochAcked)
-                            .map(|(id, _)| *id)
-                            .collect();
-                        for id in ids {
-                            self.sync(id, &mut out);
-                        }
-                    }
+                    self.advance(now_ms, &mut out);
                 } else {
                     self.sync(from, &mut out);
                 }
@@ -456,7 +434,7 @@ impl<T: Clone> Leader<T> {
                                 to: from,
                                 msg: Msg::UpToDate,
                             }),
-                            _ => self.try_establish(now_ms, &mut out),
+                            _ => self.advance(now_ms, &mut out),
                         }
                     }
                     Stage::Ready if !p.observer => {
@@ -479,6 +457,47 @@ impl<T: Clone> Leader<T> {
         out.push(Effect::Drop { id });
     }
 
+    /// The first effects of a term: with a single voter, the leader alone is a quorum.
+    pub fn start(&mut self, now_ms: u64) -> Vec<Effect<T>> {
+        let mut out = Vec::new();
+        self.advance(now_ms, &mut out);
+        out
+    }
+
+    /// Moves through the phases as far as the quorums allow: the epoch once a quorum
+    /// reported, the sync once a quorum acked it, serving once a quorum acked NewLeader.
+    fn advance(&mut self, now_ms: u64, out: &mut Vec<Effect<T>>) {
+        if self.epoch == 0 && self.quorum(self.reported.len()) {
+            self.epoch = self.epoch_max + 1;
+            self.accepted_epoch = self.epoch;
+            out.push(Effect::PersistAcceptedEpoch(self.epoch));
+            let ids: Vec<i64> = self.peers.keys().copied().collect();
+            for id in ids {
+                self.offer_epoch(id, out);
+            }
+        }
+        if self.epoch != 0
+            && self.phase == LeaderPhase::Discovery
+            && self.quorum(self.epoch_acked.len() + 1)
+        {
+            self.phase = LeaderPhase::Sync;
+            self.current_epoch = self.epoch;
+            out.push(Effect::PersistCurrentEpoch(self.epoch));
+            // Everything logged is the new epoch's initial history.
+            self.committed = self.last();
+            let ids: Vec<i64> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.stage == Stage::EpochAcked)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                self.sync(id, out);
+            }
+        }
+        self.try_establish(now_ms, out);
+    }
+
     fn offer_epoch(&mut self, id: i64, out: &mut Vec<Effect<T>>) {
         let epoch = self.epoch;
         if let Some(p) = self.peers.get_mut(&id) {
@@ -498,23 +517,23 @@ impl<T: Clone> Leader<T> {
             let p = &self.peers[&id];
             (p.last_zxid, p.observer)
         };
-        let last = self.last();
-        let has = |z: Zxid| z == self.window_from || self.window.iter().any(|e| e.0 == z);
+        // Decided on the committed history only: a learner holding outstanding proposals
+        // is truncated to the commit point and gets them again (its state must be exactly
+        // a committed prefix when it serves).
+        let committed = self.committed;
+        let has = |z: Zxid| {
+            z == self.window_from || self.window.iter().any(|e| e.0 == z && z <= committed)
+        };
         let send = |msg: Msg<T>, out: &mut Vec<Effect<T>>| out.push(Effect::Send { to: id, msg });
-        let start = if has(learner_last) {
+        let start = if learner_last > committed {
+            send(Msg::Trunc { zxid: committed }, out);
+            committed
+        } else if has(learner_last) {
             send(Msg::Diff { zxid: learner_last }, out);
             learner_last
-        } else if learner_last > last {
-            send(Msg::Trunc { zxid: last }, out);
-            last
         } else if learner_last < self.window_from {
-            send(
-                Msg::Snap {
-                    zxid: self.committed,
-                },
-                out,
-            );
-            self.committed
+            send(Msg::Snap { zxid: committed }, out);
+            committed
         } else {
             // It logged txns the leader never had: back to the last common zxid.
             let common = self
@@ -1094,6 +1113,59 @@ mod tests {
         l.window.push_back((make_zxid(2, COUNTER_MAX), 0));
         assert_eq!(l.next_zxid(), None);
         assert!(matches!(l.abandon_rollover()[..], [Effect::Abandon { .. }]));
+    }
+
+    /// Found by the simulator (seed 0x951): a learner that logged proposals the leader has
+    /// not committed yet, and comes back to the same leader, had them applied (it applies
+    /// what it logged before a term) and was synced by a diff from its last zxid, so it
+    /// served uncommitted txns. It must be truncated to the commit point instead, as
+    /// ZooKeeper truncates a learner past its committed log, and get them as proposals.
+    #[test]
+    fn a_learner_past_the_commit_point_is_truncated_to_it() {
+        let mut l: Leader<u64> = Leader::new(1, vec![1, 2, 3], 0, 0, 0, vec![], 0, LIMITS);
+        let join = |l: &mut Leader<u64>, id: i64, last: Zxid, epoch: i64| {
+            let info = Msg::LearnerInfo {
+                accepted_epoch: epoch,
+                last_zxid: last,
+                observer: false,
+            };
+            l.on_message(0, id, info);
+            l.on_message(
+                0,
+                id,
+                Msg::AckEpoch {
+                    current_epoch: epoch,
+                    last_zxid: last,
+                },
+            )
+        };
+        join(&mut l, 2, 0, 0);
+        assert!(l
+            .on_message(
+                0,
+                2,
+                Msg::Ack {
+                    zxid: make_zxid(1, 0)
+                }
+            )
+            .contains(&Effect::Serve));
+        let z1 = l.next_zxid().unwrap();
+        l.propose(z1, 10);
+        l.persisted(z1);
+        l.on_message(0, 2, Msg::Ack { zxid: z1 });
+        assert_eq!(l.committed(), z1);
+        let z2 = l.next_zxid().unwrap();
+        l.propose(z2, 11);
+        // Follower 3 logged z2 (outstanding) before its link broke; it comes back.
+        let m = sends(&join(&mut l, 3, z2, 1), 3);
+        assert_eq!(m[0], Msg::Trunc { zxid: z1 });
+        assert_eq!(m[1], Msg::Proposal { zxid: z2, txn: 11 });
+        assert_eq!(
+            m[2],
+            Msg::NewLeader {
+                zxid: make_zxid(1, 0)
+            }
+        );
     }
 
     #[test]

@@ -1,0 +1,1106 @@
+//! The writer's side of an ensemble: it runs the ZAB core (`zab::broadcast`) for the
+//! role the election gave this server and carries out the core's effects against the
+//! real log, tree and links.
+//!
+//! - Leader: every txn the writer appends is proposed to the followers; after the
+//!   writer's own sync the core hears `persisted`; `Apply` applies the pending txns up to
+//!   a zxid and answers their clients. Requests learners forward (REQUEST packets) are
+//!   staged like local ones; a forwarded `sync` is answered (SYNC packet) once every
+//!   proposal before it is committed.
+//! - Follower / observer: client writes, connects, closes and syncs go to the leader as
+//!   REQUEST packets and are answered when their txn commits here; proposals are logged
+//!   and acked after the writer's sync; committed txns are applied in order.
+//! - Between terms (LOOKING, connecting) no client is served: connections close, as
+//!   ZooKeeper closes them when its server shuts down for an election.
+//!
+//! Files: `acceptedEpoch` and `currentEpoch` in dataDir/version-2, one decimal number
+//! each, written to a temporary name, fsynced and renamed, as ZooKeeper writes them.
+
+use super::*;
+use crate::quorum::links::{Link, LinkEvent};
+use crate::quorum::role::QuorumEvent;
+use crate::zab::broadcast::{
+    epoch_of, make_zxid, Effect, Leader, LeaderPhase, Learner, Limits, Msg,
+};
+use crate::zab::packet::{kind, LearnerInfo, QuorumPacket, PROTOCOL_VERSION};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+/// Txns a leader keeps in memory to sync learners by diff (ZooKeeper keeps 500).
+pub const WINDOW_TXNS_MAX: usize = 10_000;
+
+/// The persisted epochs of ZAB.
+pub struct Epochs {
+    dir: PathBuf,
+    pub accepted: i64,
+    pub current: i64,
+}
+
+fn read_epoch(path: &Path) -> Result<Option<i64>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{}: {:?} is not an epoch", path.display(), s.trim())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+impl Epochs {
+    /// Reads both files; a missing one is taken from the last logged zxid, as ZooKeeper
+    /// does on its first start as an ensemble member.
+    pub fn load(dir: &Path, last_zxid: Zxid) -> Result<Epochs, String> {
+        let logged = epoch_of(last_zxid);
+        let current = read_epoch(&dir.join("currentEpoch"))?.unwrap_or(logged);
+        let accepted = read_epoch(&dir.join("acceptedEpoch"))?.unwrap_or(current);
+        if current < logged {
+            return Err(format!(
+                "{}: the current epoch {current} is older than the last logged zxid 0x{last_zxid:x}",
+                dir.join("currentEpoch").display()
+            ));
+        }
+        if accepted < current {
+            return Err(format!(
+                "{}: the accepted epoch {accepted} is older than the current epoch {current}",
+                dir.join("acceptedEpoch").display()
+            ));
+        }
+        Ok(Epochs {
+            dir: dir.to_owned(),
+            accepted,
+            current,
+        })
+    }
+
+    fn write(&self, name: &str, value: i64) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        writeln!(f, "{value}")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, self.dir.join(name))?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// What the writer needs to take part in an ensemble.
+pub struct Ensemble {
+    pub my_id: i64,
+    pub voters: Vec<i64>,
+    pub observer: bool,
+    pub limits: Limits,
+    /// Starts the next election: (last logged zxid, current epoch).
+    pub relook: crossbeam_channel::Sender<(i64, i64)>,
+    pub epochs: Epochs,
+    /// The zero of the core's clock.
+    pub started: Instant,
+}
+
+/// What this server is in its ensemble now.
+pub enum Role {
+    Standalone,
+    Looking,
+    Connecting { leader: i64 },
+    Leading(Box<LeaderTerm>),
+    Learning(Box<LearnerTerm>),
+}
+
+pub struct LeaderTerm {
+    core: Leader<Arc<[u8]>>,
+    links: HashMap<i64, Link>,
+    link_of: HashMap<u64, i64>,
+    /// Forwarded syncs: (learner, answer once this zxid is committed, the data to echo).
+    syncs: Vec<(i64, Zxid, Vec<u8>)>,
+}
+
+pub struct LearnerTerm {
+    core: Learner,
+    leader: i64,
+    link: Link,
+    /// Acks that go out after the next sync.
+    after_sync: Vec<QuorumPacket>,
+    /// Logged, not yet committed.
+    unapplied: VecDeque<(TxnHeader, Txn)>,
+    /// Requests this server forwarded, by (session, cxid).
+    forwarded: HashMap<(SessionId, i32), Forwarded>,
+    /// Sessions with traffic since the last ping (id → timeout), for the leader.
+    touched: HashMap<SessionId, i32>,
+}
+
+pub(super) enum Forwarded {
+    Waiter(Waiter),
+    Sync {
+        conn: ConnId,
+        xid: i32,
+        path: String,
+    },
+}
+
+/// The recent log records, for a leader's diff window.
+#[derive(Default)]
+pub struct Recent {
+    pub txns: VecDeque<(Zxid, Arc<[u8]>)>,
+    /// Every logged txn after this zxid is in `txns`.
+    pub from: Zxid,
+}
+
+impl Recent {
+    pub fn push(&mut self, zxid: Zxid, record: Arc<[u8]>) {
+        self.txns.push_back((zxid, record));
+        while self.txns.len() > WINDOW_TXNS_MAX {
+            self.from = self.txns.pop_front().unwrap().0;
+        }
+    }
+}
+
+/// Server modes as `Shared::mode` holds them.
+pub mod mode {
+    pub const STANDALONE: u8 = 0;
+    pub const LOOKING: u8 = 1;
+    pub const LEADING: u8 = 2;
+    pub const FOLLOWING: u8 = 3;
+    pub const OBSERVING: u8 = 4;
+}
+
+fn packet<T: AsRef<[u8]>>(msg: Msg<T>, my_id: i64, observer: bool) -> QuorumPacket {
+    let p = QuorumPacket::new;
+    let bytes = |t: T| Some(t.as_ref().to_vec());
+    match msg {
+        Msg::LearnerInfo { accepted_epoch, .. } => {
+            let info = LearnerInfo {
+                server_id: my_id,
+                protocol_version: PROTOCOL_VERSION,
+                config_version: 0,
+            };
+            let k = if observer {
+                kind::OBSERVERINFO
+            } else {
+                kind::FOLLOWERINFO
+            };
+            p(k, make_zxid(accepted_epoch, 0), Some(info.encode()))
+        }
+        Msg::LeaderInfo { epoch } => p(
+            kind::LEADERINFO,
+            make_zxid(epoch, 0),
+            Some(PROTOCOL_VERSION.to_be_bytes().to_vec()),
+        ),
+        Msg::AckEpoch {
+            current_epoch,
+            last_zxid,
+        } => p(
+            kind::ACKEPOCH,
+            last_zxid,
+            Some((current_epoch as i32).to_be_bytes().to_vec()),
+        ),
+        Msg::Diff { zxid } => p(kind::DIFF, zxid, None),
+        Msg::Trunc { zxid } => p(kind::TRUNC, zxid, None),
+        Msg::Snap { zxid } => p(kind::SNAP, zxid, None),
+        Msg::Proposal { zxid, txn } => p(kind::PROPOSAL, zxid, bytes(txn)),
+        Msg::Commit { zxid } => p(kind::COMMIT, zxid, None),
+        Msg::Inform { zxid, txn } => p(kind::INFORM, zxid, bytes(txn)),
+        Msg::NewLeader { zxid } => p(kind::NEWLEADER, zxid, None),
+        Msg::Ack { zxid } => p(kind::ACK, zxid, None),
+        Msg::UpToDate => p(kind::UPTODATE, -1, None),
+        Msg::Ping | Msg::PingReply => p(kind::PING, 0, None),
+    }
+}
+
+/// A packet the core handles, as its message (`from_leader`: which side received it).
+fn message(pkt: &QuorumPacket, from_leader: bool) -> Option<Msg<Arc<[u8]>>> {
+    let z = pkt.zxid;
+    let data = || Arc::<[u8]>::from(pkt.data.as_deref().unwrap_or(&[]));
+    let i32_data = || {
+        pkt.data
+            .as_deref()
+            .filter(|d| d.len() >= 4)
+            .map(|d| i32::from_be_bytes(d[..4].try_into().unwrap()))
+    };
+    Some(match pkt.kind {
+        kind::FOLLOWERINFO | kind::OBSERVERINFO if !from_leader => Msg::LearnerInfo {
+            accepted_epoch: epoch_of(z),
+            last_zxid: 0,
+            observer: pkt.kind == kind::OBSERVERINFO,
+        },
+        kind::LEADERINFO if from_leader => Msg::LeaderInfo { epoch: epoch_of(z) },
+        kind::ACKEPOCH if !from_leader => Msg::AckEpoch {
+            current_epoch: i64::from(i32_data()?),
+            last_zxid: z,
+        },
+        kind::DIFF if from_leader => Msg::Diff { zxid: z },
+        kind::TRUNC if from_leader => Msg::Trunc { zxid: z },
+        kind::SNAP if from_leader => Msg::Snap { zxid: z },
+        kind::PROPOSAL if from_leader => Msg::Proposal {
+            zxid: z,
+            txn: data(),
+        },
+        kind::COMMIT if from_leader => Msg::Commit { zxid: z },
+        kind::INFORM if from_leader => Msg::Inform {
+            zxid: z,
+            txn: data(),
+        },
+        kind::NEWLEADER if from_leader => Msg::NewLeader { zxid: z },
+        kind::ACK if !from_leader => Msg::Ack { zxid: z },
+        kind::UPTODATE if from_leader => Msg::UpToDate,
+        kind::PING if from_leader => Msg::Ping,
+        kind::PING => Msg::PingReply,
+        _ => return None,
+    })
+}
+
+/// A forwarded request's data: session · cxid · type · the request's own bytes.
+fn request_data(session: SessionId, cxid: i32, opcode: i32, body: &[u8]) -> Vec<u8> {
+    let mut w = Jute::new();
+    w.i64(session).i32(cxid).i32(opcode);
+    w.buf.extend_from_slice(body);
+    w.buf
+}
+
+impl<L: TxnLog> WriterLoop<L> {
+    fn core_ms(&self) -> u64 {
+        self.ens
+            .as_ref()
+            .map_or(0, |e| e.started.elapsed().as_millis() as u64)
+    }
+
+    /// Clients are served (standalone, or a leader or learner that is up to date).
+    pub(super) fn serving(&self) -> bool {
+        self.shared.serving.load(Relaxed)
+    }
+
+    fn set_mode(&self, m: u8, serving: bool) {
+        self.shared.mode.store(m, Relaxed);
+        self.shared.serving.store(serving, Relaxed);
+    }
+
+    pub(super) fn is_learner(&self) -> bool {
+        matches!(self.role, Role::Learning(_))
+    }
+
+    /// The leader's (or standalone server's) own work: expiry, containers.
+    pub(super) fn owns_sessions(&self) -> bool {
+        matches!(self.role, Role::Standalone | Role::Leading(_)) && self.serving()
+    }
+
+    pub(super) fn quorum_event(&mut self, ev: QuorumEvent) {
+        let now = self.core_ms();
+        match ev {
+            QuorumEvent::Lead { .. } => {
+                if !matches!(self.role, Role::Looking) {
+                    return;
+                }
+                let Some(ens) = &self.ens else { return };
+                let history: Vec<(Zxid, Arc<[u8]>)> = self.recent.txns.iter().cloned().collect();
+                let mut core = Leader::new(
+                    ens.my_id,
+                    ens.voters.clone(),
+                    ens.epochs.accepted,
+                    ens.epochs.current,
+                    self.recent.from,
+                    history,
+                    now,
+                    ens.limits,
+                );
+                log::info!(
+                    "leading: discovery starts (last zxid 0x{:x}, epochs {}/{})",
+                    self.next_zxid - 1,
+                    ens.epochs.accepted,
+                    ens.epochs.current
+                );
+                let first = core.start(now);
+                self.role = Role::Leading(Box::new(LeaderTerm {
+                    core,
+                    links: HashMap::new(),
+                    link_of: HashMap::new(),
+                    syncs: Vec::new(),
+                }));
+                self.set_mode(mode::LEADING, false);
+                self.perform(first, None);
+            }
+            QuorumEvent::Follow { leader } => {
+                if matches!(self.role, Role::Looking) {
+                    log::info!("following leader {leader}: connecting");
+                    self.connecting(leader);
+                }
+            }
+            QuorumEvent::Learn { leader, link } => {
+                if !matches!(self.role, Role::Connecting { leader: l } if l == leader) {
+                    return; // a stale connection: dropping the handle closes it
+                }
+                let Some(ens) = &self.ens else { return };
+                let core = Learner::new(
+                    leader,
+                    ens.observer,
+                    ens.epochs.accepted,
+                    ens.epochs.current,
+                    self.next_zxid - 1,
+                    now,
+                    ens.limits,
+                );
+                let first = core.start();
+                self.role = Role::Learning(Box::new(LearnerTerm {
+                    core,
+                    leader,
+                    link,
+                    after_sync: Vec::new(),
+                    unapplied: VecDeque::new(),
+                    forwarded: HashMap::new(),
+                    touched: HashMap::new(),
+                }));
+                let m = if ens.observer {
+                    mode::OBSERVING
+                } else {
+                    mode::FOLLOWING
+                };
+                self.set_mode(m, false);
+                self.perform(first, None);
+            }
+            QuorumEvent::Unreachable { leader } => {
+                if matches!(self.role, Role::Connecting { leader: l } if l == leader)
+                    || matches!(self.role, Role::Looking)
+                {
+                    self.abandon("the leader is unreachable");
+                }
+            }
+            QuorumEvent::Learner { sid, link } => {
+                let Role::Leading(t) = &mut self.role else {
+                    return;
+                };
+                if let Some(old) = t.links.insert(sid, link.clone()) {
+                    t.link_of.remove(&old.id);
+                    t.core.disconnected(sid);
+                }
+                t.link_of.insert(link.id, sid);
+            }
+            QuorumEvent::Link(LinkEvent::Closed { link }) => match &mut self.role {
+                Role::Leading(t) => {
+                    if let Some(sid) = t.link_of.remove(&link) {
+                        log::info!("learner {sid} disconnected");
+                        t.links.remove(&sid);
+                        t.core.disconnected(sid);
+                    }
+                }
+                Role::Learning(t) if t.link.id == link => {
+                    self.abandon("the connection to the leader closed");
+                }
+                _ => {}
+            },
+            QuorumEvent::Link(LinkEvent::Packet { link, pkt }) => self.packet(now, link, pkt),
+        }
+    }
+
+    fn packet(&mut self, now: u64, link: u64, pkt: QuorumPacket) {
+        match &mut self.role {
+            Role::Leading(t) => {
+                let Some(&sid) = t.link_of.get(&link) else {
+                    return;
+                };
+                if pkt.kind == kind::REQUEST {
+                    self.forwarded_request(sid, &pkt);
+                    return;
+                }
+                if pkt.kind == kind::PING {
+                    self.touch_from_learner(pkt.data.as_deref().unwrap_or(&[]));
+                }
+                let Some(msg) = message(&pkt, false) else {
+                    log::warn!("learner {sid}: unexpected packet type {}", pkt.kind);
+                    return;
+                };
+                let Role::Leading(t) = &mut self.role else {
+                    return;
+                };
+                let effects = t.core.on_message(now, sid, msg);
+                self.perform(effects, None);
+            }
+            Role::Learning(t) if t.link.id == link => {
+                if pkt.kind == kind::SYNC {
+                    self.sync_answered(pkt.data.as_deref().unwrap_or(&[]));
+                    return;
+                }
+                let Some(msg) = message(&pkt, true) else {
+                    self.abandon("the leader sent a packet of an unexpected type");
+                    return;
+                };
+                let snap = match (&msg, pkt.data) {
+                    (Msg::Snap { .. }, data) => data,
+                    _ => None,
+                };
+                let effects = t.core.on_message(now, msg);
+                self.perform(effects, snap);
+            }
+            _ => {}
+        }
+    }
+
+    /// Carries out the core's effects, in order.
+    fn perform(&mut self, effects: Vec<Effect<Arc<[u8]>>>, mut snap: Option<Vec<u8>>) {
+        let Some(ens) = &self.ens else { return };
+        let (my_id, observer) = (ens.my_id, ens.observer);
+        for e in effects {
+            match e {
+                Effect::Send { to, msg } => {
+                    let (is_snap, is_reply) = (
+                        matches!(msg, Msg::Snap { .. }),
+                        matches!(msg, Msg::PingReply),
+                    );
+                    let mut p = packet(msg, my_id, observer);
+                    if is_snap {
+                        p.data = Some(self.snapshot_bytes());
+                    }
+                    if is_reply {
+                        p.data = Some(self.ping_data());
+                    }
+                    match &self.role {
+                        Role::Leading(t) => {
+                            if let Some(l) = t.links.get(&to) {
+                                l.send(&p);
+                            }
+                        }
+                        Role::Learning(t) => {
+                            t.link.send(&p);
+                        }
+                        _ => {}
+                    }
+                }
+                Effect::SendAfterSync { msg, .. } => {
+                    if let Role::Learning(t) = &mut self.role {
+                        t.after_sync.push(packet(msg, my_id, observer));
+                        // The next flush syncs (an epoch file alone appends nothing).
+                        self.log_dirty = true;
+                    }
+                }
+                Effect::PersistAcceptedEpoch(epoch) => {
+                    self.persist_epoch("acceptedEpoch", epoch);
+                    if let Some(ens) = &mut self.ens {
+                        ens.epochs.accepted = epoch;
+                    }
+                }
+                Effect::PersistCurrentEpoch(epoch) => {
+                    self.persist_epoch("currentEpoch", epoch);
+                    if let Some(ens) = &mut self.ens {
+                        ens.epochs.current = epoch;
+                    }
+                }
+                Effect::Append { zxid, txn } => {
+                    if !self.learn_txn(zxid, txn) {
+                        return;
+                    }
+                }
+                Effect::Truncate { zxid } => {
+                    if let Err(why) = self.truncate_to(zxid) {
+                        log::error!("cannot truncate the txn log to 0x{zxid:x}: {why}");
+                        self.abandon("truncating the txn log failed");
+                        return;
+                    }
+                }
+                Effect::InstallSnapshot { zxid } => {
+                    let bytes = snap.take().unwrap_or_default();
+                    if let Err(why) = self.install_snapshot(zxid, &bytes) {
+                        log::error!("cannot install the leader's snapshot 0x{zxid:x}: {why}");
+                        self.abandon("installing the leader's snapshot failed");
+                        return;
+                    }
+                }
+                Effect::Apply { zxid } => match &self.role {
+                    Role::Leading(_) => {
+                        self.apply_upto(zxid);
+                        self.answer_syncs();
+                    }
+                    Role::Learning(_) => self.apply_learned(zxid),
+                    _ => {}
+                },
+                Effect::Serve => self.serve(),
+                Effect::Drop { id } => {
+                    if let Role::Leading(t) = &mut self.role {
+                        if let Some(l) = t.links.remove(&id) {
+                            t.link_of.remove(&l.id);
+                            log::info!("dropping learner {id}");
+                        }
+                    }
+                }
+                Effect::Abandon { why } => {
+                    self.abandon(why);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn persist_epoch(&self, name: &str, epoch: i64) {
+        let Some(ens) = &self.ens else { return };
+        if let Err(e) = ens.epochs.write(name, epoch) {
+            log::error!("stopping: cannot write {name}: {e}");
+            eprintln!("paddock: stopping: cannot write {name}: {e}");
+            std::process::exit(3);
+        }
+    }
+
+    fn serve(&mut self) {
+        match &self.role {
+            Role::Leading(t) => {
+                let epoch = t.core.epoch();
+                self.next_zxid = make_zxid(epoch, 1);
+                log::info!(
+                    "leading epoch {epoch}: a quorum is synced; serving clients (zxid 0x{:x})",
+                    self.shared.last_zxid()
+                );
+                self.set_mode(mode::LEADING, true);
+            }
+            Role::Learning(t) => {
+                log::info!(
+                    "synced with leader {} (zxid 0x{:x}); serving clients",
+                    t.leader,
+                    self.shared.last_zxid()
+                );
+                let m = if self.ens.as_ref().is_some_and(|e| e.observer) {
+                    mode::OBSERVING
+                } else {
+                    mode::FOLLOWING
+                };
+                self.set_mode(m, true);
+            }
+            _ => {}
+        }
+    }
+
+    /// Leaves the role and elects again. What was logged is applied (ZooKeeper
+    /// fast-forwards its database); clients are disconnected and find a server that serves.
+    pub(super) fn abandon(&mut self, why: &str) {
+        if self.ens.is_none() {
+            return;
+        }
+        let was = std::mem::replace(&mut self.role, Role::Looking);
+        match was {
+            Role::Leading(_) | Role::Learning(_) => log::warn!("leaving the ensemble role: {why}"),
+            _ => log::info!("looking for a leader: {why}"),
+        }
+        self.set_mode(mode::LOOKING, false);
+        if let Err(e) = self.log.sync() {
+            log::error!("stopping: {e}");
+            eprintln!("paddock: stopping: {e}");
+            std::process::exit(3);
+        }
+        // A leader's pending txns and a learner's unapplied ones are logged: apply them.
+        if let Some(last) = self.pending.last().map(|p| p.hdr.zxid) {
+            self.apply_upto(last);
+        }
+        if let Role::Learning(mut t) = was {
+            for (hdr, txn) in std::mem::take(&mut t.unapplied) {
+                self.apply_one(hdr, txn, Waiter::Internal);
+            }
+        }
+        self.pending.clear();
+        self.staged.clear();
+        self.staged_digest = self.idx.digest;
+        let conns: Vec<ConnId> = self.sessions.iter().filter_map(|(_, s)| s.conn).collect();
+        for c in conns {
+            self.send(c, ToReactor::Close { conn: c });
+        }
+        let ids: Vec<SessionId> = self.sessions.iter().map(|(id, _)| *id).collect();
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.conn = None;
+            }
+        }
+        self.watches = WatchTable::default();
+        self.wake_reactors();
+        let last = self.next_zxid - 1;
+        if let Some(ens) = &self.ens {
+            let _ = ens.relook.send((last, ens.epochs.current));
+        }
+    }
+
+    /// The election decided to follow or observe `leader`.
+    pub(super) fn connecting(&mut self, leader: i64) {
+        self.role = Role::Connecting { leader };
+    }
+
+    /// A learner logs a txn the leader sent.
+    fn learn_txn(&mut self, zxid: Zxid, record: Arc<[u8]>) -> bool {
+        let (hdr, txn) = match crate::txn::decode_record_digest(&record) {
+            Ok((hdr, txn, _)) if hdr.zxid == zxid => (hdr, txn),
+            _ => {
+                self.abandon("the leader sent a txn that does not decode");
+                return false;
+            }
+        };
+        if let Err(e) = self.log.append(zxid, &record) {
+            log::error!("stopping: {e}");
+            eprintln!("paddock: stopping: {e}");
+            std::process::exit(3);
+        }
+        self.next_zxid = zxid + 1;
+        self.recent.push(zxid, record);
+        self.log_dirty = true;
+        if let Role::Learning(t) = &mut self.role {
+            t.unapplied.push_back((hdr, txn));
+        }
+        true
+    }
+
+    /// A learner applies its logged txns up to `zxid`: they are committed.
+    fn apply_learned(&mut self, zxid: Zxid) {
+        loop {
+            let Role::Learning(t) = &mut self.role else {
+                return;
+            };
+            if t.unapplied.front().is_none_or(|(h, _)| h.zxid > zxid) {
+                break;
+            }
+            let (hdr, txn) = t.unapplied.pop_front().unwrap();
+            let waiter = match t.forwarded.remove(&(hdr.client_id, hdr.cxid)) {
+                Some(Forwarded::Waiter(w)) => w,
+                Some(sync @ Forwarded::Sync { .. }) => {
+                    t.forwarded.insert((hdr.client_id, hdr.cxid), sync);
+                    Waiter::Internal
+                }
+                None => Waiter::Internal,
+            };
+            self.apply_one(hdr, txn, waiter);
+        }
+        self.publish_stats();
+        self.wake_reactors();
+    }
+
+    /// Applies one committed txn to the published tree, with its watch events, session
+    /// changes and answer.
+    fn apply_one(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter) {
+        let shared = self.shared.clone();
+        let ext = shared.cfg.extended_types;
+        let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
+        let mut triggers = Vec::new();
+        let _ = apply(&mut store, &hdr, &txn, &mut triggers);
+        let held = std::mem::take(&mut store.held);
+        drop(store);
+        let p = Pending {
+            hdr,
+            txn,
+            changes: Vec::new(),
+            triggers,
+            waiter,
+        };
+        self.session_changes(&p);
+        for t in &p.triggers {
+            self.notify(t);
+        }
+        let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
+        store.held = held;
+        store.publish();
+        shared.last_zxid.store(p.hdr.zxid, Release);
+        self.answer(p);
+    }
+
+    /// After the writer's sync: a learner's acks go; a leader hears it persisted.
+    pub(super) fn synced(&mut self, last: Zxid) {
+        match &mut self.role {
+            Role::Learning(t) => {
+                for p in std::mem::take(&mut t.after_sync) {
+                    t.link.send(&p);
+                }
+            }
+            Role::Leading(t) => {
+                let effects = t.core.persisted(last);
+                self.perform(effects, None);
+            }
+            _ => {}
+        }
+    }
+
+    /// A leader proposes what the writer just appended.
+    pub(super) fn proposed(&mut self, zxid: Zxid, record: &[u8]) {
+        if self.ens.is_none() {
+            return;
+        }
+        let record: Arc<[u8]> = Arc::from(record);
+        self.recent.push(zxid, record.clone());
+        if let Role::Leading(t) = &mut self.role {
+            if t.core.phase() == LeaderPhase::Broadcast {
+                let effects = t.core.propose(zxid, record);
+                self.perform(effects, None);
+            }
+        }
+    }
+
+    /// A leader's zxid for the next txn, or `None` (the role is given up) when the
+    /// epoch's counter is used up.
+    pub(super) fn zxid_available(&mut self) -> bool {
+        if let Role::Leading(t) = &self.role {
+            if crate::zab::broadcast::counter_of(self.next_zxid)
+                >= crate::zab::broadcast::COUNTER_MAX
+                || t.core.next_zxid().is_none()
+            {
+                self.abandon("the zxid counter rolled over");
+                return false;
+            }
+        }
+        true
+    }
+
+    pub(super) fn core_tick(&mut self) {
+        let now = self.core_ms();
+        let effects = match &mut self.role {
+            Role::Leading(t) => t.core.on_tick(now),
+            Role::Learning(t) => t.core.on_tick(now),
+            _ => return,
+        };
+        self.perform(effects, None);
+        self.publish_quorum_stats();
+    }
+
+    fn publish_quorum_stats(&self) {
+        let s = &self.shared.stats;
+        let (learners, followers, observers, syncs) = match &self.role {
+            Role::Leading(t) => {
+                let (f, o) = t.core.synced();
+                (t.links.len(), f, o, t.syncs.len())
+            }
+            _ => (0, 0, 0, 0),
+        };
+        s.learners.store(learners as u64, Relaxed);
+        s.synced_followers.store(followers as u64, Relaxed);
+        s.synced_observers.store(observers as u64, Relaxed);
+        s.pending_syncs.store(syncs as u64, Relaxed);
+    }
+
+    /// A learner forwards a client's write, connect, close or sync; it is answered when
+    /// its txn (or the leader's SYNC) comes back.
+    pub(super) fn forward(
+        &mut self,
+        session: SessionId,
+        cxid: i32,
+        opcode: i32,
+        body: &[u8],
+        ids: &[Id],
+        waiter: Forwarded,
+    ) {
+        let Role::Learning(t) = &mut self.role else {
+            return;
+        };
+        t.forwarded.insert((session, cxid), waiter);
+        let mut p = QuorumPacket::new(
+            kind::REQUEST,
+            -1,
+            Some(request_data(session, cxid, opcode, body)),
+        );
+        p.auth = Some(ids.to_vec());
+        t.link.send(&p);
+    }
+
+    /// A learner notes sessions with traffic, for its next ping reply.
+    pub(super) fn touched(&mut self, ids: &[SessionId]) {
+        let timeouts: Vec<(SessionId, i32)> = ids
+            .iter()
+            .filter_map(|&s| self.sessions.get(s).map(|x| (s, x.timeout_ms)))
+            .collect();
+        if let Role::Learning(t) = &mut self.role {
+            t.touched.extend(timeouts);
+        }
+    }
+
+    /// The leader hears a learner's sessions in its ping reply (id i64 · timeout i32)*.
+    fn touch_from_learner(&mut self, data: &[u8]) {
+        let now = now_ms() as u64;
+        for c in data.chunks_exact(12) {
+            let id = i64::from_be_bytes(c[..8].try_into().unwrap());
+            self.sessions.touch(id, now);
+        }
+    }
+
+    /// The ping reply's data: the sessions touched since the last one.
+    pub(super) fn ping_data(&mut self) -> Vec<u8> {
+        let Role::Learning(t) = &mut self.role else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(t.touched.len() * 12);
+        for (id, timeout) in t.touched.drain() {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&timeout.to_be_bytes());
+        }
+        out
+    }
+
+    /// The leader stages a request a learner forwarded.
+    fn forwarded_request(&mut self, sid: i64, pkt: &QuorumPacket) {
+        let data = pkt.data.as_deref().unwrap_or(&[]);
+        let mut r = crate::proto::Reader::new(data);
+        let (Ok(session), Ok(cxid), Ok(opcode)) = (r.read_i64(), r.read_i32(), r.read_i32()) else {
+            log::warn!("learner {sid}: a malformed forwarded request");
+            return;
+        };
+        let body = r.rest();
+        if !self.serving() {
+            return;
+        }
+        match opcode {
+            op::CREATE_SESSION => {
+                let timeout = if body.len() >= 4 {
+                    i32::from_be_bytes(body[..4].try_into().unwrap())
+                } else {
+                    self.shared.cfg.negotiate_timeout(0)
+                };
+                if !self.zxid_available() {
+                    return;
+                }
+                let hdr = TxnHeader {
+                    client_id: session,
+                    cxid,
+                    zxid: self.next_zxid,
+                    time: now_ms(),
+                    op: op::CREATE_SESSION,
+                };
+                self.stage_txn(hdr, Txn::CreateSession { timeout }, Waiter::Internal);
+            }
+            op::CLOSE_SESSION => {
+                if self.session_ok(session) {
+                    self.close_session(session, cxid, Waiter::Internal);
+                } else {
+                    self.stage_error(session, cxid, ZkError::SessionExpired);
+                }
+            }
+            op::SYNC => {
+                // Answered once everything proposed so far is committed.
+                let barrier = self.next_zxid - 1;
+                if let Role::Leading(t) = &mut self.role {
+                    t.syncs.push((sid, barrier, data.to_vec()));
+                }
+                self.answer_syncs();
+            }
+            _ => {
+                let ids: Vec<Id> = pkt.auth.clone().unwrap_or_default();
+                let req = match Request::decode(opcode, body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::warn!(
+                            "learner {sid}: forwarded {} does not decode: {e}",
+                            op::name(opcode)
+                        );
+                        self.stage_error(session, cxid, ZkError::MarshallingError);
+                        return;
+                    }
+                };
+                if !self.session_ok(session) {
+                    self.stage_error(session, cxid, ZkError::SessionExpired);
+                    return;
+                }
+                if self.zxid_available() {
+                    self.stage(session, cxid, &ids, &req, Waiter::Internal);
+                }
+            }
+        }
+    }
+
+    /// A txn that carries only an error for the learner's client.
+    fn stage_error(&mut self, session: SessionId, cxid: i32, err: ZkError) {
+        if !self.zxid_available() {
+            return;
+        }
+        let hdr = TxnHeader {
+            client_id: session,
+            cxid,
+            zxid: self.next_zxid,
+            time: now_ms(),
+            op: op::ERROR,
+        };
+        self.stage_txn(hdr, Txn::Error { err: err.code() }, Waiter::Internal);
+    }
+
+    /// Forwarded syncs whose barrier is committed go back to their learner.
+    fn answer_syncs(&mut self) {
+        let Role::Leading(t) = &mut self.role else {
+            return;
+        };
+        let committed = t.core.committed();
+        let mut i = 0;
+        while i < t.syncs.len() {
+            if t.syncs[i].1 <= committed {
+                let (sid, _, data) = t.syncs.swap_remove(i);
+                if let Some(l) = t.links.get(&sid) {
+                    l.send(&QuorumPacket::new(kind::SYNC, committed, Some(data)));
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// A learner's forwarded sync came back: everything before it is applied here.
+    fn sync_answered(&mut self, data: &[u8]) {
+        let mut r = crate::proto::Reader::new(data);
+        let (Ok(session), Ok(cxid)) = (r.read_i64(), r.read_i32()) else {
+            return;
+        };
+        let Role::Learning(t) = &mut self.role else {
+            return;
+        };
+        if let Some(Forwarded::Sync { conn, xid, path }) = t.forwarded.remove(&(session, cxid)) {
+            let f = reply_frame(xid, self.shared.last_zxid(), 0, |w| {
+                w.string(&path);
+            });
+            self.frame(conn, f, true);
+            self.wake_reactors();
+        }
+    }
+}
+
+impl<L: TxnLog> WriterLoop<L> {
+    /// A learner's client request: writes, closes and syncs go to the leader; reads run
+    /// here, as on any server.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn learner_request(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        opcode: i32,
+        req: Request,
+        ids: &Arc<[Id]>,
+        raw: Option<Vec<u8>>,
+    ) {
+        match &req {
+            Request::CloseSession => {
+                if let Some(s) = self.sessions.get_mut(session) {
+                    s.closing = true;
+                }
+                let waiter = Waiter::CloseSession {
+                    conn: Some(conn),
+                    xid,
+                };
+                self.forward(
+                    session,
+                    xid,
+                    op::CLOSE_SESSION,
+                    &[],
+                    ids,
+                    Forwarded::Waiter(waiter),
+                );
+            }
+            Request::Sync { path } => {
+                let body = raw.unwrap_or_default();
+                let path = path.clone();
+                self.forward(
+                    session,
+                    xid,
+                    op::SYNC,
+                    &body,
+                    ids,
+                    Forwarded::Sync { conn, xid, path },
+                );
+            }
+            r if r.is_write() || matches!(r, Request::Reconfig) => {
+                let Some(body) = raw else {
+                    // Decoded before this server became a learner: the client retries.
+                    self.send(conn, ToReactor::Close { conn });
+                    return;
+                };
+                let waiter = Waiter::Reply {
+                    conn,
+                    xid,
+                    op: opcode,
+                };
+                self.forward(session, xid, opcode, &body, ids, Forwarded::Waiter(waiter));
+            }
+            _ => {
+                self.flush_or_die();
+                let f = self.barrier_request(session, xid, &req, ids);
+                self.frame(conn, f, true);
+            }
+        }
+    }
+
+    /// The tree as a snapshot file's bytes, at the last applied zxid (a leader's SNAP).
+    fn snapshot_bytes(&self) -> Vec<u8> {
+        let zxid = self.shared.last_zxid();
+        let sessions: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| (*id, s.timeout_ms))
+            .collect();
+        let src = crate::snap::Source {
+            tree: &self.shared.tree,
+            sessions: &sessions,
+            acls: &self.idx.acls,
+            digest: self
+                .shared
+                .cfg
+                .digest_enabled
+                .then_some((zxid, self.idx.digest)),
+        };
+        let mut out = Vec::new();
+        if let Err(e) = crate::snap::serialize(&src, &mut out) {
+            log::error!("cannot serialize a snapshot for a learner: {e}");
+        }
+        out
+    }
+
+    /// TRUNC: the log loses every txn after `zxid` and the state is rebuilt from disk.
+    fn truncate_to(&mut self, zxid: Zxid) -> Result<(), String> {
+        log::info!("the leader truncates this server's log to 0x{zxid:x}");
+        self.log.truncate_after(zxid).map_err(|e| e.to_string())?;
+        self.remove_snapshots_after(zxid)?;
+        self.rebuild_from_disk()
+    }
+
+    /// SNAP: the leader's snapshot replaces this server's log and state.
+    fn install_snapshot(&mut self, zxid: Zxid, bytes: &[u8]) -> Result<(), String> {
+        use std::io::Write;
+        log::info!(
+            "installing the leader's snapshot at 0x{zxid:x} ({} bytes)",
+            bytes.len()
+        );
+        let dir = self.snaps.dir.clone();
+        let tmp = dir.join(format!("{}{zxid:x}", crate::snap::TMP_PREFIX));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, dir.join(crate::snap::snapshot_name(zxid)))?;
+            std::fs::File::open(&dir)?.sync_all()
+        };
+        write().map_err(|e| format!("{}: {e}", dir.display()))?;
+        self.remove_snapshots_after(zxid)?;
+        self.log.reset(zxid).map_err(|e| e.to_string())?;
+        self.rebuild_from_disk()
+    }
+
+    /// Snapshots past `zxid` hold txns the leader's history does not have.
+    fn remove_snapshots_after(&self, zxid: Zxid) -> Result<(), String> {
+        let snaps = crate::snap::list_snapshots(&self.snaps.dir).map_err(|e| e.to_string())?;
+        for s in snaps.into_iter().filter(|s| s.zxid > zxid) {
+            log::info!("removing {}: past the leader's history", s.path.display());
+            std::fs::remove_file(&s.path).map_err(|e| format!("{}: {e}", s.path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds tree, indexes and sessions from the data directory, as start-up does, into
+    /// the published tree (no client is served meanwhile).
+    fn rebuild_from_disk(&mut self) -> Result<(), String> {
+        let shared = self.shared.clone();
+        let cfg = &shared.cfg;
+        let log_v2 = cfg.data_log_dir.join("version-2");
+        let st = crate::server::start::recover_state(cfg, &self.snaps.dir, &log_v2)
+            .map_err(|e| e.to_string())?;
+        let tree = &shared.tree;
+        let mut old = Vec::with_capacity(tree.len());
+        tree.for_each(|p, _| old.push(p.to_owned()));
+        for p in old {
+            tree.remove(&p);
+        }
+        st.tree
+            .for_each(|p, n| tree.put_path(crate::tree::PathRef::from(p), n.clone()));
+        self.idx = st.idx;
+        self.sessions = st.sessions;
+        self.session_ids.clear();
+        self.watches = WatchTable::default();
+        self.staged.clear();
+        self.pending.clear();
+        self.staged_digest = self.idx.digest;
+        self.recent = st.recent;
+        self.next_zxid = st.last_zxid + 1;
+        self.durable = st.last_zxid;
+        shared.last_zxid.store(st.last_zxid, Release);
+        self.publish_stats();
+        Ok(())
+    }
+}
