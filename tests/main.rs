@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod disk_full;
 mod election_net;
+mod ensemble;
 mod four_letter;
 mod limits;
 mod multi;

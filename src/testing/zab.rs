@@ -519,7 +519,7 @@ impl ZabSim {
                             now,
                             self.limits,
                         );
-                        let first = core.start(now);
+                        let first = core.start();
                         n.role = Role::Leading(Box::new(core));
                         self.perform(now, i, first, None);
                     } else {

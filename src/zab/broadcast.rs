@@ -216,7 +216,6 @@ pub struct Leader<T> {
     persisted: Zxid,
     started_ms: u64,
     ping_ms: u64,
-    quorum_seen_ms: u64,
 }
 
 impl<T: Clone> Leader<T> {
@@ -260,7 +259,6 @@ impl<T: Clone> Leader<T> {
             persisted: last,
             started_ms: now_ms,
             ping_ms: now_ms,
-            quorum_seen_ms: now_ms,
         }
     }
 
@@ -385,7 +383,7 @@ impl<T: Clone> Leader<T> {
                     if !observer {
                         self.reported.insert(from);
                     }
-                    self.advance(now_ms, &mut out);
+                    self.advance(&mut out);
                 } else {
                     self.offer_epoch(from, &mut out);
                 }
@@ -416,7 +414,7 @@ impl<T: Clone> Leader<T> {
                     if current_epoch != -1 && !observer {
                         self.epoch_acked.insert(from);
                     }
-                    self.advance(now_ms, &mut out);
+                    self.advance(&mut out);
                 } else {
                     self.sync(from, &mut out);
                 }
@@ -434,7 +432,7 @@ impl<T: Clone> Leader<T> {
                                 to: from,
                                 msg: Msg::UpToDate,
                             }),
-                            _ => self.advance(now_ms, &mut out),
+                            _ => self.advance(&mut out),
                         }
                     }
                     Stage::Ready if !p.observer => {
@@ -458,15 +456,15 @@ impl<T: Clone> Leader<T> {
     }
 
     /// The first effects of a term: with a single voter, the leader alone is a quorum.
-    pub fn start(&mut self, now_ms: u64) -> Vec<Effect<T>> {
+    pub fn start(&mut self) -> Vec<Effect<T>> {
         let mut out = Vec::new();
-        self.advance(now_ms, &mut out);
+        self.advance(&mut out);
         out
     }
 
     /// Moves through the phases as far as the quorums allow: the epoch once a quorum
     /// reported, the sync once a quorum acked it, serving once a quorum acked NewLeader.
-    fn advance(&mut self, now_ms: u64, out: &mut Vec<Effect<T>>) {
+    fn advance(&mut self, out: &mut Vec<Effect<T>>) {
         if self.epoch == 0 && self.quorum(self.reported.len()) {
             self.epoch = self.epoch_max + 1;
             self.accepted_epoch = self.epoch;
@@ -495,7 +493,7 @@ impl<T: Clone> Leader<T> {
                 self.sync(id, out);
             }
         }
-        self.try_establish(now_ms, out);
+        self.try_establish(out);
     }
 
     fn offer_epoch(&mut self, id: i64, out: &mut Vec<Effect<T>>) {
@@ -583,7 +581,7 @@ impl<T: Clone> Leader<T> {
     }
 
     /// With a quorum of `NewLeader` acks the history is committed and the leader serves.
-    fn try_establish(&mut self, now_ms: u64, out: &mut Vec<Effect<T>>) {
+    fn try_establish(&mut self, out: &mut Vec<Effect<T>>) {
         let ready = self
             .peers
             .iter()
@@ -593,7 +591,6 @@ impl<T: Clone> Leader<T> {
             return;
         }
         self.phase = LeaderPhase::Broadcast;
-        self.quorum_seen_ms = now_ms;
         // Its state already holds the whole history (the shell applied its log).
         out.push(Effect::Serve);
         for (&id, p) in &self.peers {
@@ -698,14 +695,14 @@ impl<T: Clone> Leader<T> {
                 }
             }
             LeaderPhase::Broadcast => {
+                // Followers silent for a sync limit were dropped above: those left were
+                // heard within it. Without a quorum of them the leader gives up at once.
                 let heard = self
                     .peers
                     .iter()
                     .filter(|(id, p)| p.stage == Stage::Ready && self.is_voter(**id))
                     .count();
-                if self.quorum(heard + 1) {
-                    self.quorum_seen_ms = now_ms;
-                } else if now_ms > self.quorum_seen_ms + self.limits.sync_ms {
+                if !self.quorum(heard + 1) {
                     out.push(Effect::Abandon {
                         why: "not enough followers synced within the sync limit",
                     });

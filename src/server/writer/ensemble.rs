@@ -308,7 +308,7 @@ impl<L: TxnLog> WriterLoop<L> {
                     ens.epochs.accepted,
                     ens.epochs.current
                 );
-                let first = core.start(now);
+                let first = core.start();
                 self.role = Role::Leading(Box::new(LeaderTerm {
                     core,
                     links: HashMap::new(),

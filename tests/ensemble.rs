@@ -1,0 +1,527 @@
+//! Ensembles of real Paddock processes on loopback: server N listens on 127.0.0.N, with
+//! its client, quorum and election ports at a base each test picks (tests run in
+//! parallel, so each has its own ports). Driven by the `zookeeper-client` crate and
+//! four-letter words; every wait is bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Member {
+    pub id: i64,
+    pub child: Option<Child>,
+    /// Held for the life of the member: its data directory.
+    pub _dir: Arc<tempfile::TempDir>,
+    pub cfg: std::path::PathBuf,
+    pub client: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Member {
+    fn spawn(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .arg("start-foreground")
+            .arg(&self.cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn paddock");
+        let stderr = child.stderr.take().unwrap();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                log.lock().unwrap().push(line);
+            }
+        });
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn up(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// A four-letter word; empty if the server does not answer.
+    pub fn four(&self, cmd: &str) -> String {
+        let Ok(mut c) = TcpStream::connect(&self.client) else {
+            return String::new();
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = c.write_all(cmd.as_bytes());
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    }
+
+    /// "leader", "follower", "observer", or "" while it serves nobody.
+    pub fn mode(&self) -> String {
+        self.four("srvr")
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Ensemble {
+    pub members: Vec<Member>,
+}
+
+impl Ensemble {
+    /// `voters` participants and `observers` observers, ports at `base` (client),
+    /// `base + 1` (quorum) and `base + 2` (election) on 127.0.0.N.
+    pub fn start(voters: i64, observers: i64, base: u16, extra: &str) -> Ensemble {
+        let n = voters + observers;
+        let mut lines = String::new();
+        for id in 1..=n {
+            let kind = if id > voters { ":observer" } else { "" };
+            lines.push_str(&format!(
+                "server.{id}=127.0.0.{id}:{}:{}{kind};127.0.0.{id}:{base}\n",
+                base + 1,
+                base + 2
+            ));
+        }
+        let mut members = Vec::new();
+        for id in 1..=n {
+            let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+            let cfg = dir.path().join("zoo.cfg");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={base}\n\
+                     clientPortAddress=127.0.0.{id}\n4lw.commands.whitelist=*\n\
+                     minSessionTimeout=400\nmaxSessionTimeout=60000\npaddock.pinCores=false\n\
+                     preAllocSize=1024\n{lines}{extra}\n",
+                    data.display()
+                ),
+            )
+            .unwrap();
+            let mut m = Member {
+                id,
+                child: None,
+                _dir: dir,
+                cfg,
+                client: format!("127.0.0.{id}:{base}"),
+                log: Arc::default(),
+            };
+            members.push(m);
+        }
+        // The highest voter first, answering before the rest start: FLE elects the
+        // highest id among equal zxids only when it is there from the start (else the
+        // first quorum elects among those up, as in ZooKeeper).
+        let top = voters as usize - 1;
+        members[top].spawn();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while members[top].four("srvr").is_empty() {
+            assert!(Instant::now() < deadline, "server {voters} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for (i, m) in members.iter_mut().enumerate() {
+            if i != top {
+                m.spawn();
+            }
+        }
+        Ensemble { members }
+    }
+
+    pub fn member(&self, id: i64) -> &Member {
+        &self.members[(id - 1) as usize]
+    }
+    pub fn member_mut(&mut self, id: i64) -> &mut Member {
+        &mut self.members[(id - 1) as usize]
+    }
+
+    /// Waits until every member that is up serves with one leader; returns its id.
+    pub fn settled(&self, within: Duration) -> i64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let modes: Vec<(i64, String)> = self
+                .members
+                .iter()
+                .filter(|m| m.up())
+                .map(|m| (m.id, m.mode()))
+                .collect();
+            let leaders: Vec<i64> = modes
+                .iter()
+                .filter(|(_, m)| m == "leader")
+                .map(|(id, _)| *id)
+                .collect();
+            if leaders.len() == 1 && modes.iter().all(|(_, m)| !m.is_empty()) {
+                return leaders[0];
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = self
+                    .members
+                    .iter()
+                    .map(|m| format!("--- server {}:\n{}", m.id, m.log_text()))
+                    .collect();
+                panic!(
+                    "no settled ensemble within {within:?}: {modes:?}\n{}",
+                    logs.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub async fn connect(addr: &str) -> zookeeper_client::Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match zookeeper_client::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .with_connection_timeout(Duration::from_secs(2))
+            .connect(addr)
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("connect {addr}: {e}"),
+        }
+    }
+}
+
+fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
+}
+
+/// Three servers elect the highest id; a write on any member is read on every member;
+/// ephemerals, sequential nodes, sync and sessions work through followers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_elect_the_highest_id_and_replicate() {
+    let e = Ensemble::start(3, 0, 26100, "");
+    let leader = e.settled(Duration::from_secs(20));
+    assert_eq!(leader, 3, "equal zxids: the highest myid leads");
+    assert_eq!(e.member(1).mode(), "follower");
+    assert_eq!(e.member(2).mode(), "follower");
+    // The leader serves once one follower is synced; the other follows shortly.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mntr = e.member(3).four("mntr");
+        assert!(mntr.contains("zk_server_state\tleader"), "{mntr}");
+        if mntr.contains("zk_synced_followers\t2") && mntr.contains("zk_learners\t2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{mntr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Writes through a follower and through the leader.
+    let f = connect(&e.member(1).client).await;
+    f.create("/a", b"one", &persistent()).await.unwrap();
+    let l = connect(&e.member(3).client).await;
+    l.create("/b", b"two", &persistent()).await.unwrap();
+    let (stat, seq) = f
+        .create(
+            "/seq-",
+            b"",
+            &zookeeper_client::CreateMode::PersistentSequential
+                .with_acls(zookeeper_client::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    assert!(stat.czxid > 0 && seq.into_i64() >= 0);
+    f.set_data("/a", b"uno", None).await.unwrap();
+    // An ephemeral created through a follower.
+    let g = connect(&e.member(2).client).await;
+    g.create(
+        "/eph",
+        b"",
+        &zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    // sync, then read, on each member: every write above is there.
+    for m in &e.members {
+        let c = connect(&m.client).await;
+        c.sync("/").await.unwrap();
+        assert_eq!(c.get_data("/a").await.unwrap().0, b"uno", "server {}", m.id);
+        assert_eq!(c.get_data("/b").await.unwrap().0, b"two", "server {}", m.id);
+        let kids = c.list_children("/").await.unwrap();
+        assert!(kids.iter().any(|k| k.starts_with("seq-")), "{kids:?}");
+        assert!(
+            kids.contains(&"eph".to_string()),
+            "server {}: {kids:?}",
+            m.id
+        );
+    }
+    // Closing the session removes its ephemeral everywhere.
+    drop(g);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    'wait: loop {
+        for m in &e.members {
+            let c = connect(&m.client).await;
+            c.sync("/").await.unwrap();
+            if c.check_stat("/eph").await.unwrap().is_some() {
+                assert!(
+                    Instant::now() < deadline,
+                    "/eph outlived its session on {}",
+                    m.id
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue 'wait;
+            }
+        }
+        break;
+    }
+    // Errors come back through a follower as through the leader.
+    let err = f.create("/a", b"", &persistent()).await.unwrap_err();
+    assert!(
+        matches!(err, zookeeper_client::Error::NodeExists),
+        "{err:?}"
+    );
+    let err = f.set_data("/a", b"x", Some(99)).await.unwrap_err();
+    assert!(
+        matches!(err, zookeeper_client::Error::BadVersion),
+        "{err:?}"
+    );
+}
+
+/// Five servers elect server 5; a watch set on a follower fires for a write made
+/// through another follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_servers_elect_the_highest_id_and_watches_fire_on_followers() {
+    let e = Ensemble::start(5, 0, 26200, "");
+    assert_eq!(e.settled(Duration::from_secs(30)), 5);
+    let a = connect(&e.member(1).client).await;
+    let b = connect(&e.member(2).client).await;
+    a.create("/w", b"0", &persistent()).await.unwrap();
+    b.sync("/").await.unwrap();
+    let (_, _, watcher) = b.get_and_watch_data("/w").await.unwrap();
+    a.set_data("/w", b"1", None).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), watcher.changed())
+        .await
+        .expect("the watch fires");
+    assert_eq!(ev.event_type, zookeeper_client::EventType::NodeDataChanged);
+    assert_eq!(ev.path, "/w");
+}
+
+/// Creates `/k/<i>` until it is known done: an error of the connection (the server went
+/// away, or serves nobody during an election) is retried; NodeExists on a retry means an
+/// earlier attempt landed.
+async fn create_surely(c: &zookeeper_client::Client, path: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut retried = false;
+    loop {
+        match c.create(path, b"v", &persistent()).await {
+            Ok(_) => return Ok(()),
+            Err(zookeeper_client::Error::NodeExists) if retried => return Ok(()),
+            Err(e) if Instant::now() < deadline => {
+                if matches!(e, zookeeper_client::Error::SessionExpired) {
+                    return Err(format!("{path}: {e}"));
+                }
+                retried = true;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(format!("{path}: {e}")),
+        }
+    }
+}
+
+/// Every member that is up has exactly the children `want` under `parent`.
+async fn all_have(e: &Ensemble, parent: &str, want: &std::collections::BTreeSet<String>) {
+    for m in e.members.iter().filter(|m| m.up()) {
+        let c = connect(&m.client).await;
+        c.sync("/").await.unwrap();
+        let got: std::collections::BTreeSet<String> =
+            c.list_children(parent).await.unwrap().into_iter().collect();
+        let missing: Vec<_> = want.difference(&got).collect();
+        assert!(missing.is_empty(), "server {} lacks {missing:?}", m.id);
+        assert_eq!(&got, want, "server {}", m.id);
+    }
+}
+
+/// kill -9 of the leader while a client writes through the followers: a new leader is
+/// elected among the rest, the client's session moves on, no acknowledged write is lost;
+/// the old leader restarts, rejoins as a follower and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_under_writes_loses_nothing() {
+    let mut e = Ensemble::start(3, 0, 26300, "");
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    let followers = format!("{},{}", e.member(1).client, e.member(2).client);
+    let c = connect(&followers).await;
+    c.create("/k", b"", &persistent()).await.unwrap();
+    let mut acked = std::collections::BTreeSet::new();
+    for i in 0..100 {
+        create_surely(&c, &format!("/k/{i}")).await.unwrap();
+        acked.insert(i.to_string());
+    }
+    let killed_at = Instant::now();
+    e.member_mut(3).kill9();
+    let mut first_write = None;
+    for i in 100..250 {
+        create_surely(&c, &format!("/k/{i}")).await.unwrap();
+        first_write.get_or_insert_with(|| killed_at.elapsed());
+        acked.insert(i.to_string());
+    }
+    eprintln!(
+        "leader killed: first write answered after {:?}",
+        first_write.unwrap()
+    );
+    let leader = e.settled(Duration::from_secs(20));
+    assert!(leader == 1 || leader == 2, "new leader {leader}");
+    all_have(&e, "/k", &acked).await;
+    // The old leader comes back as a follower and catches up.
+    e.member_mut(3).restart();
+    assert_eq!(e.settled(Duration::from_secs(20)), leader);
+    assert_eq!(e.member(3).mode(), "follower");
+    for i in 250..300 {
+        create_surely(&c, &format!("/k/{i}")).await.unwrap();
+        acked.insert(i.to_string());
+    }
+    all_have(&e, "/k", &acked).await;
+}
+
+/// With a majority gone the last server serves nobody (no split brain, no stale reads);
+/// once a majority is back, writes resume and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_majority_stops_writes_until_it_is_back() {
+    let mut e = Ensemble::start(3, 0, 26400, "");
+    e.settled(Duration::from_secs(20));
+    let c = connect(&e.member(2).client).await;
+    c.create("/m", b"before", &persistent()).await.unwrap();
+    drop(c);
+    e.member_mut(1).kill9();
+    e.member_mut(3).kill9();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let srvr = e.member(2).four("srvr");
+        if srvr.contains("not currently serving") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server 2 alone still serves: {srvr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A client gets no session from it.
+    let alone = zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(5))
+        .with_connection_timeout(Duration::from_millis(500))
+        .connect(&e.member(2).client)
+        .await;
+    assert!(alone.is_err(), "a server without a quorum gave a session");
+    e.member_mut(3).restart();
+    e.settled(Duration::from_secs(20));
+    let c = connect(&e.member(2).client).await;
+    assert_eq!(c.get_data("/m").await.unwrap().0, b"before");
+    c.create("/after", b"", &persistent()).await.unwrap();
+    let d = connect(&e.member(3).client).await;
+    d.sync("/").await.unwrap();
+    assert!(d.check_stat("/after").await.unwrap().is_some());
+}
+
+/// An observer gets every commit and serves reads; losing it, or a voter besides, leaves
+/// the write quorum as it was (2 of 3 voters).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_serves_reads_and_does_not_vote() {
+    let mut e = Ensemble::start(3, 1, 26500, "");
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    assert_eq!(e.member(4).mode(), "observer");
+    let w = connect(&e.member(1).client).await;
+    w.create("/o", b"1", &persistent()).await.unwrap();
+    let o = connect(&e.member(4).client).await;
+    o.sync("/").await.unwrap();
+    assert_eq!(o.get_data("/o").await.unwrap().0, b"1");
+    // Writes through the observer are forwarded like a follower's.
+    o.set_data("/o", b"2", None).await.unwrap();
+    assert_eq!(w.get_data("/o").await.unwrap().0, b"2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !e.member(3).four("mntr").contains("zk_synced_observers\t1") {
+        assert!(Instant::now() < deadline, "{}", e.member(3).four("mntr"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(o);
+    e.member_mut(4).kill9();
+    e.member_mut(2).kill9();
+    // Leader 3 and follower 1 are 2 of 3 voters: still a quorum.
+    w.set_data("/o", b"3", None).await.unwrap();
+    assert_eq!(e.member(3).mode(), "leader");
+}
+
+/// A leader cut off from its followers (both stopped with SIGSTOP, so nothing they hold
+/// answers) steps down within the sync limit; when they run again an ensemble forms
+/// and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_its_followers_steps_down() {
+    let e = Ensemble::start(3, 0, 26600, "");
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    let c = connect(&e.member(3).client).await;
+    c.create("/p", b"", &persistent()).await.unwrap();
+    drop(c);
+    let pids: Vec<u32> = [1, 2]
+        .iter()
+        .map(|&id| e.member(id).child.as_ref().unwrap().id())
+        .collect();
+    let signal = |sig: &str| {
+        for pid in &pids {
+            let ok = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "kill -{sig} {pid}");
+        }
+    };
+    signal("STOP");
+    let stopped = Instant::now();
+    // syncLimit is 5 ticks of 200 ms: 1 s, plus a tick to notice.
+    let deadline = stopped + Duration::from_secs(5);
+    loop {
+        if e.member(3).four("srvr").contains("not currently serving") {
+            break;
+        }
+        if Instant::now() > deadline {
+            signal("CONT");
+            panic!(
+                "the cut-off leader still serves after {:?}",
+                stopped.elapsed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stepped_down = stopped.elapsed();
+    signal("CONT");
+    eprintln!("cut-off leader stepped down after {stepped_down:?}");
+    assert!(
+        stepped_down >= Duration::from_millis(900),
+        "stepped down before the sync limit: {stepped_down:?}"
+    );
+    e.settled(Duration::from_secs(20));
+    let c = connect(&e.member(1).client).await;
+    c.sync("/").await.unwrap();
+    assert!(c.check_stat("/p").await.unwrap().is_some());
+}
