@@ -124,7 +124,7 @@ impl Ensemble {
                 ),
             )
             .unwrap();
-            let mut m = Member {
+            let m = Member {
                 id,
                 child: None,
                 _dir: dir,
@@ -524,4 +524,135 @@ async fn a_leader_cut_off_from_its_followers_steps_down() {
     let c = connect(&e.member(1).client).await;
     c.sync("/").await.unwrap();
     assert!(c.check_stat("/p").await.unwrap().is_some());
+}
+
+/// Sends SIGSTOP or SIGCONT to members.
+fn signal(e: &Ensemble, ids: &[i64], sig: &str) {
+    for &id in ids {
+        let pid = e.member(id).child.as_ref().unwrap().id();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+}
+
+/// A txn the leader logged but never got a quorum for is dropped when the old leader
+/// comes back: the new leader truncates its log (TRUNC) and it rebuilds its state
+/// without the txn. (The followers are stopped, so the proposal waits unread in their
+/// socket buffers, then killed, which discards it: only the old leader ever logged it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_txn_logged_but_never_committed_is_truncated_on_return() {
+    let mut e = Ensemble::start(3, 0, 26700, "");
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    let c = connect(&e.member(3).client).await;
+    c.create("/t", b"kept", &persistent()).await.unwrap();
+    signal(&e, &[1, 2], "STOP");
+    // The leader logs and proposes it; nobody acks.
+    let lost = tokio::time::timeout(
+        Duration::from_millis(300),
+        c.create("/lost", b"", &persistent()),
+    )
+    .await;
+    assert!(
+        lost.is_err(),
+        "a write committed without a quorum: {lost:?}"
+    );
+    e.member_mut(1).kill9();
+    e.member_mut(2).kill9();
+    e.member_mut(3).kill9();
+    drop(c);
+    e.member_mut(1).restart();
+    e.member_mut(2).restart();
+    assert_eq!(e.settled(Duration::from_secs(20)), 2);
+    let c = connect(&e.member(1).client).await;
+    c.create("/after", b"", &persistent()).await.unwrap();
+    e.member_mut(3).restart();
+    assert_eq!(e.settled(Duration::from_secs(20)), 2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !e
+        .member(3)
+        .log_text()
+        .contains("truncates this server's log")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no TRUNC:\n{}",
+            e.member(3).log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for m in &e.members {
+        let c = connect(&m.client).await;
+        c.sync("/").await.unwrap();
+        assert!(
+            c.check_stat("/lost").await.unwrap().is_none(),
+            "server {} has /lost",
+            m.id
+        );
+        assert_eq!(
+            c.get_data("/t").await.unwrap().0,
+            b"kept",
+            "server {}",
+            m.id
+        );
+        assert!(
+            c.check_stat("/after").await.unwrap().is_some(),
+            "server {}",
+            m.id
+        );
+    }
+    // And after another restart, from its own disk: still without it.
+    e.member_mut(3).restart();
+    e.settled(Duration::from_secs(20));
+    let c = connect(&e.member(3).client).await;
+    c.sync("/").await.unwrap();
+    assert!(c.check_stat("/lost").await.unwrap().is_none());
+    assert!(c.check_stat("/after").await.unwrap().is_some());
+}
+
+/// A follower further behind than the leader's diff window gets the leader's snapshot
+/// (SNAP), installs it, and serves the same tree, also after a restart from its disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_far_behind_gets_a_snapshot() {
+    let mut e = Ensemble::start(3, 0, 26800, "paddock.diffWindowTxns=10\n");
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    e.member_mut(1).kill9();
+    let c = connect(&e.member(3).client).await;
+    c.create("/s", b"", &persistent()).await.unwrap();
+    let mut want = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        c.create(&format!("/s/{i}"), format!("{i}").as_bytes(), &persistent())
+            .await
+            .unwrap();
+        want.insert(i.to_string());
+    }
+    c.delete("/s/7", None).await.unwrap();
+    want.remove("7");
+    e.member_mut(1).restart();
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !e
+        .member(1)
+        .log_text()
+        .contains("installing the leader's snapshot")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no SNAP:\n{}",
+            e.member(1).log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    all_have(&e, "/s", &want).await;
+    c.create("/s/new", b"", &persistent()).await.unwrap();
+    want.insert("new".into());
+    e.member_mut(1).restart();
+    e.settled(Duration::from_secs(20));
+    all_have(&e, "/s", &want).await;
+    let f = connect(&e.member(1).client).await;
+    assert_eq!(f.get_data("/s/39").await.unwrap().0, b"39");
 }

@@ -123,6 +123,9 @@ pub struct Config {
     pub batch_txns_max: usize,
     /// Paddock, benchmark only: extra delay after each fsync, to model slow media.
     pub sync_delay_us: u64,
+    /// Paddock: committed txns a leader keeps in memory to sync learners by diff; a
+    /// learner further behind gets a snapshot (ZooKeeper's commitLogCount, 500).
+    pub diff_window_txns: usize,
     /// `None`: standalone. `Some`: the ensemble this server is a member of.
     pub quorum: Option<quorum::Quorum>,
     pub raw: RawConfig,
@@ -226,6 +229,7 @@ impl Config {
             outstanding_per_connection_max: 1000,
             outbound_bytes_max: 4 << 20,
             batch_txns_max: 1000,
+            diff_window_txns: 10_000,
             sync_delay_us: 0,
             raw: raw.clone(),
             quorum: None,
@@ -346,6 +350,12 @@ impl Config {
                     }
                 }
                 "paddock.syncDelayUs" => c.sync_delay_us = num(k, v)?,
+                "paddock.diffWindowTxns" => {
+                    c.diff_window_txns = num(k, v)?;
+                    if c.diff_window_txns == 0 {
+                        return Err(bad(k, v, "must be > 0"));
+                    }
+                }
                 _ if key.starts_with("server.") => servers.push(quorum::parse_server(k, v)?),
                 "peerType" => {
                     qkeys.peer_type = Some(match v.to_ascii_lowercase().as_str() {

@@ -1,6 +1,6 @@
 //! Start-up: data directory, recovery from the txn log, threads.
 
-use super::writer::ensemble::{mode, Ensemble, Epochs, Recent, WINDOW_TXNS_MAX};
+use super::writer::ensemble::{mode, Ensemble, Epochs, Recent};
 use super::writer::Committed;
 use super::writer::{replay, Indexes, WriterLoop};
 use super::{ReactorHandle, ServerStats, Shared, ToWriter};
@@ -380,7 +380,7 @@ fn start_quorum(
         tick_ms: cfg.tick_ms as u64,
         init_ms: cfg.tick_ms as u64 * cfg.init_limit as u64,
         sync_ms: cfg.tick_ms as u64 * cfg.sync_limit as u64,
-        window_max: WINDOW_TXNS_MAX,
+        window_max: cfg.diff_window_txns,
     };
     let (relook, relook_rx) = crossbeam_channel::unbounded::<(i64, i64)>();
     let events: crate::quorum::role::Events =
@@ -499,6 +499,7 @@ pub fn recover_state(
     let mut recent = Recent {
         txns: Default::default(),
         from: after,
+        max: cfg.diff_window_txns,
     };
     let keep_recent = cfg.quorum.is_some();
     let recovered = recover(log_v2, after, |bytes| {

@@ -1226,6 +1226,7 @@ impl<L: TxnLog> WriterLoop<L> {
             || self.snaps.child.is_some()
             || !self.pending.is_empty()
             || self.shared.last_zxid() != self.next_zxid - 1
+            || !self.serving()
         {
             return;
         }
@@ -1352,9 +1353,16 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// Notes a finished snapshot child, without waiting for one that still runs.
     fn reap_snapshot_child(&mut self) {
+        self.reap_snapshot_child_waiting(false);
+    }
+
+    /// Notes a finished snapshot child; `wait`: for one that still runs, too (before a
+    /// learner's TRUNC or SNAP removes snapshots, so none appears behind it).
+    fn reap_snapshot_child_waiting(&mut self, wait: bool) {
         let Some(c) = &self.snaps.child else { return };
         let mut status = 0;
-        let r = unsafe { libc::waitpid(c.pid, &mut status, libc::WNOHANG) };
+        let flags = if wait { 0 } else { libc::WNOHANG };
+        let r = unsafe { libc::waitpid(c.pid, &mut status, flags) };
         if r == 0 {
             return;
         }

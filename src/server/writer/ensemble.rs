@@ -26,9 +26,6 @@ use crate::zab::packet::{kind, LearnerInfo, QuorumPacket, PROTOCOL_VERSION};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-/// Txns a leader keeps in memory to sync learners by diff (ZooKeeper keeps 500).
-pub const WINDOW_TXNS_MAX: usize = 10_000;
-
 /// The persisted epochs of ZAB.
 pub struct Epochs {
     dir: PathBuf,
@@ -138,18 +135,19 @@ pub(super) enum Forwarded {
     },
 }
 
-/// The recent log records, for a leader's diff window.
+/// The recent log records, for a leader's diff window (`paddock.diffWindowTxns`).
 #[derive(Default)]
 pub struct Recent {
     pub txns: VecDeque<(Zxid, Arc<[u8]>)>,
     /// Every logged txn after this zxid is in `txns`.
     pub from: Zxid,
+    pub max: usize,
 }
 
 impl Recent {
     pub fn push(&mut self, zxid: Zxid, record: Arc<[u8]>) {
         self.txns.push_back((zxid, record));
-        while self.txns.len() > WINDOW_TXNS_MAX {
+        while self.txns.len() > self.max {
             self.from = self.txns.pop_front().unwrap().0;
         }
     }
@@ -1063,8 +1061,10 @@ impl<L: TxnLog> WriterLoop<L> {
         self.rebuild_from_disk()
     }
 
-    /// Snapshots past `zxid` hold txns the leader's history does not have.
-    fn remove_snapshots_after(&self, zxid: Zxid) -> Result<(), String> {
+    /// Snapshots past `zxid` hold txns the leader's history does not have (a snapshot
+    /// still being written is waited for first).
+    fn remove_snapshots_after(&mut self, zxid: Zxid) -> Result<(), String> {
+        self.reap_snapshot_child_waiting(true);
         let snaps = crate::snap::list_snapshots(&self.snaps.dir).map_err(|e| e.to_string())?;
         for s in snaps.into_iter().filter(|s| s.zxid > zxid) {
             log::info!("removing {}: past the leader's history", s.path.display());
