@@ -11,7 +11,9 @@
 #   4. starts each server on a data directory the other wrote (datadir.py) and compares
 #      every node;
 #   5. probes a real 3-node ZooKeeper ensemble's election ports and its leader's quorum
-#      port with Paddock's codecs.
+#      port with Paddock's codecs;
+#   6. runs a 3-node Paddock ensemble under zkServer.sh status, the zkCli scenario (through
+#      a follower) and kazoo (across a kill -9 of the leader).
 # Exits non-zero if anything fails. Builds nothing: pass the Paddock binary.
 #
 # Environment: INTEROP_PORT_BASE (first port tried, default 22281; ports stay in
@@ -315,6 +317,76 @@ ensemble_probe() {
   for i in "${pids[@]}"; do kill -KILL -- "-$i" 2>/dev/null; wait "$i" 2>/dev/null; done
 }
 ensemble_probe
+
+# ---- 6. a Paddock ensemble serves Apache ZooKeeper's clients ---------------------------------
+# Three Paddock servers on 127.0.0.1 (tickTime 500). zkServer.sh status sees one leader and
+# two followers; the zkCli scenario run against a follower gives the same transcript as
+# against ZooKeeper; kazoo writes through the ensemble while its leader is killed -9, and
+# every surviving member holds every node afterwards.
+paddock_ensemble() {
+  local base="$WORK/pd3" c i pids=() servers=() leader="" follower="" cports=()
+  c=$(pick_port "$P_PD") || { fail "no free port"; return; }
+  c=$(( c + 20 ))
+  for i in 1 2 3; do
+    local cp qp ep
+    cp=$(pick_port "$c") && c=$cp; qp=$(pick_port "$c") && c=$qp; ep=$(pick_port "$c") && c=$ep
+    cports+=("$cp"); servers+=("server.$i=127.0.0.1:$qp:$ep")
+  done
+  for i in 3 2 1; do
+    mkdir -p "$base/s$i/data"; echo "$i" > "$base/s$i/data/myid"
+    write_cfg "$base/s$i/zoo.cfg" "$base/s$i/data" "${cports[$((i-1))]}" \
+      "initLimit=10" "syncLimit=5" "preAllocSize=4096" "${servers[@]}"
+    sed -i 's/^tickTime=2000$/tickTime=500/' "$base/s$i/zoo.cfg"
+    ( cd "$base/s$i" && exec setsid "$PADDOCK" start-foreground "$base/s$i/zoo.cfg" ) \
+      > "$base/s$i/server.log" 2>&1 < /dev/null &
+    pids[$i]=$!
+  done
+  local modes=() t m
+  for i in 1 2 3; do
+    m=""
+    for t in $(seq 1 150); do
+      m=$(ZOO_LOG_DIR="$base" timeout 30 "$ZKBIN/zkServer.sh" status "$base/s$i/zoo.cfg" 2>&1 | awk -F': ' '/^Mode/ {print $2}')
+      [ -n "$m" ] && break; sleep 0.2
+    done
+    modes+=("$m")
+    [ "$m" = leader ] && leader=$i
+    [ "$m" = follower ] && follower=$i
+  done
+  if [ -z "$leader" ] || [ -z "$follower" ] || [ "$(printf '%s\n' "${modes[@]}" | sort | tr '\n' ' ')" != "follower follower leader " ]; then
+    fail "zkServer.sh status of the Paddock ensemble: ${modes[*]}"
+    for i in 1 2 3; do tail -n 20 "$base/s$i/server.log" >&2; done
+  else
+    log "PASS zkServer.sh status reads the Paddock ensemble: leader $leader, modes ${modes[*]}"
+    if timeout 300 "$HERE/zkcli.sh" "${cports[$((follower-1))]}" > "$WORK/zkcli.follower.txt" 2> "$WORK/zkcli.follower.err" \
+       && diff -u --label zookeeper --label paddock-follower "$WORK/zkcli.zookeeper.txt" "$WORK/zkcli.follower.txt" > "$WORK/zkcli.follower.diff"; then
+      log "PASS zkCli scenario through Paddock follower $follower: transcript identical to ZooKeeper's"
+    else
+      fail "zkCli scenario through Paddock follower $follower differs (- zookeeper, + follower):"
+      cat "$WORK/zkcli.follower.diff" "$WORK/zkcli.follower.err" >&2
+    fi
+    local hosts="127.0.0.1:${cports[0]},127.0.0.1:${cports[1]},127.0.0.1:${cports[2]}" out
+    out=$(timeout 120 python3 "$HERE/kazoo_ensemble.py" "$hosts" write 0 200 2>&1) || fail "kazoo writes to the ensemble: $out"
+    # kill -9 the leader while kazoo writes.
+    timeout 120 python3 "$HERE/kazoo_ensemble.py" "$hosts" write 200 600 > "$WORK/kazoo.ens.txt" 2>&1 &
+    local writer=$!
+    sleep 1
+    kill -KILL -- "-${pids[$leader]}" 2>/dev/null
+    if wait "$writer"; then
+      log "PASS kazoo kept writing through a kill -9 of Paddock leader $leader ($(cat "$WORK/kazoo.ens.txt"))"
+      local ok=1
+      for i in 1 2 3; do
+        [ "$i" = "$leader" ] && continue
+        out=$(timeout 60 python3 "$HERE/kazoo_ensemble.py" "127.0.0.1:${cports[$((i-1))]}" check 600 2>&1) || { ok=0; fail "$out"; }
+      done
+      [ "$ok" = 1 ] && log "PASS both surviving members hold all 600 nodes kazoo wrote"
+    else
+      fail "kazoo writes across the leader kill: $(cat "$WORK/kazoo.ens.txt")"
+      for i in 1 2 3; do tail -n 20 "$base/s$i/server.log" >&2; done
+    fi
+  fi
+  for i in 1 2 3; do kill -KILL -- "-${pids[$i]}" 2>/dev/null; wait "${pids[$i]}" 2>/dev/null; done
+}
+paddock_ensemble
 
 # ---- servers still alive? ---------------------------------------------------------------------
 kill -0 "$PID_ZK" 2>/dev/null || fail "ZooKeeper died during the run"
