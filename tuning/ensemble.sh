@@ -20,7 +20,11 @@ ZKBIN=/usr/share/zookeeper/bin
 OUT=tuning/runs/$(date -u +%Y-%m-%d)-$(hostname); mkdir -p "$OUT"; R=$OUT/ensemble.txt
 WORK=$PWD/target/ensemble-bench; rm -rf "$WORK"; mkdir -p "$WORK"
 PGIDS=()
-stop_all() { local p; for p in "${PGIDS[@]}"; do kill -9 -- "-$p" 2>/dev/null || true; done; PGIDS=(); sleep 0.5; }
+stop_all() {
+  local p
+  for p in "${PGIDS[@]}"; do kill -9 -- "-$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  PGIDS=(); sleep 0.5
+}
 trap 'stop_all; rm -rf "$WORK"' EXIT
 say() { echo "$*" | tee -a "$R"; }
 four() { timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; printf %s "$1" >&3; cat <&3' "$1" "$2" 2>/dev/null || true; }
