@@ -889,3 +889,138 @@ fn the_register_checker_catches_violations() {
     assert!(check_register_history(&[w(0, 0, 10, "a", 2), w(1, 20, 30, "b", 1)]).is_err());
     assert!(check_register_history(&[r(0, 0, 10, "zz", 3, true)]).is_err());
 }
+
+/// A TCP proxy between peers that can cut its traffic like a partition: while cut it
+/// moves no byte either way and connects nothing onward (bytes wait, as TCP's would);
+/// when healed, traffic flows again. One listener per (listen, target) pair.
+struct Partition {
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Partition {
+    fn new() -> Partition {
+        Partition {
+            cut: Arc::default(),
+        }
+    }
+
+    fn set(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Forwards connections to `listen` on to `target` (threads end with the process).
+    fn proxy(&self, listen: &str, target: &str) {
+        let l = std::net::TcpListener::bind(listen).unwrap_or_else(|e| panic!("{listen}: {e}"));
+        let (cut, target) = (self.cut.clone(), target.to_owned());
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(a) = s else { continue };
+                let (cut, target) = (cut.clone(), target.clone());
+                std::thread::spawn(move || {
+                    while cut.load(std::sync::atomic::Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let Ok(b) = TcpStream::connect(&target) else {
+                        return;
+                    };
+                    for (mut from, mut to) in
+                        [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)]
+                    {
+                        let cut = cut.clone();
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 16384];
+                            loop {
+                                let n = match from.read(&mut buf) {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(n) => n,
+                                };
+                                while cut.load(std::sync::atomic::Ordering::SeqCst) {
+                                    std::thread::sleep(Duration::from_millis(5));
+                                }
+                                if to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// A leader partitioned from both followers (a proxy between them stops carrying
+/// bytes, both ports): it steps down within the sync limit, the two followers elect a
+/// new leader and keep taking writes; after the partition heals the old leader rejoins
+/// as a follower and every acknowledged write is on every member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_steps_down_and_the_majority_goes_on() {
+    let base = 27000u16;
+    let (q, el) = (base + 1, base + 2);
+    let p = Partition::new();
+    // Server 3 reaches 1 and 2 only through proxies on 127.0.0.11/12; they reach it
+    // through one on 127.0.0.13. 1 and 2 talk directly.
+    for (proxy, real) in [(11, 1), (12, 2), (13, 3)] {
+        for port in [q, el] {
+            p.proxy(
+                &format!("127.0.0.{proxy}:{port}"),
+                &format!("127.0.0.{real}:{port}"),
+            );
+        }
+    }
+    let line =
+        |id: i64, host: i64| format!("server.{id}=127.0.0.{host}:{q}:{el};127.0.0.{id}:{base}\n");
+    let mut e = Ensemble::start(3, 0, base, "");
+    // Rewrite each member's server list with its own routes, then start them again.
+    for id in 1..=3i64 {
+        let m = e.member_mut(id);
+        m.kill9();
+        let text = std::fs::read_to_string(&m.cfg).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with("server."))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let routes = match id {
+            3 => line(1, 11) + &line(2, 12) + &line(3, 3),
+            _ => line(1, 1) + &line(2, 2) + &line(3, 13),
+        };
+        std::fs::write(&m.cfg, kept + &routes).unwrap();
+    }
+    for id in [3, 2, 1] {
+        e.member_mut(id).restart();
+        if id == 3 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    let followers = format!("{},{}", e.member(1).client, e.member(2).client);
+    let c = connect(&followers).await;
+    c.create("/q", b"", &persistent()).await.unwrap();
+    let mut acked = std::collections::BTreeSet::new();
+    for i in 0..50 {
+        create_surely(&c, &format!("/q/{i}")).await.unwrap();
+        acked.insert(i.to_string());
+    }
+    p.set(true);
+    let cut_at = Instant::now();
+    // The majority side elects a new leader and takes writes...
+    for i in 50..150 {
+        create_surely(&c, &format!("/q/{i}")).await.unwrap();
+        acked.insert(i.to_string());
+    }
+    // ...and the old leader has stepped down (within the sync limit, 1 s, of its
+    // last ack; well within the time the majority took).
+    let old = e.member(3).four("srvr");
+    assert!(
+        old.contains("not currently serving"),
+        "after {:?}: {old}",
+        cut_at.elapsed()
+    );
+    assert!(["leader", "follower"].contains(&e.member(1).mode().as_str()));
+    p.set(false);
+    assert!([1, 2].contains(&e.settled(Duration::from_secs(30))));
+    assert_eq!(e.member(3).mode(), "follower");
+    all_have(&e, "/q", &acked).await;
+}

@@ -99,7 +99,7 @@ for kind in paddock zookeeper; do
     start "$kind" 3 0
     L=$(leader_of 3); hosts=""
     for i in 1 2 3; do [ "$i" != "$L" ] && hosts="$hosts${hosts:+,}127.0.0.1:$((BASE + i))"; done
-    t=$(timeout 90 python3 tuning/failover.py "$hosts" "${PGIDS[$((3 - L))]}" | grep -o '[0-9]* ms' || echo "failed")
+    t=$(timeout 90 python3 tuning/failover.py "$hosts" "${PGIDS[$((3 - L))]}" 2>/dev/null | grep -o '[0-9]* ms' || echo "failed")
     times+=("$t")
     stop_all
   done
