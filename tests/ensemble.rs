@@ -1024,3 +1024,36 @@ async fn a_partitioned_leader_steps_down_and_the_majority_goes_on() {
     assert_eq!(e.member(3).mode(), "follower");
     all_have(&e, "/q", &acked).await;
 }
+
+/// A session held on one follower outlives a leader change to the other follower: the
+/// new leader's session times restart when it takes over (it never saw the session's
+/// pings, only its creation), as ZooKeeper's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_on_a_follower_survive_a_new_leader() {
+    let mut e = Ensemble::start(3, 0, 27100, "");
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    let c = zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_millis(2000))
+        .connect(&e.member(1).client)
+        .await
+        .unwrap();
+    c.create(
+        "/mine",
+        b"",
+        &zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    // Longer than the session timeout: server 2's view of it is its creation only.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    e.member_mut(3).kill9();
+    assert_eq!(e.settled(Duration::from_secs(20)), 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let d = connect(&e.member(2).client).await;
+    d.sync("/").await.unwrap();
+    assert!(
+        d.check_stat("/mine").await.unwrap().is_some(),
+        "the new leader expired a live session held on a follower"
+    );
+    c.get_data("/mine").await.unwrap();
+}

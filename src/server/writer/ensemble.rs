@@ -539,6 +539,14 @@ impl<L: TxnLog> WriterLoop<L> {
             Role::Leading(t) => {
                 let epoch = t.core.epoch();
                 self.next_zxid = make_zxid(epoch, 1);
+                // Its session times are as it last heard of them (as a follower: their
+                // creation): every session gets a full timeout from now, as ZooKeeper's
+                // new leader gives them, before learners report their traffic.
+                let now = now_ms() as u64;
+                let ids: Vec<SessionId> = self.sessions.iter().map(|(id, _)| *id).collect();
+                for id in ids {
+                    self.sessions.touch(id, now);
+                }
                 log::info!(
                     "leading epoch {epoch}: a quorum is synced; serving clients (zxid 0x{:x})",
                     self.shared.last_zxid()
