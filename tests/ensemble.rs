@@ -80,6 +80,20 @@ impl Member {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+
+    /// Waits (up to 5 s) until the server's log says `needle`; panics with the log if not.
+    pub fn wait_logged(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in server {}'s log:\n{}",
+                self.id,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Member {
@@ -572,19 +586,7 @@ async fn a_txn_logged_but_never_committed_is_truncated_on_return() {
     c.create("/after", b"", &persistent()).await.unwrap();
     e.member_mut(3).restart();
     assert_eq!(e.settled(Duration::from_secs(20)), 2);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !e
-        .member(3)
-        .log_text()
-        .contains("truncates this server's log")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no TRUNC:\n{}",
-            e.member(3).log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    e.member(3).wait_logged("truncates this server's log");
     for m in &e.members {
         let c = connect(&m.client).await;
         c.sync("/").await.unwrap();
@@ -634,19 +636,7 @@ async fn a_follower_far_behind_gets_a_snapshot() {
     want.remove("7");
     e.member_mut(1).restart();
     assert_eq!(e.settled(Duration::from_secs(20)), 3);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !e
-        .member(1)
-        .log_text()
-        .contains("installing the leader's snapshot")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no SNAP:\n{}",
-            e.member(1).log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    e.member(1).wait_logged("installing the leader's snapshot");
     all_have(&e, "/s", &want).await;
     c.create("/s/new", b"", &persistent()).await.unwrap();
     want.insert("new".into());

@@ -464,6 +464,22 @@ impl<L: TxnLog> WriterLoop<L> {
         }
     }
 
+    /// Stages a txn the server makes itself for `session` (`cxid`: the request it
+    /// answers, 0 for none), under the next zxid.
+    fn stage_server_txn(&mut self, session: SessionId, cxid: i32, txn: Txn, waiter: Waiter) {
+        if !self.zxid_available() {
+            return;
+        }
+        let hdr = TxnHeader {
+            client_id: session,
+            cxid,
+            zxid: self.next_zxid,
+            time: now_ms(),
+            op: txn.op(),
+        };
+        self.stage_txn(hdr, txn, waiter);
+    }
+
     /// Stages a txn the server makes itself (sessions, expiry).
     fn stage_txn(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter) {
         if let Some((txn, changes, triggers)) = self.record(&hdr, Make::Txn(txn)) {
@@ -701,18 +717,8 @@ impl<L: TxnLog> WriterLoop<L> {
             .get(&session)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default();
-        if !self.zxid_available() {
-            return;
-        }
-        let hdr = TxnHeader {
-            client_id: session,
-            cxid,
-            zxid: self.next_zxid,
-            time: now_ms(),
-            op: op::CLOSE_SESSION,
-        };
         // Staged like any txn, so later prep in this batch sees the ephemerals gone.
-        self.stage_txn(hdr, Txn::CloseSession { paths }, waiter);
+        self.stage_server_txn(session, cxid, Txn::CloseSession { paths }, waiter);
     }
 
     fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
@@ -752,21 +758,11 @@ impl<L: TxnLog> WriterLoop<L> {
         }
         if req.session_id == 0 {
             let id = self.sessions.next_session_id();
-            let hdr = TxnHeader {
-                client_id: id,
-                cxid: 0,
-                zxid: self.next_zxid,
-                time: now_ms(),
-                op: op::CREATE_SESSION,
+            let waiter = Waiter::Connect {
+                conn,
+                read_only: req.read_only,
             };
-            self.stage_txn(
-                hdr,
-                Txn::CreateSession { timeout },
-                Waiter::Connect {
-                    conn,
-                    read_only: req.read_only,
-                },
-            );
+            self.stage_server_txn(id, 0, Txn::CreateSession { timeout }, waiter);
             return;
         }
         self.flush_or_die();
@@ -1020,15 +1016,7 @@ impl<L: TxnLog> WriterLoop<L> {
             }
             let held = std::mem::take(&mut store.held);
             drop(store);
-            self.session_changes(&p);
-            for t in &p.triggers {
-                self.notify(t);
-            }
-            let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
-            store.held = held;
-            store.publish();
-            shared.last_zxid.store(p.hdr.zxid, Release);
-            self.answer(p);
+            self.finish_apply(p, held);
         }
         if self.pending.is_empty() {
             self.staged.clear();
@@ -1045,6 +1033,21 @@ impl<L: TxnLog> WriterLoop<L> {
         }
         self.publish_stats();
         self.wake_reactors();
+    }
+
+    /// The rest of applying a txn whose changes are `held`: sessions, watch events (queued
+    /// before the changes are published: invariant 5), publish, the answer.
+    fn finish_apply(&mut self, p: Pending, held: Vec<(PathRef, Option<NodeRef>)>) {
+        let shared = self.shared.clone();
+        self.session_changes(&p);
+        for t in &p.triggers {
+            self.notify(t);
+        }
+        let mut store = Committed::new(&shared.tree, &mut self.idx, shared.cfg.extended_types);
+        store.held = held;
+        store.publish();
+        shared.last_zxid.store(p.hdr.zxid, Release);
+        self.answer(p);
     }
 
     fn session_changes(&mut self, p: &Pending) {

@@ -24,6 +24,15 @@ pub use zab::{ZabOutcome, ZabSim};
 use crate::zab::election::{Election, Notification, Output, PeerState, Timing, Vote};
 use std::collections::BinaryHeap;
 
+/// How many seeds a sweep runs: `var` from the environment, else `default`.
+#[cfg(test)]
+fn seeds(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// SplitMix64: the simulation's only source of randomness.
 pub struct Entropy(u64);
 
@@ -453,10 +462,7 @@ mod tests {
     /// replays it exactly. `PADDOCK_SIM_SEEDS=N` sweeps more.
     #[test]
     fn election_sweep() {
-        let n: u64 = std::env::var("PADDOCK_SIM_SEEDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3000);
+        let n = super::seeds("PADDOCK_SIM_SEEDS", 3000);
         for seed in 0..n {
             let out = ElectionSim::run(seed);
             if let Err(e) = out.check() {

@@ -924,6 +924,27 @@ mod tests {
             .collect()
     }
 
+    /// Learner `id` registers with `l` and acks its epoch; the effects of the ack.
+    fn join(
+        l: &mut Leader<u64>,
+        id: i64,
+        last: Zxid,
+        accepted_epoch: i64,
+        current_epoch: i64,
+    ) -> Vec<Effect<u64>> {
+        let info = Msg::LearnerInfo {
+            accepted_epoch,
+            last_zxid: last,
+            observer: false,
+        };
+        l.on_message(0, id, info);
+        let ack = Msg::AckEpoch {
+            current_epoch,
+            last_zxid: last,
+        };
+        l.on_message(0, id, ack)
+    }
+
     /// Leader 3 of {1,2,3} with history (1,1)..(1,5); learner 2 reports `learner_last`
     /// and current epoch `learner_epoch`.
     fn synced_with(learner_last: Zxid, learner_epoch: i64) -> Vec<Msg<u64>> {
@@ -985,20 +1006,7 @@ mod tests {
     fn a_txn_the_leader_never_had_is_truncated() {
         let history: Vec<(Zxid, u64)> = vec![(make_zxid(1, 1), 1), (make_zxid(2, 1), 2)];
         let mut l = Leader::new(3, vec![1, 2, 3], 2, 2, 0, history, 0, LIMITS);
-        let info = Msg::LearnerInfo {
-            accepted_epoch: 1,
-            last_zxid: make_zxid(1, 2),
-            observer: false,
-        };
-        l.on_message(0, 2, info);
-        let out = l.on_message(
-            0,
-            2,
-            Msg::AckEpoch {
-                current_epoch: 1,
-                last_zxid: make_zxid(1, 2),
-            },
-        );
+        let out = join(&mut l, 2, make_zxid(1, 2), 1, 1);
         let m = sends(&out, 2);
         assert_eq!(
             m[0],
@@ -1019,20 +1027,7 @@ mod tests {
     fn an_old_learner_gets_a_snapshot() {
         let history: Vec<(Zxid, u64)> = (3..=5).map(|c| (make_zxid(1, c), c as u64)).collect();
         let mut l = Leader::new(3, vec![1, 2, 3], 1, 1, make_zxid(1, 2), history, 0, LIMITS);
-        let info = Msg::LearnerInfo {
-            accepted_epoch: 1,
-            last_zxid: make_zxid(1, 1),
-            observer: false,
-        };
-        l.on_message(0, 2, info);
-        let out = l.on_message(
-            0,
-            2,
-            Msg::AckEpoch {
-                current_epoch: 1,
-                last_zxid: make_zxid(1, 1),
-            },
-        );
+        let out = join(&mut l, 2, make_zxid(1, 1), 1, 1);
         let m = sends(&out, 2);
         assert_eq!(
             m[0],
@@ -1051,20 +1046,7 @@ mod tests {
     #[test]
     fn a_learner_ahead_of_the_leader_makes_it_give_up() {
         let mut l: Leader<u64> = Leader::new(3, vec![1, 2, 3], 1, 1, 0, vec![], 0, LIMITS);
-        let info = Msg::LearnerInfo {
-            accepted_epoch: 1,
-            last_zxid: make_zxid(1, 4),
-            observer: false,
-        };
-        l.on_message(0, 2, info);
-        let out = l.on_message(
-            0,
-            2,
-            Msg::AckEpoch {
-                current_epoch: 1,
-                last_zxid: make_zxid(1, 4),
-            },
-        );
+        let out = join(&mut l, 2, make_zxid(1, 4), 1, 1);
         assert!(matches!(out[..], [Effect::Abandon { .. }]));
     }
 
@@ -1080,23 +1062,7 @@ mod tests {
             0,
             LIMITS,
         );
-        l.on_message(
-            0,
-            2,
-            Msg::LearnerInfo {
-                accepted_epoch: 1,
-                last_zxid: make_zxid(1, 5),
-                observer: false,
-            },
-        );
-        l.on_message(
-            0,
-            2,
-            Msg::AckEpoch {
-                current_epoch: 1,
-                last_zxid: make_zxid(1, 5),
-            },
-        );
+        join(&mut l, 2, make_zxid(1, 5), 1, 1);
         let out = l.on_message(
             0,
             2,
@@ -1120,23 +1086,7 @@ mod tests {
     #[test]
     fn a_learner_past_the_commit_point_is_truncated_to_it() {
         let mut l: Leader<u64> = Leader::new(1, vec![1, 2, 3], 0, 0, 0, vec![], 0, LIMITS);
-        let join = |l: &mut Leader<u64>, id: i64, last: Zxid, epoch: i64| {
-            let info = Msg::LearnerInfo {
-                accepted_epoch: epoch,
-                last_zxid: last,
-                observer: false,
-            };
-            l.on_message(0, id, info);
-            l.on_message(
-                0,
-                id,
-                Msg::AckEpoch {
-                    current_epoch: epoch,
-                    last_zxid: last,
-                },
-            )
-        };
-        join(&mut l, 2, 0, 0);
+        join(&mut l, 2, 0, 0, 0);
         assert!(l
             .on_message(
                 0,
@@ -1154,7 +1104,7 @@ mod tests {
         let z2 = l.next_zxid().unwrap();
         l.propose(z2, 11);
         // Follower 3 logged z2 (outstanding) before its link broke; it comes back.
-        let m = sends(&join(&mut l, 3, z2, 1), 3);
+        let m = sends(&join(&mut l, 3, z2, 1, 1), 3);
         assert_eq!(m[0], Msg::Trunc { zxid: z1 });
         assert_eq!(m[1], Msg::Proposal { zxid: z2, txn: 11 });
         assert_eq!(
@@ -1169,23 +1119,7 @@ mod tests {
     fn only_acks_after_new_leader_count() {
         let mut l: Leader<u64> = Leader::new(1, vec![1, 2, 3], 0, 0, 0, vec![], 0, LIMITS);
         for id in [2, 3] {
-            l.on_message(
-                0,
-                id,
-                Msg::LearnerInfo {
-                    accepted_epoch: 0,
-                    last_zxid: 0,
-                    observer: false,
-                },
-            );
-            l.on_message(
-                0,
-                id,
-                Msg::AckEpoch {
-                    current_epoch: 0,
-                    last_zxid: 0,
-                },
-            );
+            join(&mut l, id, 0, 0, 0);
         }
         let out = l.on_message(
             0,

@@ -686,15 +686,7 @@ impl<L: TxnLog> WriterLoop<L> {
             triggers,
             waiter,
         };
-        self.session_changes(&p);
-        for t in &p.triggers {
-            self.notify(t);
-        }
-        let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
-        store.held = held;
-        store.publish();
-        shared.last_zxid.store(p.hdr.zxid, Release);
-        self.answer(p);
+        self.finish_apply(p, held);
     }
 
     /// After the writer's sync: a learner's acks go; a leader hears it persisted.
@@ -845,17 +837,12 @@ impl<L: TxnLog> WriterLoop<L> {
                 } else {
                     self.shared.cfg.negotiate_timeout(0)
                 };
-                if !self.zxid_available() {
-                    return;
-                }
-                let hdr = TxnHeader {
-                    client_id: session,
+                self.stage_server_txn(
+                    session,
                     cxid,
-                    zxid: self.next_zxid,
-                    time: now_ms(),
-                    op: op::CREATE_SESSION,
-                };
-                self.stage_txn(hdr, Txn::CreateSession { timeout }, Waiter::Internal);
+                    Txn::CreateSession { timeout },
+                    Waiter::Internal,
+                );
             }
             op::CLOSE_SESSION => {
                 if self.session_ok(session) {
@@ -898,17 +885,8 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// A txn that carries only an error for the learner's client.
     fn stage_error(&mut self, session: SessionId, cxid: i32, err: ZkError) {
-        if !self.zxid_available() {
-            return;
-        }
-        let hdr = TxnHeader {
-            client_id: session,
-            cxid,
-            zxid: self.next_zxid,
-            time: now_ms(),
-            op: op::ERROR,
-        };
-        self.stage_txn(hdr, Txn::Error { err: err.code() }, Waiter::Internal);
+        let txn = Txn::Error { err: err.code() };
+        self.stage_server_txn(session, cxid, txn, Waiter::Internal);
     }
 
     /// Forwarded syncs whose barrier is committed go back to their learner.
