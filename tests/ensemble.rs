@@ -1047,3 +1047,28 @@ async fn sessions_on_a_follower_survive_a_new_leader() {
     );
     c.get_data("/mine").await.unwrap();
 }
+
+/// leaderServes=no: the leader coordinates but takes no clients; the followers serve
+/// them, writes included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_with_leader_serves_no_takes_no_clients() {
+    let e = Ensemble::start(3, 0, 27200, "leaderServes=no\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while e.member(1).mode() != "follower" || e.member(2).mode() != "follower" {
+        assert!(Instant::now() < deadline, "no followers");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let srvr = e.member(3).four("srvr");
+    assert!(srvr.contains("not currently serving"), "{srvr}");
+    let refused = zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(5))
+        .with_connection_timeout(Duration::from_millis(500))
+        .connect(&e.member(3).client)
+        .await;
+    assert!(refused.is_err(), "the leader gave a session");
+    let c = connect(&e.member(1).client).await;
+    c.create("/ls", b"x", &persistent()).await.unwrap();
+    let d = connect(&e.member(2).client).await;
+    d.sync("/").await.unwrap();
+    assert_eq!(d.get_data("/ls").await.unwrap().0, b"x");
+}

@@ -1229,7 +1229,7 @@ impl<L: TxnLog> WriterLoop<L> {
             || self.snaps.child.is_some()
             || !self.pending.is_empty()
             || self.shared.last_zxid() != self.next_zxid - 1
-            || !self.serving()
+            || !self.established()
         {
             return;
         }

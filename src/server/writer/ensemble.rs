@@ -276,9 +276,20 @@ impl<L: TxnLog> WriterLoop<L> {
         matches!(self.role, Role::Learning(_))
     }
 
+    /// In its role for good: standalone, a leader whose quorum is synced, a learner the
+    /// leader said is up to date. (Clients may still be turned away: `leaderServes=no`.)
+    pub(super) fn established(&self) -> bool {
+        match &self.role {
+            Role::Standalone => true,
+            Role::Leading(t) => t.core.phase() == LeaderPhase::Broadcast,
+            Role::Learning(t) => t.core.phase() == crate::zab::broadcast::LearnerPhase::Serving,
+            Role::Looking | Role::Connecting { .. } => false,
+        }
+    }
+
     /// The leader's (or standalone server's) own work: expiry, containers.
     pub(super) fn owns_sessions(&self) -> bool {
-        matches!(self.role, Role::Standalone | Role::Leading(_)) && self.serving()
+        matches!(self.role, Role::Standalone | Role::Leading(_)) && self.established()
     }
 
     pub(super) fn quorum_event(&mut self, ev: QuorumEvent) {
@@ -547,11 +558,22 @@ impl<L: TxnLog> WriterLoop<L> {
                 for id in ids {
                     self.sessions.touch(id, now);
                 }
+                let serves = self
+                    .shared
+                    .cfg
+                    .quorum
+                    .as_ref()
+                    .is_none_or(|q| q.leader_serves);
                 log::info!(
-                    "leading epoch {epoch}: a quorum is synced; serving clients (zxid 0x{:x})",
+                    "leading epoch {epoch}: a quorum is synced; {} (zxid 0x{:x})",
+                    if serves {
+                        "serving clients"
+                    } else {
+                        "leaderServes=no: clients go to the learners"
+                    },
                     self.shared.last_zxid()
                 );
-                self.set_mode(mode::LEADING, true);
+                self.set_mode(mode::LEADING, serves);
             }
             Role::Learning(t) => {
                 log::info!(
@@ -827,7 +849,7 @@ impl<L: TxnLog> WriterLoop<L> {
             return;
         };
         let body = r.rest();
-        if !self.serving() {
+        if !self.established() {
             return;
         }
         match opcode {
