@@ -19,9 +19,16 @@ fn elect(n: i64, zxid_of: fn(i64) -> i64) -> HashMap<i64, (PeerState, i64)> {
         .collect();
     let voters: Vec<i64> = (1..=n).collect();
     let deadline = Instant::now() + Duration::from_secs(20);
+    // The highest id first, a moment ahead: with all servers up together FLE elects the
+    // best vote; a server that starts late finds a quorum already decided without it.
     let handles: Vec<_> = listeners
         .into_iter()
-        .map(|(id, l)| {
+        .rev()
+        .enumerate()
+        .map(|(i, (id, l))| {
+            if i == 1 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             let peers = addrs.clone();
             let voters = voters.clone();
             std::thread::spawn(move || {

@@ -110,18 +110,32 @@ impl Ensemble {
     /// `voters` participants and `observers` observers, ports at `base` (client),
     /// `base + 1` (quorum) and `base + 2` (election) on 127.0.0.N.
     pub fn start(voters: i64, observers: i64, base: u16, extra: &str) -> Ensemble {
+        Ensemble::start_routed(voters, observers, base, extra, |_, id| id)
+    }
+
+    /// As `start`, with `route(me, id)`: the last byte of the 127.0.0.x address at which
+    /// member `me` reaches server `id`'s quorum and election ports (a proxy, say).
+    pub fn start_routed(
+        voters: i64,
+        observers: i64,
+        base: u16,
+        extra: &str,
+        route: impl Fn(i64, i64) -> i64,
+    ) -> Ensemble {
         let n = voters + observers;
-        let mut lines = String::new();
-        for id in 1..=n {
-            let kind = if id > voters { ":observer" } else { "" };
-            lines.push_str(&format!(
-                "server.{id}=127.0.0.{id}:{}:{}{kind};127.0.0.{id}:{base}\n",
-                base + 1,
-                base + 2
-            ));
-        }
         let mut members = Vec::new();
-        for id in 1..=n {
+        for me in 1..=n {
+            let mut lines = String::new();
+            for id in 1..=n {
+                let kind = if id > voters { ":observer" } else { "" };
+                lines.push_str(&format!(
+                    "server.{id}=127.0.0.{}:{}:{}{kind};127.0.0.{id}:{base}\n",
+                    route(me, id),
+                    base + 1,
+                    base + 2
+                ));
+            }
+            let id = me;
             let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
             let data = dir.path().join("data");
             std::fs::create_dir_all(&data).unwrap();
@@ -471,6 +485,8 @@ async fn an_observer_serves_reads_and_does_not_vote() {
     assert_eq!(o.get_data("/o").await.unwrap().0, b"1");
     // Writes through the observer are forwarded like a follower's.
     o.set_data("/o", b"2", None).await.unwrap();
+    // Another member may lag (reads are not linearizable without sync).
+    w.sync("/o").await.unwrap();
     assert_eq!(w.get_data("/o").await.unwrap().0, b"2");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !e.member(3).four("mntr").contains("zk_synced_observers\t1") {
@@ -959,31 +975,10 @@ async fn a_partitioned_leader_steps_down_and_the_majority_goes_on() {
             );
         }
     }
-    let line =
-        |id: i64, host: i64| format!("server.{id}=127.0.0.{host}:{q}:{el};127.0.0.{id}:{base}\n");
-    let mut e = Ensemble::start(3, 0, base, "");
-    // Rewrite each member's server list with its own routes, then start them again.
-    for id in 1..=3i64 {
-        let m = e.member_mut(id);
-        m.kill9();
-        let text = std::fs::read_to_string(&m.cfg).unwrap();
-        let kept: String = text
-            .lines()
-            .filter(|l| !l.starts_with("server."))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let routes = match id {
-            3 => line(1, 11) + &line(2, 12) + &line(3, 3),
-            _ => line(1, 1) + &line(2, 2) + &line(3, 13),
-        };
-        std::fs::write(&m.cfg, kept + &routes).unwrap();
-    }
-    for id in [3, 2, 1] {
-        e.member_mut(id).restart();
-        if id == 3 {
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
+    let e = Ensemble::start_routed(3, 0, base, "", |me, id| match (me, id) {
+        (3, 1 | 2) | (1 | 2, 3) => 10 + id,
+        _ => id,
+    });
     assert_eq!(e.settled(Duration::from_secs(20)), 3);
     let followers = format!("{},{}", e.member(1).client, e.member(2).client);
     let c = connect(&followers).await;
@@ -1071,4 +1066,52 @@ async fn a_leader_with_leader_serves_no_takes_no_clients() {
     let d = connect(&e.member(2).client).await;
     d.sync("/").await.unwrap();
     assert_eq!(d.get_data("/ls").await.unwrap().0, b"x");
+}
+
+/// readonlymode.enabled: a member left without a quorum serves clients that asked for
+/// read-only sessions (reads of its tree; writes get NotReadOnly) and still turns the
+/// others away; once a quorum is back, it serves everyone again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_a_quorum_serves_read_only_clients_if_asked() {
+    let mut e = Ensemble::start(3, 0, 27300, "readonlymode.enabled=true\n");
+    e.settled(Duration::from_secs(20));
+    let c = connect(&e.member(2).client).await;
+    c.create("/ro", b"seen", &persistent()).await.unwrap();
+    drop(c);
+    e.member_mut(1).kill9();
+    e.member_mut(3).kill9();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while e.member(2).mode() != "read-only" {
+        assert!(Instant::now() < deadline, "{}", e.member(2).four("srvr"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(e.member(2).four("isro"), "ro");
+    let rw = zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(5))
+        .with_connection_timeout(Duration::from_millis(500))
+        .connect(&e.member(2).client)
+        .await;
+    assert!(
+        rw.is_err(),
+        "a read-write client got a session without a quorum"
+    );
+    let ro = zookeeper_client::Client::connector()
+        .with_readonly(true)
+        .with_session_timeout(Duration::from_secs(5))
+        .connect(&e.member(2).client)
+        .await
+        .expect("a read-only session");
+    assert_eq!(ro.get_data("/ro").await.unwrap().0, b"seen");
+    let err = ro.create("/no", b"", &persistent()).await.unwrap_err();
+    assert!(
+        matches!(err, zookeeper_client::Error::NotReadOnly),
+        "{err:?}"
+    );
+    drop(ro);
+    e.member_mut(3).restart();
+    e.settled(Duration::from_secs(20));
+    assert_eq!(e.member(2).four("isro"), "rw");
+    let c = connect(&e.member(2).client).await;
+    c.create("/back", b"", &persistent()).await.unwrap();
+    assert_eq!(c.get_data("/ro").await.unwrap().0, b"seen");
 }

@@ -250,13 +250,18 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
     }
     let mut out = String::new();
-    if !s.serving() && !matches!(cmd, "ruok" | "conf" | "envi" | "dirs" | "isro") {
+    if !s.serving() && !s.read_only() && !matches!(cmd, "ruok" | "conf" | "envi" | "dirs" | "isro")
+    {
         // ZooKeeper's answer while its server is down for an election.
         return "This ZooKeeper instance is not currently serving requests\n".into();
     }
     match cmd {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str("rw"),
+        "isro" => out.push_str(if s.read_only() && !s.serving() {
+            "ro"
+        } else {
+            "rw"
+        }),
         "srvr" => {
             out.push_str(&version_line());
             out.push('\n');

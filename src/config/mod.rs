@@ -123,6 +123,9 @@ pub struct Config {
     pub batch_txns_max: usize,
     /// Paddock, benchmark only: extra delay after each fsync, to model slow media.
     pub sync_delay_us: u64,
+    /// An ensemble member without a quorum serves read-only clients (ZooKeeper's
+    /// `readonlymode.enabled` system property; a zoo.cfg key here).
+    pub read_only_enabled: bool,
     /// Paddock: committed txns a leader keeps in memory to sync learners by diff; a
     /// learner further behind gets a snapshot (ZooKeeper's commitLogCount, 500).
     pub diff_window_txns: usize,
@@ -230,6 +233,7 @@ impl Config {
             outbound_bytes_max: 4 << 20,
             batch_txns_max: 1000,
             diff_window_txns: 10_000,
+            read_only_enabled: false,
             sync_delay_us: 0,
             raw: raw.clone(),
             quorum: None,
@@ -368,6 +372,7 @@ impl Config {
                 "quorumListenOnAllIPs" => qkeys.quorum_listen_on_all_ips = boolean(k, v)?,
                 "cnxTimeout" => qkeys.cnx_timeout_ms = num(k, v)?,
                 "leaderServes" => qkeys.leader_serves = boolean(k, v)?,
+                "readonlymode.enabled" => c.read_only_enabled = boolean(k, v)?,
                 _ if ACCEPTED_UNUSED.contains(&key)
                     || key.starts_with("ssl.")
                     || key.starts_with("authProvider.") => {}

@@ -541,7 +541,8 @@ impl Reactor {
         self.shared.stats.packets_received.fetch_add(1, Relaxed);
         c.info.received.fetch_add(1, Relaxed);
         c.touched = true;
-        if !self.shared.serving() {
+        let read_only = !self.shared.serving() && self.shared.read_only();
+        if !self.shared.serving() && !read_only {
             // An ensemble member between terms serves nobody; the client tries another.
             return Err("this server is not serving (no leader yet)".into());
         }
@@ -550,6 +551,10 @@ impl Reactor {
                 log::warn!("closing {}: malformed ConnectRequest: {e}", c.remote);
                 format!("malformed ConnectRequest: {e}")
             })?;
+            if read_only && req.read_only != Some(true) {
+                // Without a quorum only clients that accept read-only sessions are served.
+                return Err("read-only mode: the client did not ask for read-only".into());
+            }
             c.read_only = req.read_only;
             c.state = State::Waiting;
             self.outbox.push(ToWriter::Connect { conn: c.id, req });

@@ -232,6 +232,9 @@ pub struct Shared {
     pub mode: AtomicU8,
     /// Clients are served: standalone, or an ensemble member that is synced.
     pub serving: AtomicBool,
+    /// An ensemble member without a quorum serves read-only clients
+    /// (`readonlymode.enabled`): reads only, writes get NotReadOnly.
+    pub read_only: AtomicBool,
     pub stats: ServerStats,
     /// Requests sent to the writer and not yet answered (globalOutstandingLimit).
     pub outstanding: AtomicUsize,
@@ -249,11 +252,15 @@ impl Shared {
             mode::LEADING => "leader",
             mode::FOLLOWING => "follower",
             mode::OBSERVING => "observer",
+            _ if self.read_only() => "read-only",
             _ => "looking",
         }
     }
     pub fn serving(&self) -> bool {
         self.serving.load(Relaxed)
+    }
+    pub fn read_only(&self) -> bool {
+        self.read_only.load(Relaxed)
     }
     /// A learner forwards writes and needs their bytes.
     pub fn is_learner(&self) -> bool {

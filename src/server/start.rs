@@ -648,6 +648,7 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
             mode::STANDALONE
         }),
         serving: AtomicBool::new(cfg.quorum.is_none()),
+        read_only: AtomicBool::new(false),
         stats: ServerStats::default(),
         outstanding: AtomicUsize::new(0),
         conns: Mutex::new(Default::default()),

@@ -216,6 +216,10 @@ pub struct WriterLoop<L: TxnLog> {
     log_dirty: bool,
     /// The last zxid the log made durable.
     durable: Zxid,
+    /// Since when this ensemble member has had no quorum (read-only mode starts later).
+    looking_since: Option<Instant>,
+    /// Sessions made in read-only mode: local, never logged, gone when it ends.
+    ro_sessions: std::collections::HashSet<SessionId>,
 }
 
 /// A leader's overlay is pruned past this many paths while txns wait for a quorum.
@@ -347,7 +351,12 @@ impl<L: TxnLog> WriterLoop<L> {
             recent,
             log_dirty: false,
             durable: last_zxid,
+            looking_since: None,
+            ro_sessions: Default::default(),
         };
+        if w.ens.is_some() {
+            w.looking_since = Some(Instant::now());
+        }
         w.staged_digest = w.idx.digest;
         // mntr may ask before the first batch: publish what recovery built.
         w.publish_stats();
@@ -369,8 +378,10 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// A session is established on `conn`: the ConnectResponse, then the reactor's cue.
     fn connected(&mut self, conn: ConnId, id: SessionId, timeout: i32, read_only: Option<bool>) {
-        // The readOnly byte mirrors the client's (omitted for old clients); never read-only.
-        let f = encode_connect_response(timeout, id, &password(id), read_only.map(|_| false));
+        // The readOnly byte mirrors the client's (omitted for old clients): set in
+        // read-only mode.
+        let ro = !self.serving() && self.shared.read_only();
+        let f = encode_connect_response(timeout, id, &password(id), read_only.map(|_| ro));
         self.frame(conn, f, false);
         self.send(
             conn,
@@ -604,8 +615,12 @@ impl<L: TxnLog> WriterLoop<L> {
                 raw,
             } => {
                 if !self.serving() {
-                    // Between terms: the client finds a server that serves.
-                    self.send(conn, ToReactor::Close { conn });
+                    if self.shared.read_only() {
+                        self.read_only_request(conn, session, xid, req, &ids);
+                    } else {
+                        // Between terms: the client finds a server that serves.
+                        self.send(conn, ToReactor::Close { conn });
+                    }
                     return;
                 }
                 if !self
@@ -678,6 +693,13 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
             }
             ToWriter::Quorum(ev) => self.quorum_event(ev),
+            ToWriter::Closed { conn, session } if self.ro_sessions.contains(&session) => {
+                if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
+                    self.ro_sessions.remove(&session);
+                    self.sessions.remove(session);
+                    self.watches.remove_session(session);
+                }
+            }
             ToWriter::Closed { conn, session } => {
                 if let Some(s) = self.sessions.get_mut(session) {
                     if s.conn == Some(conn) {
@@ -723,7 +745,11 @@ impl<L: TxnLog> WriterLoop<L> {
 
     fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
         if !self.serving() {
-            self.send(conn, ToReactor::Close { conn });
+            if self.shared.read_only() && req.read_only == Some(true) {
+                self.read_only_connect(conn, req);
+            } else {
+                self.send(conn, ToReactor::Close { conn });
+            }
             return;
         }
         let last = self.shared.last_zxid().max(self.next_zxid - 1);
@@ -1202,6 +1228,7 @@ impl<L: TxnLog> WriterLoop<L> {
             self.idx.acls.retain(|_, a| AclRef::strong_count(a) > 1);
         }
         self.core_tick();
+        self.maybe_read_only();
         // Sessions and containers are the leader's (or the standalone server's) to end.
         if self.owns_sessions() {
             for id in self.sessions.expire(now) {
