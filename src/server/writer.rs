@@ -1244,9 +1244,9 @@ impl<L: TxnLog> WriterLoop<L> {
         self.publish_stats();
     }
 
-    /// Starts a snapshot when enough txns were logged since the last: at a txn boundary
-    /// (everything logged is applied and published), the log rolls to a new segment and a
-    /// forked child writes the tree as it is now. The writer goes on at once; it never
+    /// Starts a snapshot when enough txns were applied since the last: at a txn boundary
+    /// (everything applied is published), the log rolls to a new segment and a forked
+    /// child writes the tree as it is now. The writer goes on at once; it never
     /// waits for the child, and starts no second one while one runs.
     fn maybe_snapshot(&mut self) {
         if self.snaps.child.is_some() {
@@ -1254,13 +1254,15 @@ impl<L: TxnLog> WriterLoop<L> {
         }
         if self.snaps.txns < self.snaps.threshold
             || self.snaps.child.is_some()
-            || !self.pending.is_empty()
-            || self.shared.last_zxid() != self.next_zxid - 1
             || !self.established()
         {
             return;
         }
-        let zxid = self.next_zxid - 1;
+        // The tree as applied. An ensemble member may have txns logged past it (a
+        // leader's waiting for a quorum, a learner's for their commit): they stay in
+        // the segment the roll ends, which recovery replays from (it starts at the last
+        // segment whose first zxid is at most the snapshot's + 1).
+        let zxid = self.shared.last_zxid();
         if let Err(e) = self.log.roll() {
             log::error!("stopping: cannot roll the txn log for a snapshot: {e}");
             eprintln!("paddock: stopping: {e}");

@@ -672,6 +672,7 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// A learner applies its logged txns up to `zxid`: they are committed.
     fn apply_learned(&mut self, zxid: Zxid) {
+        let mut applied = 0u64;
         loop {
             let Role::Learning(t) = &mut self.role else {
                 return;
@@ -689,7 +690,10 @@ impl<L: TxnLog> WriterLoop<L> {
                 None => Waiter::Internal,
             };
             self.apply_one(hdr, txn, waiter);
+            applied += 1;
         }
+        self.shared.stats.txns.fetch_add(applied, Relaxed);
+        self.snaps.txns += applied;
         self.publish_stats();
         self.wake_reactors();
     }
