@@ -868,7 +868,7 @@ mod tests {
     /// `PADDOCK_ZAB_SEEDS=N` sweeps more.
     #[test]
     fn zab_sweep() {
-        let n = super::super::seeds("PADDOCK_ZAB_SEEDS", 1000);
+        let n = super::super::seeds("PADDOCK_ZAB_SEEDS", 3000);
         let mut committed = 0;
         let mut syncs = [0; 3];
         for seed in 0..n {
