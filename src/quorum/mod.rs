@@ -40,6 +40,10 @@ pub struct ElectionNet {
     to_inbox: Sender<Notification>,
     /// The server list in ZooKeeper's text form, sent with every notification.
     config: Vec<u8>,
+    /// Connect timeout of a dial (cnxTimeout, 5 s by default as ZooKeeper's).
+    cnx_timeout: Duration,
+    /// Peers being dialled now: one dial each at a time, off the election's thread.
+    dialing: Arc<Mutex<std::collections::HashSet<i64>>>,
 }
 
 fn reader(sid: i64, mut s: TcpStream, conns: Conns, inbox: Sender<Notification>) {
@@ -146,31 +150,61 @@ impl ElectionNet {
             inbox,
             to_inbox,
             config,
+            cnx_timeout: Duration::from_secs(5),
+            dialing: Arc::default(),
         })
     }
 
-    /// Dials every lower id that has no connection (a failed dial is tried again later).
+    /// The connect timeout of dials (zoo.cfg's cnxTimeout).
+    pub fn with_cnx_timeout(mut self, timeout: Duration) -> ElectionNet {
+        self.cnx_timeout = timeout;
+        self
+    }
+
+    /// Dials every lower id that has no connection, each on a thread of its own so that
+    /// a peer that does not answer (up to cnxTimeout) never stalls the election; a failed
+    /// dial is tried again later.
     fn dial(&self) {
-        for (&sid, addr) in &self.peers {
+        for (&sid, &addr) in &self.peers {
             if sid >= self.my_id || self.conns.lock().unwrap().contains_key(&sid) {
                 continue;
             }
-            let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_millis(500)) else {
-                continue;
-            };
-            let _ = s.set_nodelay(true);
-            if s.write_all(&wire::encode_initial(self.my_id, &self.my_addr.to_string()))
-                .is_err()
-            {
-                continue;
+            if !self.dialing.lock().unwrap().insert(sid) {
+                continue; // one dial at a time per peer
             }
-            let Ok(w) = s.try_clone() else { continue };
-            self.conns.lock().unwrap().insert(sid, w);
-            let (c, tx) = (self.conns.clone(), self.to_inbox.clone());
-            let my_id = self.my_id;
-            let _ = std::thread::Builder::new()
-                .name(format!("election-read-{my_id}-{sid}"))
-                .spawn(move || reader(sid, s, c, tx));
+            let (conns, tx, dialing) = (
+                self.conns.clone(),
+                self.to_inbox.clone(),
+                self.dialing.clone(),
+            );
+            let (my_id, hello, timeout) = (
+                self.my_id,
+                wire::encode_initial(self.my_id, &self.my_addr.to_string()),
+                self.cnx_timeout,
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("election-dial-{my_id}-{sid}"))
+                .spawn(move || {
+                    let connected =
+                        TcpStream::connect_timeout(&addr, timeout)
+                            .ok()
+                            .and_then(|mut s| {
+                                let _ = s.set_nodelay(true);
+                                s.write_all(&hello).ok()?;
+                                let w = s.try_clone().ok()?;
+                                Some((s, w))
+                            });
+                    if let Some((s, w)) = connected {
+                        conns.lock().unwrap().insert(sid, w);
+                        let _ = std::thread::Builder::new()
+                            .name(format!("election-read-{my_id}-{sid}"))
+                            .spawn(move || reader(sid, s, conns, tx));
+                    }
+                    dialing.lock().unwrap().remove(&sid);
+                });
+            if spawned.is_err() {
+                self.dialing.lock().unwrap().remove(&sid);
+            }
         }
     }
 
