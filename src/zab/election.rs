@@ -253,14 +253,14 @@ impl Election {
                 if n.election_epoch == self.logical_clock {
                     self.received
                         .insert(n.from, (n.vote, n.election_epoch, n.state));
-                    if self.backed(&self.received, n.vote, n.election_epoch) {
+                    if self.backed(&self.received, n.vote, n.election_epoch, true) {
                         self.decide(n.vote, &mut out);
                         return out;
                     }
                 }
                 self.decided
                     .insert(n.from, (n.vote, n.election_epoch, n.state));
-                if self.backed(&self.decided, n.vote, n.election_epoch) {
+                if self.backed(&self.decided, n.vote, n.election_epoch, false) {
                     self.logical_clock = n.election_epoch;
                     self.decide(n.vote, &mut out);
                 }
@@ -271,15 +271,27 @@ impl Election {
 
     /// A quorum of voters in `votes` backs `vote`, and ZooKeeper's `checkLeader` holds:
     /// a leader other than us says LEADING itself in `votes`; if it is us, the round is ours.
+    /// `same_vote`: backers must hold the very vote (this round's tally); out of the
+    /// election it is enough that they follow its leader. Servers that joined one
+    /// leader's terms from different rounds report different votes for it, and a
+    /// newcomer must still find it (found by the simulator, seed 0x191d); that leader
+    /// says LEADING itself, and ZAB's discovery decides whether it really leads.
     fn backed(
         &self,
         votes: &BTreeMap<i64, (Vote, i64, PeerState)>,
         vote: Vote,
         election_epoch: i64,
+        same_vote: bool,
     ) -> bool {
         let backers = votes
             .iter()
-            .filter(|(_, (v, _, _))| *v == vote)
+            .filter(|(_, (v, _, _))| {
+                if same_vote {
+                    *v == vote
+                } else {
+                    v.leader == vote.leader
+                }
+            })
             .map(|(id, _)| *id);
         if !self.quorum(backers) {
             return false;
