@@ -4,12 +4,12 @@
 use crate::session::Pool;
 use crate::sys;
 use anyhow::{bail, Context, Result};
-use std::net::SocketAddr;
+
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct HoldOpts {
-    pub server: SocketAddr,
+    pub server: crate::session::Servers,
     pub count: usize,
     pub hold: Duration,
     pub server_pid: Option<u32>,
@@ -39,7 +39,7 @@ pub struct HoldResult {
 pub fn hold(o: &HoldOpts) -> Result<HoldResult> {
     let rss = |pid: Option<u32>| pid.map(sys::proc_rss_kib).transpose();
     let rss_before_kib = rss(o.server_pid).with_context(|| "--server-pid".to_string())?;
-    let mut pool = Pool::new(o.server, o.session_timeout_ms, 512)?;
+    let mut pool = Pool::new(&o.server, o.session_timeout_ms, 512)?;
     let tick = Duration::from_millis(10);
     let start = Instant::now();
     // Generous, but bounded: a server that accepts slower than ~100 sessions/s fails here.

@@ -10,7 +10,7 @@ mod session;
 mod sys;
 
 use anyhow::{anyhow, bail, Context, Result};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ usage:
                                against 127.0.0.1:2181
   loadgen run [options]        a read/write workload
       --server ADDR            host:port (default 127.0.0.1:2181)
+      --servers A,B,...        an ensemble's members: session i goes to server i mod n
       --sessions N             sessions (connections) (32)
       --inflight N             requests kept in flight per session (16)
       --read-pct P             % of getData; the rest are setData version -1 (90)
@@ -96,14 +97,28 @@ impl Opts {
         Ok(Duration::from_secs_f64(s))
     }
 
-    fn server(&mut self) -> Result<SocketAddr> {
-        let s = self
-            .raw("server")
-            .unwrap_or_else(|| "127.0.0.1:2181".into());
-        s.to_socket_addrs()
-            .with_context(|| format!("--server {s:?}: expected host:port"))?
-            .next()
-            .ok_or_else(|| anyhow!("--server {s:?} resolves to no address"))
+    /// `--server` or `--servers`: one host:port, or a comma list (an ensemble's members;
+    /// sessions are spread over them in turn).
+    fn server(&mut self) -> Result<session::Servers> {
+        let (one, many) = (self.raw("server"), self.raw("servers"));
+        let list = match (one, many) {
+            (Some(_), Some(_)) => bail!("give --server or --servers, not both"),
+            (Some(s), None) | (None, Some(s)) => s,
+            (None, None) => "127.0.0.1:2181".into(),
+        };
+        let mut addrs = Vec::new();
+        for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let a = s
+                .to_socket_addrs()
+                .with_context(|| format!("--servers {s:?}: expected host:port"))?
+                .next()
+                .ok_or_else(|| anyhow!("--servers {s:?} resolves to no address"))?;
+            addrs.push(a);
+        }
+        if addrs.is_empty() {
+            bail!("--servers {list:?}: no address");
+        }
+        Ok(session::Servers(addrs))
     }
 
     fn finish(&self) -> Result<()> {
@@ -219,5 +234,29 @@ fn main() {
     if let Err(e) = res {
         eprintln!("loadgen: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Opts;
+
+    fn servers(args: &[&str]) -> anyhow::Result<String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut o = Opts::parse(&args)?;
+        Ok(o.server()?.to_string())
+    }
+
+    #[test]
+    fn server_lists() {
+        assert_eq!(servers(&[]).unwrap(), "127.0.0.1:2181");
+        assert_eq!(
+            servers(&["--servers", "127.0.0.1:1,127.0.0.2:2"]).unwrap(),
+            "127.0.0.1:1,127.0.0.2:2"
+        );
+        assert_eq!(servers(&["--server=127.0.0.3:3"]).unwrap(), "127.0.0.3:3");
+        assert!(servers(&["--server", "a:1", "--servers", "b:2"]).is_err());
+        assert!(servers(&["--servers", ","]).is_err());
+        assert!(servers(&["--servers", "nohost"]).is_err());
     }
 }

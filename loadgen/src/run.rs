@@ -8,12 +8,12 @@ use crate::sys;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone)]
 pub struct RunOpts {
-    pub server: SocketAddr,
+    pub server: crate::session::Servers,
     pub sessions: usize,
     pub inflight: usize,
     pub read_pct: u32,
@@ -225,7 +225,7 @@ pub fn run(o: &RunOpts) -> Result<RunResult> {
     if let Some(pid) = o.server_pid {
         sys::proc_cpu(pid).with_context(|| format!("--server-pid {pid}"))?;
     }
-    let mut pool = Pool::new(o.server, o.session_timeout_ms, 64 << 10)?;
+    let mut pool = Pool::new(&o.server, o.session_timeout_ms, 64 << 10)?;
     let mut w = Work {
         phase: Phase::Idle,
         inflight: o.inflight,
@@ -522,7 +522,7 @@ pub fn append_csv(path: &str, o: &RunOpts, r: &RunResult) -> Result<()> {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        o.server,
+        o.server.csv(),
         o.sessions,
         o.inflight,
         o.read_pct,

@@ -616,7 +616,8 @@ pub struct Pool {
     poll: Poll,
     events: Events,
     ready: Vec<(usize, bool)>,
-    pub addr: SocketAddr,
+    /// Session i connects to addrs[i % len].
+    pub addrs: Vec<SocketAddr>,
     timeout_ms: i32,
     rbuf: usize,
     pub sessions: Vec<Session>,
@@ -634,13 +635,32 @@ pub struct Pool {
     last_tick: Instant,
 }
 
+/// The servers sessions go to: session i to server i mod n (an ensemble's members).
+#[derive(Debug, Clone)]
+pub struct Servers(pub Vec<SocketAddr>);
+
+impl std::fmt::Display for Servers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self.0.iter().map(|a| a.to_string()).collect();
+        f.write_str(&all.join(","))
+    }
+}
+
+impl Servers {
+    /// For a CSV cell: the addresses joined by ';'.
+    pub fn csv(&self) -> String {
+        self.to_string().replace(',', ";")
+    }
+}
+
 impl Pool {
-    pub fn new(addr: SocketAddr, timeout_ms: i32, rbuf: usize) -> io::Result<Pool> {
+    pub fn new(servers: &Servers, timeout_ms: i32, rbuf: usize) -> io::Result<Pool> {
+        assert!(!servers.0.is_empty(), "at least one server");
         Ok(Pool {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             ready: Vec::new(),
-            addr,
+            addrs: servers.0.clone(),
             timeout_ms,
             rbuf,
             sessions: Vec::new(),
@@ -669,7 +689,8 @@ impl Pool {
     /// Starts one more session's TCP connect.
     pub fn connect_one(&mut self, now: Instant) {
         let idx = self.sessions.len();
-        let res = TcpStream::connect(self.addr).and_then(|mut stream| {
+        let addr = self.addrs[idx % self.addrs.len()];
+        let res = TcpStream::connect(addr).and_then(|mut stream| {
             self.poll.registry().register(
                 &mut stream,
                 Token(idx),
@@ -686,7 +707,7 @@ impl Pool {
             }
             Err(e) => {
                 self.failed += 1;
-                self.errors.add(&connect_error(self.addr, e));
+                self.errors.add(&connect_error(addr, e));
                 self.sessions.push(Session::new_dead(now));
             }
         }
@@ -759,7 +780,7 @@ impl Pool {
             let was = s.state;
             let res = s.on_ready(
                 readable,
-                self.addr,
+                self.addrs[idx % self.addrs.len()],
                 self.timeout_ms,
                 now,
                 h,
@@ -870,5 +891,42 @@ impl Pool {
                 &mut |_, _, _| {},
             )?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sessions go to the servers in turn: 4 sessions over 2 listeners, 2 each.
+    #[test]
+    fn sessions_are_spread_over_the_servers_in_turn() {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let servers = Servers(vec![a.local_addr().unwrap(), b.local_addr().unwrap()]);
+        assert_eq!(
+            servers.to_string(),
+            format!("{},{}", servers.0[0], servers.0[1])
+        );
+        assert!(!servers.csv().contains(','));
+        let mut pool = Pool::new(&servers, 10_000, 4096).unwrap();
+        let now = Instant::now();
+        for _ in 0..4 {
+            pool.connect_one(now);
+        }
+        let count = |l: &std::net::TcpListener| {
+            l.set_nonblocking(true).unwrap();
+            let deadline = Instant::now() + std::time::Duration::from_secs(5);
+            let mut n = 0;
+            while n < 2 && Instant::now() < deadline {
+                match l.accept() {
+                    Ok(_) => n += 1,
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+            n
+        };
+        assert_eq!((count(&a), count(&b)), (2, 2));
+        assert_eq!(pool.failed, 0);
     }
 }
