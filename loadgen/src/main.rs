@@ -32,6 +32,8 @@ usage:
       --seed N                 RNG seed (1)
       --server-pid PID         also measure that process's CPU (and report it per op)
       --csv FILE               append a CSV row (header first if the file is new)
+      --json FILE              write the result as one JSON object (-: print it instead
+                               of the report)
       --prefix PATH            parent of the keys (/loadgen)
       --session-timeout MS     requested session timeout (30000)
   loadgen sessions [options]   open many idle sessions and hold them
@@ -144,6 +146,7 @@ fn run_opts(o: &mut Opts) -> Result<run::RunOpts> {
         seed: o.get("seed", 1)?,
         server_pid: o.raw("server-pid").map(|p| p.parse()).transpose()?,
         csv: o.raw("csv"),
+        json: o.raw("json"),
         session_timeout_ms: o.get("session-timeout", 30_000)?,
         prefix: o.raw("prefix").unwrap_or_else(|| "/loadgen".into()),
     };
@@ -184,7 +187,14 @@ fn hold_opts(o: &mut Opts) -> Result<hold::HoldOpts> {
 
 fn do_run(o: run::RunOpts) -> Result<()> {
     let r = run::run(&o)?;
-    print!("{}", run::report(&o, &r));
+    match o.json.as_deref() {
+        Some("-") => print!("{}", run::json(&o, &r)),
+        Some(path) => {
+            print!("{}", run::report(&o, &r));
+            std::fs::write(path, run::json(&o, &r)).with_context(|| format!("--json {path}"))?;
+        }
+        None => print!("{}", run::report(&o, &r)),
+    }
     if let Some(path) = &o.csv {
         run::append_csv(path, &o, &r)?;
     }

@@ -24,6 +24,8 @@ pub struct RunOpts {
     pub seed: u64,
     pub server_pid: Option<u32>,
     pub csv: Option<String>,
+    /// Write the result as one JSON object to this file (`-`: standard output).
+    pub json: Option<String>,
     pub session_timeout_ms: i32,
     pub prefix: String,
 }
@@ -413,8 +415,9 @@ pub fn report(o: &RunOpts, r: &RunResult) -> String {
     );
     let lat = |h: &Histogram| {
         format!(
-            "p50 {:.0}  p99 {:.0}  p999 {:.0}  max {:.0}  mean {:.0}",
+            "p50 {:.0}  p90 {:.0}  p99 {:.0}  p999 {:.0}  max {:.0}  mean {:.0}",
             us(h.quantile(0.5)),
+            us(h.quantile(0.9)),
             us(h.quantile(0.99)),
             us(h.quantile(0.999)),
             us(h.max()),
@@ -554,4 +557,132 @@ pub fn append_csv(path: &str, o: &RunOpts, r: &RunResult) -> Result<()> {
     f.write_all(row.as_bytes())
         .with_context(|| format!("cannot write {path}"))?;
     Ok(())
+}
+
+/// The result as one JSON object, for machines: the workload, throughput, latency
+/// percentiles in µs per operation kind, errors by name, and CPU figures.
+pub fn json(o: &RunOpts, r: &RunResult) -> String {
+    let lat = |h: &Histogram| {
+        if h.count() == 0 {
+            return "null".to_string();
+        }
+        format!(
+            "{{\"count\": {}, \"p50\": {:.1}, \"p90\": {:.1}, \"p99\": {:.1}, \"p999\": {:.1}, \"max\": {:.1}, \"mean\": {:.1}}}",
+            h.count(),
+            us(h.quantile(0.5)),
+            us(h.quantile(0.9)),
+            us(h.quantile(0.99)),
+            us(h.quantile(0.999)),
+            us(h.max()),
+            h.mean() / 1000.0
+        )
+    };
+    let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.3}"));
+    let servers: Vec<String> = o.server.0.iter().map(|a| format!("\"{a}\"")).collect();
+    let errors: Vec<String> = r
+        .errors
+        .iter()
+        .map(|(c, n)| format!("\"{}\": {n}", err_name(*c)))
+        .collect();
+    let secs = r.measured.as_secs_f64();
+    format!(
+        "{{\"servers\": [{}], \"sessions\": {}, \"inflight\": {}, \"read_pct\": {}, \
+         \"value_bytes\": {}, \"keys\": {}, \"seed\": {}, \"warmup_s\": {:.3}, \
+         \"measured_s\": {secs:.3}, \"ops\": {}, \"ops_per_s\": {:.1}, \"reads_per_s\": {:.1}, \
+         \"writes_per_s\": {:.1}, \"latency_us\": {{\"all\": {}, \"read\": {}, \"write\": {}}}, \
+         \"errors\": {{{}}}, \"error_count\": {}, \"bad_values\": {}, \"lost_sessions\": {}, \
+         \"lost_requests\": {}, \"client_cpu_us_per_op\": {:.3}, \"server_cpu_us_per_op\": {}, \
+         \"server_cores\": {}}}\n",
+        servers.join(", "),
+        o.sessions,
+        o.inflight,
+        o.read_pct,
+        o.value_bytes,
+        o.keys,
+        o.seed,
+        o.warmup.as_secs_f64(),
+        r.ops(),
+        r.per_sec(r.ops()),
+        r.per_sec(r.reads),
+        r.per_sec(r.writes),
+        lat(&r.hist),
+        lat(&r.read_hist),
+        lat(&r.write_hist),
+        errors.join(", "),
+        r.error_count(),
+        r.bad_values,
+        r.lost_sessions,
+        r.lost_requests,
+        r.cpu_per_op_us(r.client_cpu),
+        num(r.server_cpu.map(|c| r.cpu_per_op_us(c))),
+        num(r.server_cpu.map(|c| c.as_secs_f64() / secs)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON result names every figure, errors by name, nulls what was not measured,
+    /// and nests correctly.
+    #[test]
+    fn json_result() {
+        let o = RunOpts {
+            server: crate::session::Servers(vec!["127.0.0.1:1".parse().unwrap()]),
+            sessions: 2,
+            inflight: 3,
+            read_pct: 50,
+            value_bytes: 10,
+            duration: Duration::from_secs(1),
+            warmup: Duration::from_secs(0),
+            keys: 5,
+            seed: 7,
+            server_pid: None,
+            csv: None,
+            json: None,
+            session_timeout_ms: 1000,
+            prefix: "/x".into(),
+        };
+        let mut hist = Histogram::new();
+        for v in [1_000, 2_000, 3_000] {
+            hist.record(v);
+        }
+        let r = RunResult {
+            measured: Duration::from_secs(1),
+            reads: 3,
+            writes: 0,
+            read_hist: hist.clone(),
+            hist,
+            write_hist: Histogram::new(),
+            errors: [(-101, 2)].into_iter().collect(),
+            bad_values: 0,
+            lost_sessions: 0,
+            lost_requests: 0,
+            session_errors: vec![],
+            client_cpu: Duration::from_millis(3),
+            server_cpu: None,
+            client_switches: None,
+            server_switches: None,
+            machine_cpu: None,
+            unclosed: 0,
+        };
+        let j = json(&o, &r);
+        for want in [
+            "\"servers\": [\"127.0.0.1:1\"]",
+            "\"ops_per_s\": 3.0",
+            "\"p90\": ",
+            "\"write\": null",
+            "\"errors\": {\"NoNode (-101)\": 2}",
+            "\"error_count\": 2",
+            "\"server_cpu_us_per_op\": null",
+        ] {
+            assert!(j.contains(want), "{want} not in {j}");
+        }
+        let depth = j.chars().try_fold(0i32, |d, c| {
+            let d = d + matches!(c, '{' | '[') as i32 - matches!(c, '}' | ']') as i32;
+            (d >= 0).then_some(d)
+        });
+        assert_eq!(depth, Some(0), "{j}");
+        assert!(j.starts_with('{') && j.ends_with("}\n"));
+    }
 }
