@@ -2,6 +2,7 @@
 //! It speaks the client protocol itself, with Paddock's jute codec, from one thread and one
 //! mio event loop, so that the client costs little next to the server it measures.
 
+mod compare;
 mod hist;
 mod hold;
 mod rng;
@@ -36,6 +37,14 @@ usage:
                                of the report)
       --prefix PATH            parent of the keys (/loadgen)
       --session-timeout MS     requested session timeout (30000)
+  loadgen compare --a ADDRS --b ADDRS [options]
+                               the run workload against two servers in turn (A B A B)
+                               for each read %; prints the means and the ratios A/B
+      --a-name, --b-name NAME  labels (A, B)
+      --a-pid, --b-pid PID     measure each server's CPU per op
+      --reads LIST             read percentages (100,90,50,0)
+      --rounds N               A-then-B rounds per read % (2)
+      and the run options above, but --server, --read-pct and --server-pid
   loadgen sessions [options]   open many idle sessions and hold them
       --server ADDR            (127.0.0.1:2181)
       --count N                sessions (10000)
@@ -232,6 +241,54 @@ fn main() {
                 if r.failed + r.lost > 0 {
                     bail!("{} session(s) failed or were lost", r.failed + r.lost);
                 }
+                Ok(())
+            }
+            Some("compare") => {
+                let mut o = Opts::parse(&args[1..])?;
+                let side =
+                    |o: &mut Opts, k: &str| -> Result<(String, session::Servers, Option<u32>)> {
+                        let name = o
+                            .raw(&format!("{k}-name"))
+                            .unwrap_or_else(|| k.to_uppercase());
+                        let list = o
+                            .raw(k)
+                            .ok_or_else(|| anyhow!("compare needs --{k} ADDR[,ADDR...]"))?;
+                        let servers = Opts::parse(&["--servers".into(), list])?.server()?;
+                        let pid = o.raw(&format!("{k}-pid")).map(|p| p.parse()).transpose()?;
+                        Ok((name, servers, pid))
+                    };
+                let (a, b) = (side(&mut o, "a")?, side(&mut o, "b")?);
+                let reads: Vec<u32> = o
+                    .raw("reads")
+                    .unwrap_or_else(|| "100,90,50,0".into())
+                    .split(',')
+                    .map(|v| {
+                        v.trim()
+                            .parse::<u32>()
+                            .map_err(|e| anyhow!("--reads {v:?}: {e}"))
+                    })
+                    .collect::<Result<_>>()?;
+                if reads.is_empty() || reads.iter().any(|&p| p > 100) {
+                    bail!("--reads: a list of read percentages 0..=100");
+                }
+                for k in ["server", "servers", "read-pct", "server-pid"] {
+                    if o.raw(k).is_some() {
+                        bail!("compare: --{k} does not apply (--a/--b, --reads, --a-pid/--b-pid)");
+                    }
+                }
+                let rounds: usize = o.get("rounds", 2)?;
+                if rounds == 0 {
+                    bail!("--rounds must be at least 1");
+                }
+                let base = run_opts(&mut o)?;
+                let c = compare::CompareOpts {
+                    base,
+                    a,
+                    b,
+                    reads,
+                    rounds,
+                };
+                print!("{}", compare::compare(&c)?);
                 Ok(())
             }
             Some("-h" | "--help" | "help") => {

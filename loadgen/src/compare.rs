@@ -1,0 +1,142 @@
+//! `loadgen compare`: the same workload against two servers, alternating (A B A B ...) for
+//! every read % of a matrix, so that a comparison holds while the machine's speed drifts.
+//! Prints each run's line as it goes, then a table of means over the rounds with the
+//! ratios A/B: throughput, p99 latency and (with --a-pid/--b-pid) server CPU per op.
+
+use crate::run::{self, RunOpts, RunResult};
+use crate::session::Servers;
+use anyhow::Result;
+
+pub struct CompareOpts {
+    /// Everything but the server, the server's pid and the read %.
+    pub base: RunOpts,
+    pub a: (String, Servers, Option<u32>),
+    pub b: (String, Servers, Option<u32>),
+    pub reads: Vec<u32>,
+    pub rounds: usize,
+}
+
+/// One side's figures at one read %, one entry per round.
+#[derive(Default, Debug, Clone)]
+pub struct Side {
+    pub ops_per_s: Vec<f64>,
+    pub p99_us: Vec<f64>,
+    pub cpu_us_per_op: Vec<f64>,
+}
+
+impl Side {
+    fn add(&mut self, r: &RunResult) {
+        self.ops_per_s
+            .push(r.ops() as f64 / r.measured.as_secs_f64().max(1e-9));
+        self.p99_us.push(r.hist.quantile(0.99) as f64 / 1000.0);
+        if let Some(c) = r.server_cpu {
+            self.cpu_us_per_op
+                .push(c.as_secs_f64() * 1e6 / (r.ops().max(1) as f64));
+        }
+    }
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The summary table: one row per read %, means over the rounds, ratios A/B.
+pub fn table(a_name: &str, b_name: &str, rows: &[(u32, Side, Side)]) -> String {
+    let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+        _ => "-".into(),
+    };
+    let f = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.0}"));
+    let g = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.1}"));
+    let mut s = format!(
+        "{:>6} | {:>12} {:>12} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6}\n",
+        "read%",
+        format!("{a_name} op/s"),
+        format!("{b_name} op/s"),
+        "A/B",
+        "A p99 µs",
+        "B p99 µs",
+        "A/B",
+        "A cpu µs",
+        "B cpu µs",
+        "A/B"
+    );
+    for (read_pct, a, b) in rows {
+        let (ta, tb) = (mean(&a.ops_per_s), mean(&b.ops_per_s));
+        let (la, lb) = (mean(&a.p99_us), mean(&b.p99_us));
+        let (ca, cb) = (mean(&a.cpu_us_per_op), mean(&b.cpu_us_per_op));
+        s += &format!(
+            "{read_pct:>6} | {:>12} {:>12} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6}\n",
+            f(ta),
+            f(tb),
+            ratio(ta, tb),
+            f(la),
+            f(lb),
+            ratio(la, lb),
+            g(ca),
+            g(cb),
+            ratio(ca, cb)
+        );
+    }
+    s
+}
+
+pub fn compare(o: &CompareOpts) -> Result<String> {
+    let mut rows = Vec::new();
+    for &read_pct in &o.reads {
+        let (mut a, mut b) = (Side::default(), Side::default());
+        for round in 1..=o.rounds {
+            for (side, (name, servers, pid)) in [(&mut a, &o.a), (&mut b, &o.b)] {
+                let mut ro = o.base.clone();
+                ro.server = servers.clone();
+                ro.server_pid = *pid;
+                ro.read_pct = read_pct;
+                let r = run::run(&ro)?;
+                println!(
+                    "{read_pct:>3}% reads, round {round}, {name}: {:.0} ops/s, p99 {:.0} µs, {} errors",
+                    r.ops() as f64 / r.measured.as_secs_f64().max(1e-9),
+                    r.hist.quantile(0.99) as f64 / 1000.0,
+                    r.error_count()
+                );
+                side.add(&r);
+            }
+        }
+        rows.push((read_pct, a, b));
+    }
+    Ok(table(&o.a.0, &o.b.0, &rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_means_and_ratios() {
+        let side = |ops: &[f64], p99: &[f64], cpu: &[f64]| Side {
+            ops_per_s: ops.to_vec(),
+            p99_us: p99.to_vec(),
+            cpu_us_per_op: cpu.to_vec(),
+        };
+        let rows = vec![
+            (
+                100,
+                side(&[300.0, 100.0], &[10.0], &[2.0]),
+                side(&[100.0], &[20.0], &[8.0]),
+            ),
+            (0, side(&[50.0], &[5.0], &[]), side(&[0.0], &[5.0], &[])),
+        ];
+        let t = table("paddock", "zookeeper", &rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("paddock op/s") && lines[0].contains("zookeeper op/s"));
+        // 100% reads: mean 200 against 100 (2.00), p99 10 against 20 (0.50), cpu 0.25.
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(row[0], "100");
+        assert!(
+            lines[1].contains(" 2.00 ") && lines[1].contains(" 0.50 "),
+            "{t}"
+        );
+        assert!(lines[1].trim_end().ends_with("0.25"), "{t}");
+        // No ratio against zero, nor without CPU figures.
+        assert!(lines[2].contains(" - "), "{t}");
+    }
+}
