@@ -240,6 +240,15 @@ pub async fn connect(addr: &str) -> zookeeper_client::Client {
     }
 }
 
+/// One try at a (read-write) session, failing fast: for servers that must refuse one.
+async fn session_at(addr: &str) -> Result<zookeeper_client::Client, zookeeper_client::Error> {
+    zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(5))
+        .with_connection_timeout(Duration::from_millis(500))
+        .connect(addr)
+        .await
+}
+
 fn persistent() -> zookeeper_client::CreateOptions<'static> {
     zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
 }
@@ -455,11 +464,7 @@ async fn losing_a_majority_stops_writes_until_it_is_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // A client gets no session from it.
-    let alone = zookeeper_client::Client::connector()
-        .with_session_timeout(Duration::from_secs(5))
-        .with_connection_timeout(Duration::from_millis(500))
-        .connect(&e.member(2).client)
-        .await;
+    let alone = session_at(&e.member(2).client).await;
     assert!(alone.is_err(), "a server without a quorum gave a session");
     e.member_mut(3).restart();
     e.settled(Duration::from_secs(20));
@@ -511,22 +516,7 @@ async fn a_leader_cut_off_from_its_followers_steps_down() {
     let c = connect(&e.member(3).client).await;
     c.create("/p", b"", &persistent()).await.unwrap();
     drop(c);
-    let pids: Vec<u32> = [1, 2]
-        .iter()
-        .map(|&id| e.member(id).child.as_ref().unwrap().id())
-        .collect();
-    let signal = |sig: &str| {
-        for pid in &pids {
-            let ok = Command::new("kill")
-                .arg(format!("-{sig}"))
-                .arg(pid.to_string())
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "kill -{sig} {pid}");
-        }
-    };
-    signal("STOP");
+    signal(&e, &[1, 2], "STOP");
     let stopped = Instant::now();
     // syncLimit is 5 ticks of 200 ms: 1 s, plus a tick to notice.
     let deadline = stopped + Duration::from_secs(5);
@@ -535,7 +525,7 @@ async fn a_leader_cut_off_from_its_followers_steps_down() {
             break;
         }
         if Instant::now() > deadline {
-            signal("CONT");
+            signal(&e, &[1, 2], "CONT");
             panic!(
                 "the cut-off leader still serves after {:?}",
                 stopped.elapsed()
@@ -544,7 +534,7 @@ async fn a_leader_cut_off_from_its_followers_steps_down() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let stepped_down = stopped.elapsed();
-    signal("CONT");
+    signal(&e, &[1, 2], "CONT");
     eprintln!("cut-off leader stepped down after {stepped_down:?}");
     assert!(
         stepped_down >= Duration::from_millis(900),
@@ -1055,11 +1045,7 @@ async fn a_leader_with_leader_serves_no_takes_no_clients() {
     }
     let srvr = e.member(3).four("srvr");
     assert!(srvr.contains("not currently serving"), "{srvr}");
-    let refused = zookeeper_client::Client::connector()
-        .with_session_timeout(Duration::from_secs(5))
-        .with_connection_timeout(Duration::from_millis(500))
-        .connect(&e.member(3).client)
-        .await;
+    let refused = session_at(&e.member(3).client).await;
     assert!(refused.is_err(), "the leader gave a session");
     let c = connect(&e.member(1).client).await;
     c.create("/ls", b"x", &persistent()).await.unwrap();
@@ -1086,11 +1072,7 @@ async fn a_member_without_a_quorum_serves_read_only_clients_if_asked() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(e.member(2).four("isro"), "ro");
-    let rw = zookeeper_client::Client::connector()
-        .with_session_timeout(Duration::from_secs(5))
-        .with_connection_timeout(Duration::from_millis(500))
-        .connect(&e.member(2).client)
-        .await;
+    let rw = session_at(&e.member(2).client).await;
     assert!(
         rw.is_err(),
         "a read-write client got a session without a quorum"

@@ -395,6 +395,18 @@ fn fill_all(pool: &mut Pool, w: &mut Work) {
     }
 }
 
+/// p50, p90, p99, p99.9, max and mean of `h`, in µs: what every result reports.
+fn latency_us(h: &Histogram) -> [f64; 6] {
+    [
+        us(h.quantile(0.5)),
+        us(h.quantile(0.9)),
+        us(h.quantile(0.99)),
+        us(h.quantile(0.999)),
+        us(h.max()),
+        h.mean() / 1000.0,
+    ]
+}
+
 /// The human-readable result block.
 pub fn report(o: &RunOpts, r: &RunResult) -> String {
     let mut s = String::new();
@@ -414,14 +426,9 @@ pub fn report(o: &RunOpts, r: &RunResult) -> String {
         r.per_sec(r.writes)
     );
     let lat = |h: &Histogram| {
+        let [p50, p90, p99, p999, max, mean] = latency_us(h);
         format!(
-            "p50 {:.0}  p90 {:.0}  p99 {:.0}  p999 {:.0}  max {:.0}  mean {:.0}",
-            us(h.quantile(0.5)),
-            us(h.quantile(0.9)),
-            us(h.quantile(0.99)),
-            us(h.quantile(0.999)),
-            us(h.max()),
-            h.mean() / 1000.0
+            "p50 {p50:.0}  p90 {p90:.0}  p99 {p99:.0}  p999 {p999:.0}  max {max:.0}  mean {mean:.0}"
         )
     };
     s += &format!("  latency µs   {}\n", lat(&r.hist));
@@ -566,15 +573,10 @@ pub fn json(o: &RunOpts, r: &RunResult) -> String {
         if h.count() == 0 {
             return "null".to_string();
         }
+        let [p50, p90, p99, p999, max, mean] = latency_us(h);
         format!(
-            "{{\"count\": {}, \"p50\": {:.1}, \"p90\": {:.1}, \"p99\": {:.1}, \"p999\": {:.1}, \"max\": {:.1}, \"mean\": {:.1}}}",
-            h.count(),
-            us(h.quantile(0.5)),
-            us(h.quantile(0.9)),
-            us(h.quantile(0.99)),
-            us(h.quantile(0.999)),
-            us(h.max()),
-            h.mean() / 1000.0
+            "{{\"count\": {}, \"p50\": {p50:.1}, \"p90\": {p90:.1}, \"p99\": {p99:.1}, \"p999\": {p999:.1}, \"max\": {max:.1}, \"mean\": {mean:.1}}}",
+            h.count()
         )
     };
     let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.3}"));

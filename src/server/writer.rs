@@ -1268,11 +1268,7 @@ impl<L: TxnLog> WriterLoop<L> {
             eprintln!("paddock: stopping: {e}");
             std::process::exit(3);
         }
-        let sessions: Vec<(i64, i32)> = self
-            .sessions
-            .iter()
-            .map(|(id, s)| (*id, s.timeout_ms))
-            .collect();
+        let sessions = self.session_list();
         let t0 = Instant::now();
         // SAFETY: fork in a threaded process: the child is a copy of this thread only. It
         // reads the tree, the sessions and the ACL cache, which only this thread mutates
@@ -1309,12 +1305,21 @@ impl<L: TxnLog> WriterLoop<L> {
         self.snaps.draw(self.shared.cfg.snap_count);
     }
 
-    /// The forked child: write the snapshot and leave without running any destructor.
-    fn snapshot_child(&self, zxid: Zxid, sessions: &[(i64, i32)]) -> ! {
-        // Drop every inherited descriptor (client sockets, the log, the lock file's is kept
-        // by the parent): a connection the parent closes must not stay open in here.
-        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-        let src = crate::snap::Source {
+    /// Every session and its timeout, as a snapshot records them.
+    fn session_list(&self) -> Vec<(i64, i32)> {
+        self.sessions
+            .iter()
+            .map(|(id, s)| (*id, s.timeout_ms))
+            .collect()
+    }
+
+    /// What a snapshot of the applied tree at `zxid` serializes.
+    fn snap_source<'a>(
+        &'a self,
+        zxid: Zxid,
+        sessions: &'a [(i64, i32)],
+    ) -> crate::snap::Source<'a> {
+        crate::snap::Source {
             tree: &self.shared.tree,
             sessions,
             acls: &self.idx.acls,
@@ -1323,7 +1328,15 @@ impl<L: TxnLog> WriterLoop<L> {
                 .cfg
                 .digest_enabled
                 .then_some((zxid, self.idx.digest)),
-        };
+        }
+    }
+
+    /// The forked child: write the snapshot and leave without running any destructor.
+    fn snapshot_child(&self, zxid: Zxid, sessions: &[(i64, i32)]) -> ! {
+        // Drop every inherited descriptor (client sockets, the log, the lock file's is kept
+        // by the parent): a connection the parent closes must not stay open in here.
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+        let src = self.snap_source(zxid, sessions);
         let code = match crate::snap::write_file(&self.snaps.dir, zxid, &src) {
             Ok(_) => 0,
             Err(e) => {

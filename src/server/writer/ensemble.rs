@@ -624,22 +624,24 @@ impl<L: TxnLog> WriterLoop<L> {
         self.pending.clear();
         self.staged.clear();
         self.staged_digest = self.idx.digest;
-        let conns: Vec<ConnId> = self.sessions.iter().filter_map(|(_, s)| s.conn).collect();
-        for c in conns {
-            self.send(c, ToReactor::Close { conn: c });
-        }
-        let ids: Vec<SessionId> = self.sessions.iter().map(|(id, _)| *id).collect();
-        for id in ids {
-            if let Some(s) = self.sessions.get_mut(id) {
-                s.conn = None;
-            }
-        }
-        self.watches = WatchTable::default();
-        self.wake_reactors();
+        self.disconnect_clients();
         let last = self.next_zxid - 1;
         if let Some(ens) = &self.ens {
             let _ = ens.relook.send((last, ens.epochs.current));
         }
+    }
+
+    /// Closes every client connection (the sessions live on) and forgets their watches:
+    /// clients find a server that serves, and set their watches there again.
+    fn disconnect_clients(&mut self) {
+        let ids: Vec<SessionId> = self.sessions.iter().map(|(id, _)| *id).collect();
+        for id in ids {
+            if let Some(c) = self.sessions.get_mut(id).and_then(|s| s.conn.take()) {
+                self.send(c, ToReactor::Close { conn: c });
+            }
+        }
+        self.watches = WatchTable::default();
+        self.wake_reactors();
     }
 
     /// The election decided to follow or observe `leader`.
@@ -1024,21 +1026,8 @@ impl<L: TxnLog> WriterLoop<L> {
     /// The tree as a snapshot file's bytes, at the last applied zxid (a leader's SNAP).
     fn snapshot_bytes(&self) -> Vec<u8> {
         let zxid = self.shared.last_zxid();
-        let sessions: Vec<(i64, i32)> = self
-            .sessions
-            .iter()
-            .map(|(id, s)| (*id, s.timeout_ms))
-            .collect();
-        let src = crate::snap::Source {
-            tree: &self.shared.tree,
-            sessions: &sessions,
-            acls: &self.idx.acls,
-            digest: self
-                .shared
-                .cfg
-                .digest_enabled
-                .then_some((zxid, self.idx.digest)),
-        };
+        let sessions = self.session_list();
+        let src = self.snap_source(zxid, &sessions);
         let mut out = Vec::new();
         if let Err(e) = crate::snap::serialize(&src, &mut out) {
             log::error!("cannot serialize a snapshot for a learner: {e}");
@@ -1145,21 +1134,10 @@ impl<L: TxnLog> WriterLoop<L> {
             return;
         }
         log::info!("read-only mode ends: its clients are disconnected");
-        let conns: Vec<ConnId> = self.sessions.iter().filter_map(|(_, s)| s.conn).collect();
-        for c in conns {
-            self.send(c, ToReactor::Close { conn: c });
-        }
-        let ids: Vec<SessionId> = self.sessions.iter().map(|(id, _)| *id).collect();
-        for id in ids {
-            if let Some(s) = self.sessions.get_mut(id) {
-                s.conn = None;
-            }
-        }
+        self.disconnect_clients();
         for id in std::mem::take(&mut self.ro_sessions) {
             self.sessions.remove(id);
         }
-        self.watches = WatchTable::default();
-        self.wake_reactors();
     }
 
     /// A read-only client connects: a new local session, or one it had (it keeps its id).
