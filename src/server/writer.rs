@@ -59,7 +59,14 @@ pub struct Committed<'a> {
     pub idx: &'a mut Indexes,
     pub extended_types: bool,
     held: Vec<(PathRef, Option<NodeRef>)>,
+    /// Where each path's latest change is in `held`, once a txn has made more than a few
+    /// (a closeSession deletes every ephemeral of the session: scanning `held` for each
+    /// would be quadratic). Built by `hold`; `held` replaced from outside is not indexed.
+    held_at: FastMap<PathRef, usize>,
 }
+
+/// `held` is indexed from this many changes on.
+const HELD_INDEX_FROM: usize = 16;
 
 impl<'a> Committed<'a> {
     pub fn new(tree: &'a DataTree, idx: &'a mut Indexes, extended_types: bool) -> Self {
@@ -68,10 +75,24 @@ impl<'a> Committed<'a> {
             idx,
             extended_types,
             held: Vec::new(),
+            held_at: FastMap::default(),
+        }
+    }
+
+    fn hold(&mut self, key: PathRef, node: Option<NodeRef>) {
+        self.held.push((key, node));
+        let n = self.held.len();
+        if n == HELD_INDEX_FROM {
+            for (i, (k, _)) in self.held.iter().enumerate() {
+                self.held_at.insert(k.clone(), i);
+            }
+        } else if n > HELD_INDEX_FROM {
+            self.held_at.insert(self.held[n - 1].0.clone(), n - 1);
         }
     }
     /// Makes the held changes visible, in the order apply made them.
     pub fn publish(&mut self) {
+        self.held_at.clear();
         for (p, n) in self.held.drain(..) {
             match n {
                 Some(n) => self.tree.put_path(p, n),
@@ -83,8 +104,12 @@ impl<'a> Committed<'a> {
 
 impl Store for Committed<'_> {
     fn get(&self, path: &str) -> Option<NodeRef> {
-        if let Some((_, n)) = self.held.iter().rev().find(|(p, _)| &**p == path) {
-            return n.clone();
+        if self.held_at.is_empty() {
+            if let Some((_, n)) = self.held.iter().rev().find(|(p, _)| &**p == path) {
+                return n.clone();
+            }
+        } else if let Some(&i) = self.held_at.get(path) {
+            return self.held[i].1.clone();
         }
         self.tree.get(path)
     }
@@ -98,12 +123,12 @@ impl Store for Committed<'_> {
             .digest
             .wrapping_add(node.digest as i64)
             .wrapping_sub(old_digest);
-        self.held.push((PathRef::from(path), Some(node)));
+        self.hold(PathRef::from(path), Some(node));
     }
     fn put_new(&mut self, key: PathRef, node: NodeRef) {
         self.idx.data_bytes += (key.len() + node.data_len()) as i64;
         self.idx.digest = self.idx.digest.wrapping_add(node.digest as i64);
-        self.held.push((key, Some(node)));
+        self.hold(key, Some(node));
     }
     fn remove(&mut self, path: &str) {
         let (old, old_digest) = self.get(path).map_or((0, 0), |o| {
@@ -111,7 +136,7 @@ impl Store for Committed<'_> {
         });
         self.idx.data_bytes -= old;
         self.idx.digest = self.idx.digest.wrapping_sub(old_digest);
-        self.held.push((PathRef::from(path), None));
+        self.hold(PathRef::from(path), None);
     }
     fn owner_changed(&mut self, path: &str, owner: i64, created: bool) {
         let set = if owner == CONTAINER_OWNER {
