@@ -3,9 +3,10 @@
 //! Prints each run's line as it goes, then a table of means over the rounds with the
 //! ratios A/B: throughput, p99 latency and (with --a-pid/--b-pid) server CPU per op.
 
+use crate::report;
 use crate::run::{self, RunOpts, RunResult};
 use crate::session::Servers;
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 pub struct CompareOpts {
     /// Everything but the server, the server's pid and the read %.
@@ -83,15 +84,23 @@ pub fn table(a_name: &str, b_name: &str, rows: &[(u32, Side, Side)]) -> String {
 
 pub fn compare(o: &CompareOpts) -> Result<String> {
     let mut rows = Vec::new();
+    let mut groups = Vec::new();
     for &read_pct in &o.reads {
         let (mut a, mut b) = (Side::default(), Side::default());
+        let mut entries = Vec::new();
         for round in 1..=o.rounds {
             for (side, (name, servers, pid)) in [(&mut a, &o.a), (&mut b, &o.b)] {
                 let mut ro = o.base.clone();
                 ro.server = servers.clone();
                 ro.server_pid = *pid;
                 ro.read_pct = read_pct;
+                // One page and one JSON for the whole comparison, not one per run.
+                ro.report = None;
+                ro.json = None;
                 let r = run::run(&ro)?;
+                let mut e = report::Entry::from_run(&ro, &r)?;
+                e.label = format!("{name} round {round}");
+                entries.push(e);
                 println!(
                     "{read_pct:>3}% reads, round {round}, {name}: {:.0} ops/s, p99 {:.0} µs, {} errors",
                     r.ops() as f64 / r.measured.as_secs_f64().max(1e-9),
@@ -102,8 +111,23 @@ pub fn compare(o: &CompareOpts) -> Result<String> {
             }
         }
         rows.push((read_pct, a, b));
+        groups.push((format!("{read_pct}% reads"), entries));
     }
-    Ok(table(&o.a.0, &o.b.0, &rows))
+    let t = table(&o.a.0, &o.b.0, &rows);
+    if let Some(path) = &o.base.report {
+        let title = format!("loadgen compare: {} / {}", o.a.0, o.b.0);
+        let pre = format!(
+            "{} | {} sessions x {} in flight | {}-byte values | {} rounds, alternating\n\n{t}",
+            o.base.workload.name(),
+            o.base.sessions,
+            o.base.inflight,
+            o.base.value_bytes,
+            o.rounds
+        );
+        std::fs::write(path, report::html(&title, &pre, &groups))
+            .with_context(|| format!("--report {path}"))?;
+    }
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub fn hold(o: &HoldOpts) -> Result<HoldResult> {
                 pool.failed
             );
         }
-        pool.poll_once(tick, &mut |_, _, _| {})?;
+        pool.poll_once(tick, &mut |_, _, _, _| {})?;
         if pool.opened == 0 && pool.failed >= 8 && pool.failed == pool.sessions.len() {
             bail!(
                 "{}",
@@ -96,7 +96,7 @@ pub fn hold(o: &HoldOpts) -> Result<HoldResult> {
     let hold_start = Instant::now();
     let cpu0 = o.server_pid.map(sys::proc_cpu).transpose()?;
     while hold_start.elapsed() < o.hold {
-        pool.poll_once(Duration::from_millis(50), &mut |_, _, _| {})?;
+        pool.poll_once(Duration::from_millis(50), &mut |_, _, _, _| {})?;
     }
     let held = hold_start.elapsed();
     // The server may be gone by now (that shows as lost sessions).

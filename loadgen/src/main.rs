@@ -5,6 +5,7 @@
 mod compare;
 mod hist;
 mod hold;
+mod report;
 mod rng;
 mod run;
 mod session;
@@ -20,22 +21,42 @@ usage:
   loadgen                      the canonical workload: 32 sessions x 16 in flight, 90% reads,
                                100-byte values, 1000 keys, 2 s warm-up + 10 s, seed 1,
                                against 127.0.0.1:2181
-  loadgen run [options]        a read/write workload
+  loadgen run [options]        one workload, measured after a warm-up
+      --workload W             what the sessions do (rw):
+                                 rw        getData / setData (version -1) on random keys
+                                 churn     create a node, then delete it (both count)
+                                 seq       create ephemeral sequential nodes
+                                 children  getChildren of a node with --children children
+                                 multi     multi of --multi-ops setData on random keys
+                                 sessions  each session slot: connect, create an ephemeral
+                                           node, close; again (a cycle counts)
+                                 watch     session 0 sets a node the others watch; the time
+                                           from the write to the last notification counts
       --server ADDR            host:port (default 127.0.0.1:2181)
       --servers A,B,...        an ensemble's members: session i goes to server i mod n
       --sessions N             sessions (connections) (32)
       --inflight N             requests kept in flight per session (16)
-      --read-pct P             % of getData; the rest are setData version -1 (90)
+      --rate R                 open loop: R requests/s over all sessions (at most
+                               --inflight outstanding per session); latency counts from
+                               when each request was due (coordinated omission corrected)
+      --read-pct P             rw: % of getData (90)
       --value-bytes N          value size (100)
-      --keys N                 keys PREFIX/k0 .. k<N-1>, created first (1000)
+      --keys N                 rw, multi: keys PREFIX/k0 .. k<N-1>, created first (1000)
+      --children N             children: width of the node listed (1000)
+      --multi-ops N            multi: setData ops per multi (4)
       --duration S             measured seconds (10)
       --warmup S               seconds before measuring (2)
+      --threads N              worker threads, each with its own event loop (1)
+      --pin CPU,CPU,...        pin worker thread i to the i-th CPU of the list (mod len)
+      --progress auto|on|off   a progress line on standard error each second (auto: when
+                               it is a terminal)
       --seed N                 RNG seed (1)
       --server-pid PID         also measure that process's CPU (and report it per op)
       --csv FILE               append a CSV row (header first if the file is new)
       --json FILE              write the result as one JSON object (-: print it instead
                                of the report)
-      --prefix PATH            parent of the keys (/loadgen)
+      --report FILE.html       write a self-contained HTML page of the result
+      --prefix PATH            parent of every node loadgen makes (/loadgen)
       --session-timeout MS     requested session timeout (30000)
   loadgen compare --a ADDRS --b ADDRS [options]
                                the run workload against two servers in turn (A B A B)
@@ -44,7 +65,10 @@ usage:
       --a-pid, --b-pid PID     measure each server's CPU per op
       --reads LIST             read percentages (100,90,50,0)
       --rounds N               A-then-B rounds per read % (2)
+      --report FILE.html       every run's charts and the table on one page
       and the run options above, but --server, --read-pct and --server-pid
+  loadgen report FILE.json ... --out FILE.html [--title T]
+                               results written by --json, side by side on one page
   loadgen sessions [options]   open many idle sessions and hold them
       --server ADDR            (127.0.0.1:2181)
       --count N                sessions (10000)
@@ -143,25 +167,59 @@ impl Opts {
 }
 
 fn run_opts(o: &mut Opts) -> Result<run::RunOpts> {
+    let d = run::RunOpts::canonical();
     let r = run::RunOpts {
         server: o.server()?,
-        sessions: o.get("sessions", 32)?,
-        inflight: o.get("inflight", 16)?,
-        read_pct: o.get("read-pct", 90)?,
-        value_bytes: o.get("value-bytes", 100)?,
-        duration: o.secs("duration", 10.0)?,
-        warmup: o.secs("warmup", 2.0)?,
-        keys: o.get("keys", 1000)?,
-        seed: o.get("seed", 1)?,
+        workload: match o.raw("workload") {
+            Some(w) => run::Workload::parse(&w)?,
+            None => d.workload,
+        },
+        sessions: o.get("sessions", d.sessions)?,
+        inflight: o.get("inflight", d.inflight)?,
+        read_pct: o.get("read-pct", d.read_pct)?,
+        value_bytes: o.get("value-bytes", d.value_bytes)?,
+        duration: o.secs("duration", d.duration.as_secs_f64())?,
+        warmup: o.secs("warmup", d.warmup.as_secs_f64())?,
+        keys: o.get("keys", d.keys)?,
+        children: o.get("children", d.children)?,
+        multi_ops: o.get("multi-ops", d.multi_ops)?,
+        rate: o
+            .raw("rate")
+            .map(|v| v.parse::<f64>())
+            .transpose()
+            .map_err(|e| anyhow!("--rate: {e}"))?,
+        threads: o.get("threads", d.threads)?,
+        pin: match o.raw("pin") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|c| {
+                    c.trim()
+                        .parse::<usize>()
+                        .map_err(|e| anyhow!("--pin {c:?}: {e}"))
+                })
+                .collect::<Result<_>>()?,
+        },
+        progress: match o.raw("progress").as_deref() {
+            None | Some("auto") => run::Progress::Auto,
+            Some("on") => run::Progress::On,
+            Some("off") => run::Progress::Off,
+            Some(v) => bail!("--progress {v:?}: auto, on or off"),
+        },
+        seed: o.get("seed", d.seed)?,
         server_pid: o.raw("server-pid").map(|p| p.parse()).transpose()?,
         csv: o.raw("csv"),
         json: o.raw("json"),
-        session_timeout_ms: o.get("session-timeout", 30_000)?,
-        prefix: o.raw("prefix").unwrap_or_else(|| "/loadgen".into()),
+        report: o.raw("report"),
+        session_timeout_ms: o.get("session-timeout", d.session_timeout_ms)?,
+        prefix: o.raw("prefix").unwrap_or(d.prefix),
     };
     o.finish()?;
     if r.sessions == 0 || r.inflight == 0 || r.keys == 0 {
         bail!("--sessions, --inflight and --keys must be at least 1");
+    }
+    if r.threads == 0 || r.threads > r.sessions {
+        bail!("--threads must be between 1 and --sessions");
     }
     if r.read_pct > 100 {
         bail!("--read-pct must be 0..=100");
@@ -174,6 +232,31 @@ fn run_opts(o: &mut Opts) -> Result<run::RunOpts> {
     }
     if !r.prefix.starts_with('/') || r.prefix.len() < 2 || r.prefix.ends_with('/') {
         bail!("--prefix must be an absolute path other than /, e.g. /loadgen");
+    }
+    if let Some(rate) = r.rate {
+        if !(rate > 0.0 && rate <= 1e8) {
+            bail!("--rate must be a positive number of requests per second");
+        }
+        if !r.workload.open_loop() {
+            bail!(
+                "--rate does not apply to --workload {} (it is paced by the server's replies)",
+                r.workload.name()
+            );
+        }
+    }
+    if r.children == 0 || r.children > 1_000_000 {
+        bail!("--children must be 1..=1000000");
+    }
+    if r.multi_ops == 0 || r.multi_ops > 1000 {
+        bail!("--multi-ops must be 1..=1000");
+    }
+    if r.workload == run::Workload::Watch {
+        if r.sessions < 2 {
+            bail!("--workload watch needs --sessions 2 or more: one writer and the watchers");
+        }
+        if r.threads != 1 {
+            bail!("--workload watch runs on one thread (--threads 1)");
+        }
     }
     Ok(r)
 }
@@ -196,6 +279,14 @@ fn hold_opts(o: &mut Opts) -> Result<hold::HoldOpts> {
 
 fn do_run(o: run::RunOpts) -> Result<()> {
     let r = run::run(&o)?;
+    if let Some(path) = &o.report {
+        let page = report::html(
+            "loadgen run",
+            "",
+            &[(String::new(), vec![report::Entry::from_run(&o, &r)?])],
+        );
+        std::fs::write(path, page).with_context(|| format!("--report {path}"))?;
+    }
     match o.json.as_deref() {
         Some("-") => print!("{}", run::json(&o, &r)),
         Some(path) => {
@@ -289,6 +380,38 @@ fn main() {
                     rounds,
                 };
                 print!("{}", compare::compare(&c)?);
+                Ok(())
+            }
+            Some("report") => {
+                // loadgen report A.json B.json ... --out report.html [--title T]
+                let (mut files, mut rest) = (Vec::new(), Vec::new());
+                let mut it = args[1..].iter();
+                while let Some(a) = it.next() {
+                    if a.starts_with("--") {
+                        rest.push(a.clone());
+                        if !a.contains('=') {
+                            rest.extend(it.next().cloned());
+                        }
+                    } else {
+                        files.push(a.clone());
+                    }
+                }
+                let mut o = Opts::parse(&rest)?;
+                let out = o
+                    .raw("out")
+                    .ok_or_else(|| anyhow!("report: --out FILE.html is required"))?;
+                let title = o.raw("title").unwrap_or_else(|| "loadgen results".into());
+                o.finish()?;
+                if files.is_empty() {
+                    bail!("report: which result files? (written by loadgen run --json FILE)");
+                }
+                let entries = files
+                    .iter()
+                    .map(|f| report::Entry::from_file(f))
+                    .collect::<Result<Vec<_>>>()?;
+                std::fs::write(&out, report::html(&title, "", &[(String::new(), entries)]))
+                    .with_context(|| format!("--out {out}"))?;
+                println!("wrote {out}");
                 Ok(())
             }
             Some("-h" | "--help" | "help") => {

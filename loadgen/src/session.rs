@@ -41,6 +41,21 @@ pub enum Kind {
     Reset(u32),
     Get,
     Set,
+    /// create of churn node n; its delete follows the reply.
+    ChurnCreate(u64),
+    ChurnDelete(u64),
+    /// create of an ephemeral sequential node.
+    SeqCreate,
+    /// getChildren of the wide node.
+    Children,
+    /// multi of setData ops.
+    Multi,
+    /// create of a session's ephemeral node (session churn).
+    EphCreate,
+    /// getData that sets a watch (watch fan-out).
+    WatchGet,
+    /// setData of the watched node (watch fan-out).
+    WatchSet,
     Close,
 }
 
@@ -55,13 +70,17 @@ pub struct Pending {
 pub enum Ev {
     /// The handshake finished: the session is ready for requests.
     Connected,
-    /// A reply to a request of ours; `data_len` is the getData value length.
+    /// A reply to a request of ours; `size` is a getData value's length or a
+    /// getChildren list's length. A multi whose header says OK but whose results hold an
+    /// error reports that error in `err`.
     Reply {
         kind: Kind,
         sent: Instant,
         err: i32,
-        data_len: Option<usize>,
+        size: Option<usize>,
     },
+    /// A watch notification (WatcherEvent type).
+    Notification { etype: i32 },
 }
 
 #[derive(Debug)]
@@ -204,7 +223,8 @@ pub struct Session {
     /// This session's share of the ping interval, 0.75..1.0 of a third of the timeout, so
     /// that sessions opened together do not all ping in the same instant.
     ping_frac: f64,
-    started: Instant,
+    /// When the TCP connect started.
+    pub started: Instant,
     rbuf: Vec<u8>,
     rstart: usize,
     rend: usize,
@@ -293,9 +313,9 @@ impl Session {
         self.last_send = now;
     }
 
-    pub fn get_data(&mut self, path: &str, now: Instant) {
-        self.request(Kind::Get, op::GET_DATA, now, |w| {
-            w.string(path).bool(false);
+    pub fn get_data(&mut self, kind: Kind, path: &str, watch: bool, now: Instant) {
+        self.request(kind, op::GET_DATA, now, |w| {
+            w.string(path).bool(watch);
         });
     }
 
@@ -305,15 +325,53 @@ impl Session {
         });
     }
 
-    /// A persistent node open to everyone (world:anyone, all permissions).
-    pub fn create(&mut self, kind: Kind, path: &str, data: Option<&[u8]>, now: Instant) {
+    /// A node open to everyone (world:anyone, all permissions); `flags` is the create
+    /// mode (0 persistent, 1 ephemeral, 2 sequential, 3 ephemeral sequential).
+    pub fn create(
+        &mut self,
+        kind: Kind,
+        path: &str,
+        data: Option<&[u8]>,
+        flags: i32,
+        now: Instant,
+    ) {
         self.request(kind, op::CREATE, now, |w| {
             w.string(path).opt_buffer(&data);
             w.i32(1)
                 .i32(paddock::proto::ops::perm::ALL)
                 .string("world")
                 .string("anyone");
-            w.i32(0);
+            w.i32(flags);
+        });
+    }
+
+    /// delete of any version.
+    pub fn delete(&mut self, kind: Kind, path: &str, now: Instant) {
+        self.request(kind, op::DELETE, now, |w| {
+            w.string(path).i32(-1);
+        });
+    }
+
+    pub fn get_children(&mut self, kind: Kind, path: &str, now: Instant) {
+        self.request(kind, op::GET_CHILDREN, now, |w| {
+            w.string(path).bool(false);
+        });
+    }
+
+    /// One multi of a setData (any version) per path.
+    pub fn multi_set<'p>(
+        &mut self,
+        kind: Kind,
+        paths: impl Iterator<Item = &'p str>,
+        data: &[u8],
+        now: Instant,
+    ) {
+        self.request(kind, op::MULTI, now, |w| {
+            for p in paths {
+                w.i32(op::SET_DATA).bool(false).i32(-1);
+                w.string(p).buffer(data).i32(-1);
+            }
+            w.i32(-1).bool(true).i32(-1);
         });
     }
 
@@ -454,7 +512,12 @@ impl Session {
                 }
                 return Ok(None);
             }
-            special_xid::NOTIFICATION => return Ok(None),
+            special_xid::NOTIFICATION => {
+                let etype = r
+                    .read_i32()
+                    .map_err(|e| self.protocol(format!("malformed notification: {e}")))?;
+                return Ok(Some(Ev::Notification { etype }));
+            }
             _ => {}
         }
         let Some(p) = self.pending.pop_front() else {
@@ -469,28 +532,76 @@ impl Session {
         if err == ZkError::SessionExpired.code() {
             return Err(SessError::Expired(self.id));
         }
-        let mut data_len = None;
+        let mut size = None;
+        let mut err = err;
         if err == 0 {
-            let body = (|| -> Result<Option<usize>, DecodeError> {
+            let body = (|| -> Result<(Option<usize>, i32), DecodeError> {
                 match p.kind {
-                    Kind::Get => {
+                    Kind::Get | Kind::WatchGet => {
                         let d = r.read_buffer_opt()?;
                         Stat::read(&mut r)?;
-                        Ok(Some(d.map_or(0, <[u8]>::len)))
+                        Ok((Some(d.map_or(0, <[u8]>::len)), 0))
                     }
-                    Kind::Set | Kind::Reset(_) => {
+                    Kind::Set | Kind::Reset(_) | Kind::WatchSet => {
                         Stat::read(&mut r)?;
-                        Ok(None)
+                        Ok((None, 0))
                     }
-                    Kind::Create(_) | Kind::CreateParent => {
+                    Kind::Create(_)
+                    | Kind::CreateParent
+                    | Kind::ChurnCreate(_)
+                    | Kind::SeqCreate
+                    | Kind::EphCreate => {
                         r.read_string()?;
-                        Ok(None)
+                        Ok((None, 0))
                     }
-                    Kind::Close => Ok(None),
+                    Kind::Children => {
+                        // Counted, not collected: a wide list would cost the client more
+                        // than the server.
+                        let n = r.read_count(4)?;
+                        for _ in 0..n {
+                            r.read_string()?;
+                        }
+                        Ok((Some(n), 0))
+                    }
+                    Kind::Multi => {
+                        // MultiHeader (type, done, err) and a result per op, until done.
+                        let mut first_err = 0;
+                        loop {
+                            let (t, done, e) = (r.read_i32()?, r.read_bool()?, r.read_i32()?);
+                            if done {
+                                break;
+                            }
+                            match t {
+                                op::SET_DATA => {
+                                    Stat::read(&mut r)?;
+                                }
+                                op::ERROR => {
+                                    let e = r.read_i32()?;
+                                    if first_err == 0 {
+                                        first_err = e;
+                                    }
+                                }
+                                op::CREATE => {
+                                    r.read_string()?;
+                                }
+                                op::DELETE | op::CHECK => {}
+                                _ if e != 0 && first_err == 0 => first_err = e,
+                                _ => {
+                                    return Err(DecodeError::Invalid(
+                                        "a multi result of a type loadgen does not send",
+                                    ))
+                                }
+                            }
+                        }
+                        Ok((None, first_err))
+                    }
+                    Kind::ChurnDelete(_) | Kind::Close => Ok((None, 0)),
                 }
             })();
-            data_len =
+            let (n, e) =
                 body.map_err(|e| self.protocol(format!("malformed reply to {:?}: {e}", p.kind)))?;
+            size = n;
+            err = e;
         }
         if p.kind == Kind::Close {
             self.state = State::Closed;
@@ -499,7 +610,7 @@ impl Session {
             kind: p.kind,
             sent: p.sent,
             err,
-            data_len,
+            size,
         }))
     }
 
@@ -508,10 +619,10 @@ impl Session {
     fn on_ready(
         &mut self,
         readable: bool,
-        addr: SocketAddr,
+        (idx, addr): (usize, SocketAddr),
         timeout_ms: i32,
         now: Instant,
-        h: &mut dyn FnMut(&mut Session, Ev, Instant),
+        h: &mut dyn FnMut(&mut Session, usize, Ev, Instant),
         pongs: &mut Histogram,
     ) -> Result<(), SessError> {
         if self.state == State::Connecting {
@@ -544,7 +655,7 @@ impl Session {
                     self.last_recv = now;
                 }
                 while let Some(ev) = self.next_ev()? {
-                    h(self, ev, now);
+                    h(self, idx, ev, now);
                 }
                 if let Some(rtt) = self.last_pong_rtt.take() {
                     pongs.record(rtt.as_nanos() as u64);
@@ -616,8 +727,10 @@ pub struct Pool {
     poll: Poll,
     events: Events,
     ready: Vec<(usize, bool)>,
-    /// Session i connects to addrs[i % len].
+    /// Session i connects to addrs[(first + stride * i) % len] (threads share a list).
     pub addrs: Vec<SocketAddr>,
+    first: usize,
+    stride: usize,
     timeout_ms: i32,
     rbuf: usize,
     pub sessions: Vec<Session>,
@@ -633,6 +746,65 @@ pub struct Pool {
     /// Ping round trips (send to reply), for `sessions`.
     pub ping_rtt: Histogram,
     last_tick: Instant,
+    timer: Option<Timer>,
+}
+
+/// The timer's token: no session has it.
+const TIMER: Token = Token(usize::MAX);
+
+/// A one-shot monotonic timerfd in the poll, for waits shorter than epoll's millisecond.
+struct Timer(std::os::fd::OwnedFd);
+
+impl Timer {
+    fn new(poll: &Poll) -> io::Result<Timer> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: timerfd_create returns a new descriptor or -1.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is ours and open.
+        let t = Timer(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&t.0.as_raw_fd()),
+            TIMER,
+            Interest::READABLE,
+        )?;
+        Ok(t)
+    }
+
+    fn arm(&self, after: Duration) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs() as libc::time_t,
+                tv_nsec: after.subsec_nanos().max(1) as libc::c_long,
+            },
+        };
+        // SAFETY: a valid timerfd and itimerspec.
+        if unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads the expirations, so that the next arming makes a new edge.
+    fn clear(&self) {
+        use std::os::fd::AsRawFd;
+        let mut n = 0u64;
+        // SAFETY: reads 8 bytes into n; EAGAIN when it has not expired is fine.
+        unsafe { libc::read(self.0.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };
+    }
 }
 
 /// The servers sessions go to: session i to server i mod n (an ensemble's members).
@@ -661,6 +833,8 @@ impl Pool {
             events: Events::with_capacity(1024),
             ready: Vec::new(),
             addrs: servers.0.clone(),
+            first: 0,
+            stride: 1,
             timeout_ms,
             rbuf,
             sessions: Vec::new(),
@@ -671,12 +845,28 @@ impl Pool {
             errors: ErrorLog::default(),
             ping_rtt: Histogram::new(),
             last_tick: Instant::now(),
+            timer: None,
         })
     }
 
-    /// Sessions started and neither ready nor failed yet.
+    /// This pool's session i is session `first + stride * i` of a run split over
+    /// `stride` pools: it goes to that session's server.
+    pub fn spread(mut self, first: usize, stride: usize) -> Pool {
+        self.first = first;
+        self.stride = stride.max(1);
+        self
+    }
+
+    fn addr(&self, idx: usize) -> SocketAddr {
+        self.addrs[(self.first + self.stride * idx) % self.addrs.len()]
+    }
+
+    /// Sessions connecting or handshaking.
     pub fn connecting(&self) -> usize {
-        self.sessions.len() - self.opened - self.failed
+        self.sessions
+            .iter()
+            .filter(|s| matches!(s.state, State::Connecting | State::Handshaking))
+            .count()
     }
 
     pub fn ready_count(&self) -> usize {
@@ -689,7 +879,20 @@ impl Pool {
     /// Starts one more session's TCP connect.
     pub fn connect_one(&mut self, now: Instant) {
         let idx = self.sessions.len();
-        let addr = self.addrs[idx % self.addrs.len()];
+        let s = self.open(idx, now, Vec::new());
+        self.sessions.push(s);
+    }
+
+    /// Replaces session `idx` (closed or dead) by a new connection to the same server:
+    /// session churn reuses its slot, token and read buffer.
+    pub fn reopen(&mut self, idx: usize, now: Instant) {
+        self.release(idx);
+        let rbuf = std::mem::take(&mut self.sessions[idx].rbuf);
+        self.sessions[idx] = self.open(idx, now, rbuf);
+    }
+
+    fn open(&mut self, idx: usize, now: Instant, mut rbuf: Vec<u8>) -> Session {
+        let addr = self.addr(idx);
         let res = TcpStream::connect(addr).and_then(|mut stream| {
             self.poll.registry().register(
                 &mut stream,
@@ -700,15 +903,21 @@ impl Pool {
         });
         match res {
             Ok(stream) => {
-                let mut s = Session::new(stream, now, self.rbuf);
+                let mut s = if rbuf.len() >= self.rbuf.max(64) {
+                    let mut s = Session::new_with(Some(stream), now, 0);
+                    s.rbuf = std::mem::take(&mut rbuf);
+                    s
+                } else {
+                    Session::new(stream, now, self.rbuf)
+                };
                 let h = (idx as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
                 s.ping_frac = 0.75 + 0.25 * (h as f64 / (1u64 << 24) as f64);
-                self.sessions.push(s);
+                s
             }
             Err(e) => {
                 self.failed += 1;
                 self.errors.add(&connect_error(addr, e));
-                self.sessions.push(Session::new_dead(now));
+                Session::new_dead(now)
             }
         }
     }
@@ -742,6 +951,13 @@ impl Pool {
         }
     }
 
+    fn timer(&mut self) -> io::Result<&Timer> {
+        if self.timer.is_none() {
+            self.timer = Some(Timer::new(&self.poll)?);
+        }
+        Ok(self.timer.as_ref().unwrap())
+    }
+
     /// Flushes session `idx` after the workload queued requests on it outside an event.
     pub fn flush(&mut self, idx: usize) {
         if let Err(e) = self.sessions[idx].flush() {
@@ -754,8 +970,13 @@ impl Pool {
     pub fn poll_once(
         &mut self,
         timeout: Duration,
-        h: &mut dyn FnMut(&mut Session, Ev, Instant),
+        h: &mut dyn FnMut(&mut Session, usize, Ev, Instant),
     ) -> io::Result<()> {
+        // epoll waits in whole milliseconds: a shorter wait (an open loop's next request)
+        // is a timerfd's, which wakes the same poll.
+        if !timeout.is_zero() && timeout < Duration::from_millis(1) {
+            self.timer()?.arm(timeout)?;
+        }
         match self.poll.poll(&mut self.events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -771,6 +992,12 @@ impl Pool {
         }));
         let now = Instant::now();
         for &(idx, readable) in &ready {
+            if idx == TIMER.0 {
+                if let Some(t) = &self.timer {
+                    t.clear();
+                }
+                continue;
+            }
             let Some(s) = self.sessions.get_mut(idx) else {
                 continue;
             };
@@ -778,9 +1005,10 @@ impl Pool {
                 continue;
             }
             let was = s.state;
+            let addr = self.addrs[(self.first + self.stride * idx) % self.addrs.len()];
             let res = s.on_ready(
                 readable,
-                self.addrs[idx % self.addrs.len()],
+                (idx, addr),
                 self.timeout_ms,
                 now,
                 h,
@@ -888,7 +1116,7 @@ impl Pool {
             }
             self.poll_once(
                 (deadline - now).min(Duration::from_millis(50)),
-                &mut |_, _, _| {},
+                &mut |_, _, _, _| {},
             )?;
         }
     }
