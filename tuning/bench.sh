@@ -3,8 +3,11 @@
 # side, with `loadgen compare` (A = Paddock, B = ZooKeeper, alternating A B A B for each
 # read % of 100, 90, 50, 0; 2 rounds; ratios A/B):
 #   1. standalone: one server each (tickTime 2000), server CPU per op from /proc;
-#   2. 3-node ensembles on 127.0.0.x (tickTime 500, initLimit 10, syncLimit 5), sessions
-#      spread over the members (--servers); throughput and p99 only.
+#   2. standalone, the other workloads: churn, seq, children, multi, sessions, watch;
+#   3. 10,000 idle sessions held open on each server: resident memory per session;
+#   4. 3-node ensembles on 127.0.0.x (tickTime 500, initLimit 10, syncLimit 5), sessions
+#      spread over the members (--servers); server CPU summed over the three members.
+# Each comparison also writes an HTML page (charts of every run) next to bench.txt.
 # Workload: 32 sessions x 16 in flight, 1000 keys of 100-byte values, fsync on, SECONDS
 # (default 5) measured after 2 s of warm-up. Loopback only. Writes the machine, the
 # commands and loadgen's output to tuning/runs/<date>-<host>/bench.txt.
@@ -58,10 +61,26 @@ PID_ZK=$(java_pid "$WORK/zk")
 "$LG" run --server 127.0.0.1:24782 --duration 5 --warmup 1 > /dev/null 2>&1 || true
 "$LG" run --server 127.0.0.1:24781 --duration 3 --warmup 1 > /dev/null 2>&1 || true
 say "\$ loadgen compare --a 127.0.0.1:24781 --a-pid $PID_PD --b 127.0.0.1:24782 --b-pid $PID_ZK ${RUN[*]}"
-"$LG" compare --a 127.0.0.1:24781 --a-pid "$PID_PD" --b 127.0.0.1:24782 --b-pid "$PID_ZK" "${RUN[@]}" 2>&1 | tee -a "$R"
+"$LG" compare --a 127.0.0.1:24781 --a-pid "$PID_PD" --b 127.0.0.1:24782 --b-pid "$PID_ZK" "${RUN[@]}" \
+  --report "$OUT/bench-standalone.html" 2>&1 | tee -a "$R"
+
+say "## 2. standalone, other workloads (--children 1000, --multi-ops 4; sessions and watch: 32 sessions)"
+for w in churn seq children multi sessions watch; do
+  say "\$ loadgen compare --workload $w --a 127.0.0.1:24781 --a-pid $PID_PD --b 127.0.0.1:24782 --b-pid $PID_ZK --duration $DUR --warmup 2 --rounds 2 --a-name paddock --b-name zookeeper --prefix /bench-$w"
+  "$LG" compare --workload "$w" --a 127.0.0.1:24781 --a-pid "$PID_PD" --b 127.0.0.1:24782 --b-pid "$PID_ZK" \
+    --duration "$DUR" --warmup 2 --rounds 2 --a-name paddock --b-name zookeeper \
+    --prefix "/bench-$w" --report "$OUT/bench-$w.html" 2>&1 | tee -a "$R"
+done
+
+say "## 3. 10,000 idle sessions on each server (resident memory per session)"
+for side in "paddock 24781 $PID_PD" "zookeeper 24782 $PID_ZK"; do
+  set -- $side
+  say "\$ loadgen sessions --server 127.0.0.1:$2 --count 10000 --hold 10 --server-pid $3   # $1"
+  "$LG" sessions --server "127.0.0.1:$2" --count 10000 --hold 10 --server-pid "$3" 2>&1 | tee -a "$R" || say "($1: failed)"
+done
 stop_all
 
-say "## 2. 3-node ensembles (Paddock on 127.0.0.1-3, ZooKeeper on 127.0.0.4-6)"
+say "## 4. 3-node ensembles (Paddock on 127.0.0.1-3, ZooKeeper on 127.0.0.4-6)"
 pd_lines=(); zk_lines=()
 for i in 1 2 3; do
   pd_lines+=("server.$i=127.0.0.$i:24791:24792")
@@ -74,7 +93,10 @@ for i in 3 2 1; do
 done
 for i in 1 2 3 4 5 6; do wait_serving 127.0.0.$i 24781; done
 A=127.0.0.1:24781,127.0.0.2:24781,127.0.0.3:24781; B=127.0.0.4:24781,127.0.0.5:24781,127.0.0.6:24781
+PIDS_PD=$(for i in 1 2 3; do pgrep -f "paddock start-foreground $WORK/pd$i/zoo.cfg" | head -1; done | paste -sd,)
+PIDS_ZK=$(for i in 1 2 3; do java_pid "$WORK/zk$i"; done | paste -sd,)
 "$LG" run --servers "$B" --duration 5 --warmup 1 > /dev/null 2>&1 || true
-say "\$ loadgen compare --a $A --b $B ${RUN[*]}"
-"$LG" compare --a "$A" --b "$B" "${RUN[@]}" 2>&1 | tee -a "$R"
+say "\$ loadgen compare --a $A --a-pid $PIDS_PD --b $B --b-pid $PIDS_ZK ${RUN[*]}"
+"$LG" compare --a "$A" --a-pid "$PIDS_PD" --b "$B" --b-pid "$PIDS_ZK" "${RUN[@]}" \
+  --report "$OUT/bench-ensemble.html" 2>&1 | tee -a "$R"
 say "done: $(date -u)"

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 pub struct CompareOpts {
     /// Everything but the server, the server's pid and the read %.
     pub base: RunOpts,
-    pub a: (String, Servers, Option<u32>),
-    pub b: (String, Servers, Option<u32>),
+    pub a: (String, Servers, Vec<u32>),
+    pub b: (String, Servers, Vec<u32>),
     pub reads: Vec<u32>,
     pub rounds: usize,
 }
@@ -42,7 +42,8 @@ fn mean(v: &[f64]) -> Option<f64> {
 }
 
 /// The summary table: one row per read %, means over the rounds, ratios A/B.
-pub fn table(a_name: &str, b_name: &str, rows: &[(u32, Side, Side)]) -> String {
+/// Rows are labelled by read % (rw) or by workload name.
+pub fn table(a_name: &str, b_name: &str, rows: &[(String, Side, Side)]) -> String {
     let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
         (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
         _ => "-".into(),
@@ -51,7 +52,7 @@ pub fn table(a_name: &str, b_name: &str, rows: &[(u32, Side, Side)]) -> String {
     let g = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.1}"));
     let mut s = format!(
         "{:>6} | {:>12} {:>12} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6}\n",
-        "read%",
+        "mix",
         format!("{a_name} op/s"),
         format!("{b_name} op/s"),
         "A/B",
@@ -62,12 +63,12 @@ pub fn table(a_name: &str, b_name: &str, rows: &[(u32, Side, Side)]) -> String {
         "B cpu µs",
         "A/B"
     );
-    for (read_pct, a, b) in rows {
+    for (label, a, b) in rows {
         let (ta, tb) = (mean(&a.ops_per_s), mean(&b.ops_per_s));
         let (la, lb) = (mean(&a.p99_us), mean(&b.p99_us));
         let (ca, cb) = (mean(&a.cpu_us_per_op), mean(&b.cpu_us_per_op));
         s += &format!(
-            "{read_pct:>6} | {:>12} {:>12} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6}\n",
+            "{label:>6} | {:>12} {:>12} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6}\n",
             f(ta),
             f(tb),
             ratio(ta, tb),
@@ -92,7 +93,7 @@ pub fn compare(o: &CompareOpts) -> Result<String> {
             for (side, (name, servers, pid)) in [(&mut a, &o.a), (&mut b, &o.b)] {
                 let mut ro = o.base.clone();
                 ro.server = servers.clone();
-                ro.server_pid = *pid;
+                ro.server_pid = pid.clone();
                 ro.read_pct = read_pct;
                 // One page and one JSON for the whole comparison, not one per run.
                 ro.report = None;
@@ -102,7 +103,8 @@ pub fn compare(o: &CompareOpts) -> Result<String> {
                 e.label = format!("{name} round {round}");
                 entries.push(e);
                 println!(
-                    "{read_pct:>3}% reads, round {round}, {name}: {:.0} ops/s, p99 {:.0} µs, {} errors",
+                    "{}, round {round}, {name}: {:.0} ops/s, p99 {:.0} µs, {} errors",
+                    ro.describe(),
                     r.ops() as f64 / r.measured.as_secs_f64().max(1e-9),
                     r.hist.quantile(0.99) as f64 / 1000.0,
                     r.error_count()
@@ -110,8 +112,15 @@ pub fn compare(o: &CompareOpts) -> Result<String> {
                 side.add(&r);
             }
         }
-        rows.push((read_pct, a, b));
-        groups.push((format!("{read_pct}% reads"), entries));
+        let mut ro = o.base.clone();
+        ro.read_pct = read_pct;
+        let label = if ro.workload == run::Workload::Rw {
+            read_pct.to_string()
+        } else {
+            ro.workload.name().to_string()
+        };
+        rows.push((label, a, b));
+        groups.push((ro.describe(), entries));
     }
     let t = table(&o.a.0, &o.b.0, &rows);
     if let Some(path) = &o.base.report {
@@ -143,11 +152,15 @@ mod tests {
         };
         let rows = vec![
             (
-                100,
+                "100".to_string(),
                 side(&[300.0, 100.0], &[10.0], &[2.0]),
                 side(&[100.0], &[20.0], &[8.0]),
             ),
-            (0, side(&[50.0], &[5.0], &[]), side(&[0.0], &[5.0], &[])),
+            (
+                "churn".to_string(),
+                side(&[50.0], &[5.0], &[]),
+                side(&[0.0], &[5.0], &[]),
+            ),
         ];
         let t = table("paddock", "zookeeper", &rows);
         let lines: Vec<&str> = t.lines().collect();

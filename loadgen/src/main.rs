@@ -51,7 +51,8 @@ usage:
       --progress auto|on|off   a progress line on standard error each second (auto: when
                                it is a terminal)
       --seed N                 RNG seed (1)
-      --server-pid PID         also measure that process's CPU (and report it per op)
+      --server-pid PID[,PID]   also measure the server's CPU (and report it per op);
+                               several pids (an ensemble's members) are summed
       --csv FILE               append a CSV row (header first if the file is new)
       --json FILE              write the result as one JSON object (-: print it instead
                                of the report)
@@ -62,7 +63,7 @@ usage:
                                the run workload against two servers in turn (A B A B)
                                for each read %; prints the means and the ratios A/B
       --a-name, --b-name NAME  labels (A, B)
-      --a-pid, --b-pid PID     measure each server's CPU per op
+      --a-pid, --b-pid PIDS    measure each side's server CPU per op (pids summed)
       --reads LIST             read percentages (100,90,50,0)
       --rounds N               A-then-B rounds per read % (2)
       --report FILE.html       every run's charts and the table on one page
@@ -166,6 +167,20 @@ impl Opts {
     }
 }
 
+/// `--server-pid 12` or `--server-pid 12,13,14` (an ensemble's members, summed).
+fn pids(v: Option<String>, name: &str) -> Result<Vec<u32>> {
+    let Some(v) = v else {
+        return Ok(Vec::new());
+    };
+    v.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<u32>()
+                .map_err(|e| anyhow!("--{name} {p:?}: {e}"))
+        })
+        .collect()
+}
+
 fn run_opts(o: &mut Opts) -> Result<run::RunOpts> {
     let d = run::RunOpts::canonical();
     let r = run::RunOpts {
@@ -207,7 +222,7 @@ fn run_opts(o: &mut Opts) -> Result<run::RunOpts> {
             Some(v) => bail!("--progress {v:?}: auto, on or off"),
         },
         seed: o.get("seed", d.seed)?,
-        server_pid: o.raw("server-pid").map(|p| p.parse()).transpose()?,
+        server_pid: pids(o.raw("server-pid"), "server-pid")?,
         csv: o.raw("csv"),
         json: o.raw("json"),
         report: o.raw("report"),
@@ -337,7 +352,7 @@ fn main() {
             Some("compare") => {
                 let mut o = Opts::parse(&args[1..])?;
                 let side =
-                    |o: &mut Opts, k: &str| -> Result<(String, session::Servers, Option<u32>)> {
+                    |o: &mut Opts, k: &str| -> Result<(String, session::Servers, Vec<u32>)> {
                         let name = o
                             .raw(&format!("{k}-name"))
                             .unwrap_or_else(|| k.to_uppercase());
@@ -345,12 +360,13 @@ fn main() {
                             .raw(k)
                             .ok_or_else(|| anyhow!("compare needs --{k} ADDR[,ADDR...]"))?;
                         let servers = Opts::parse(&["--servers".into(), list])?.server()?;
-                        let pid = o.raw(&format!("{k}-pid")).map(|p| p.parse()).transpose()?;
+                        let pid = pids(o.raw(&format!("{k}-pid")), &format!("{k}-pid"))?;
                         Ok((name, servers, pid))
                     };
                 let (a, b) = (side(&mut o, "a")?, side(&mut o, "b")?);
-                let reads: Vec<u32> = o
-                    .raw("reads")
+                let reads_given = o.raw("reads");
+                let reads: Vec<u32> = reads_given
+                    .clone()
                     .unwrap_or_else(|| "100,90,50,0".into())
                     .split(',')
                     .map(|v| {
@@ -372,6 +388,15 @@ fn main() {
                     bail!("--rounds must be at least 1");
                 }
                 let base = run_opts(&mut o)?;
+                // Read % is rw's knob; other workloads compare once per round.
+                let reads = match (base.workload, reads_given) {
+                    (run::Workload::Rw, _) => reads,
+                    (_, None) => vec![0],
+                    (w, Some(_)) => bail!(
+                        "compare --workload {}: --reads applies to rw only",
+                        w.name()
+                    ),
+                };
                 let c = compare::CompareOpts {
                     base,
                     a,

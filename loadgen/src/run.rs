@@ -124,7 +124,9 @@ pub struct RunOpts {
     pub pin: Vec<usize>,
     pub progress: Progress,
     pub seed: u64,
-    pub server_pid: Option<u32>,
+    /// The server's processes (an ensemble's members): CPU and context switches are
+    /// summed over them.
+    pub server_pid: Vec<u32>,
     pub csv: Option<String>,
     /// Write the result as one JSON object to this file (`-`: standard output).
     pub json: Option<String>,
@@ -157,7 +159,7 @@ impl RunOpts {
             pin: Vec::new(),
             progress: Progress::Auto,
             seed: 1,
-            server_pid: None,
+            server_pid: Vec::new(),
             csv: None,
             json: None,
             report: None,
@@ -1021,7 +1023,7 @@ fn worker(
 
 /// Runs the whole thing: connect, setup, warm-up, measure, drain, close.
 pub fn run(o: &RunOpts) -> Result<RunResult> {
-    if let Some(pid) = o.server_pid {
+    for &pid in &o.server_pid {
         sys::proc_cpu(pid).with_context(|| format!("--server-pid {pid}"))?;
     }
     let sh = Arc::new(Shared {
@@ -1079,10 +1081,10 @@ pub fn run(o: &RunOpts) -> Result<RunResult> {
                 continue;
             }
             if samples.is_none() && now >= t0 {
-                samples = Some(Sample::take(o.server_pid, now));
+                samples = Some(Sample::take(&o.server_pid, now));
             }
             if now >= end {
-                end_samples = Some(Sample::take(o.server_pid, now));
+                end_samples = Some(Sample::take(&o.server_pid, now));
                 break;
             }
             if now >= next_line {
@@ -1141,16 +1143,28 @@ struct Sample {
 }
 
 impl Sample {
-    fn take(pid: Option<u32>, at: Instant) -> Sample {
+    fn take(pids: &[u32], at: Instant) -> Sample {
+        // Summed over the pids; None when there are none or one is gone (the server may
+        // be gone by the end: that is reported as lost sessions).
+        let sum = |f: &dyn Fn(u32) -> Option<Duration>| -> Option<Duration> {
+            (!pids.is_empty())
+                .then(|| pids.iter().map(|&p| f(p)).sum::<Option<Duration>>())
+                .flatten()
+        };
         Sample {
             at,
             cpu: sys::self_cpu(),
-            // The server may be gone by the end (that is reported as lost sessions).
-            server: pid.and_then(|p| sys::proc_cpu(p).ok()),
+            server: sum(&|p| sys::proc_cpu(p).ok()),
             machine: sys::machine_cpu(),
             switches: (
                 sys::proc_ctx_switches(None),
-                pid.and_then(|p| sys::proc_ctx_switches(Some(p))),
+                (!pids.is_empty())
+                    .then(|| {
+                        pids.iter()
+                            .map(|&p| sys::proc_ctx_switches(Some(p)))
+                            .sum::<Option<u64>>()
+                    })
+                    .flatten(),
             ),
         }
     }
@@ -1352,13 +1366,18 @@ pub fn report(o: &RunOpts, r: &RunResult) -> String {
         r.client_cpu.as_secs_f64() / secs,
         sc(r.client_switches)
     );
-    if let (Some(cpu), Some(pid)) = (r.server_cpu, o.server_pid) {
+    if let Some(cpu) = r.server_cpu {
+        let pids: Vec<String> = o
+            .server_pid
+            .iter()
+            .map(|&p| format!("{p} {}", sys::proc_name(p)))
+            .collect();
         s += &format!(
-            "  server CPU   {:.1} µs/op  ({:.2} cores{}; pid {pid} {})\n",
+            "  server CPU   {:.1} µs/op  ({:.2} cores{}; pid {})\n",
             r.cpu_per_op_us(cpu),
             cpu.as_secs_f64() / secs,
             sc(r.server_switches),
-            sys::proc_name(pid)
+            pids.join(" + ")
         );
     }
     if let (Some((busy, steal)), Some(other)) = (r.machine_cpu, r.other_cores()) {
@@ -1367,7 +1386,7 @@ pub fn report(o: &RunOpts, r: &RunResult) -> String {
             busy.as_secs_f64() / secs,
             sys::cpus(),
             other,
-            if o.server_pid.is_none() {
+            if o.server_pid.is_empty() {
                 " (server included: no --server-pid)"
             } else {
                 ""
