@@ -52,6 +52,20 @@ pub struct Indexes {
     pub digest: i64,
 }
 
+/// Lets the calling thread run on every CPU the process may use (undoes a pinning). A
+/// system call only: safe in a forked child.
+pub fn unpin_current_thread() {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET stays within its bits. The
+    // kernel keeps only the CPUs the process's cpuset allows.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..8 * std::mem::size_of::<libc::cpu_set_t>() {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// The published tree as apply's store: writes are held back until `publish`, so that the
 /// txn's watch events can be queued first.
 pub struct Committed<'a> {
@@ -1361,6 +1375,9 @@ impl<L: TxnLog> WriterLoop<L> {
         // Drop every inherited descriptor (client sockets, the log, the lock file's is kept
         // by the parent): a connection the parent closes must not stay open in here.
         unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+        // The writer's core pinning came along with the fork: the child would take turns
+        // with the writer on one core for the whole snapshot. It may run on any core.
+        unpin_current_thread();
         let src = self.snap_source(zxid, sessions);
         let code = match crate::snap::write_file(&self.snaps.dir, zxid, &src) {
             Ok(_) => 0,
@@ -1516,5 +1533,23 @@ impl<L: TxnLog> WriterLoop<L> {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A pinned thread (the writer; a snapshot child inherits its mask) gets every CPU
+    /// the process may use back.
+    #[test]
+    fn unpinning_restores_every_allowed_cpu() {
+        let all = core_affinity::get_core_ids().expect("cpu mask");
+        std::thread::spawn(move || {
+            core_affinity::set_for_current(all[0]);
+            assert_eq!(core_affinity::get_core_ids().unwrap().len(), 1);
+            super::unpin_current_thread();
+            assert_eq!(core_affinity::get_core_ids().unwrap().len(), all.len());
+        })
+        .join()
+        .unwrap();
     }
 }
