@@ -28,9 +28,16 @@ pub struct Link {
 impl Link {
     /// Queues a packet; false once the link is gone.
     pub fn send(&self, p: &QuorumPacket) -> bool {
-        let mut w = crate::proto::Writer::new();
+        let mut w = crate::proto::Writer {
+            buf: Vec::with_capacity(p.encoded_len()),
+        };
         p.encode(&mut w);
         self.tx.send(w.buf).is_ok()
+    }
+
+    /// Queues a packet already encoded (`QuorumPacket::encode_plain`).
+    pub fn send_encoded(&self, bytes: Vec<u8>) -> bool {
+        self.tx.send(bytes).is_ok()
     }
 }
 

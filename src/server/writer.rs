@@ -30,7 +30,7 @@ use crate::types::{conn_reactor, ConnId, SessionId, Zxid};
 use crate::watch::{Kind, WatchTable};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use ensemble::{Ensemble, Forwarded, Recent, Role};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -234,7 +234,7 @@ pub struct WriterLoop<L: TxnLog> {
     watches: WatchTable,
     idx: Indexes,
     staged: FastMap<String, Option<NodeRef>>,
-    pending: Vec<Pending>,
+    pending: VecDeque<Pending>,
     next_zxid: Zxid,
     last_container_check: Instant,
     scratch_sessions: Vec<SessionId>,
@@ -372,7 +372,7 @@ impl<L: TxnLog> WriterLoop<L> {
             watches: WatchTable::default(),
             idx,
             staged: FastMap::default(),
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             next_zxid: last_zxid + 1,
             last_container_check: Instant::now(),
             scratch_sessions: Vec::new(),
@@ -615,19 +615,19 @@ impl<L: TxnLog> WriterLoop<L> {
         match appended {
             Ok(()) => {
                 self.next_zxid = hdr.zxid + 1;
-                self.pending.push(p);
+                self.pending.push_back(p);
                 self.proposed(hdr.zxid, &w.buf);
                 self.encode_buf = w.buf;
             }
             Err(LogError::NoSpace { .. }) if self.ens.is_some() => {
                 // Proposals may be out already: a leader never takes a zxid back.
                 self.encode_buf = w.buf;
-                self.pending.push(p);
+                self.pending.push_back(p);
                 self.abandon("the txn log is out of space");
             }
             Err(e @ LogError::NoSpace { .. }) => {
                 self.encode_buf = w.buf;
-                self.pending.push(p);
+                self.pending.push_back(p);
                 self.refuse_batch(&e);
             }
             Err(e) => {
@@ -1011,7 +1011,7 @@ impl<L: TxnLog> WriterLoop<L> {
     fn flush(&mut self) -> Result<(), LogError> {
         let appended = self
             .pending
-            .last()
+            .back()
             .is_some_and(|p| p.hdr.zxid > self.durable);
         if !appended && !self.log_dirty {
             return Ok(());
@@ -1062,7 +1062,7 @@ impl<L: TxnLog> WriterLoop<L> {
         self.snaps.txns += n as u64;
         let shared = self.shared.clone();
         let ext = shared.cfg.extended_types;
-        let pending: Vec<Pending> = self.pending.drain(..n).collect();
+        let pending: Vec<Pending> = self.pending.drain(..n).collect(); // from the front: O(n)
         for mut p in pending {
             // Publish the node versions prep made (no second apply), through the same
             // store as recovery, so the indexes follow.

@@ -448,8 +448,31 @@ impl<L: TxnLog> WriterLoop<L> {
     fn perform(&mut self, effects: Vec<Effect<Arc<[u8]>>>, mut snap: Option<Vec<u8>>) {
         let Some(ens) = &self.ens else { return };
         let (my_id, observer) = (ens.my_id, ens.observer);
+        // A leader sends each txn's PROPOSAL, COMMIT or INFORM to every learner: encoded
+        // once, copied for the others.
+        let mut encoded: Option<(i32, Zxid, Vec<u8>)> = None;
         for e in effects {
             match e {
+                Effect::Send {
+                    to,
+                    msg: msg @ (Msg::Proposal { .. } | Msg::Commit { .. } | Msg::Inform { .. }),
+                } => {
+                    let Role::Leading(t) = &self.role else {
+                        continue;
+                    };
+                    let (k, zxid, data) = match &msg {
+                        Msg::Proposal { zxid, txn } => (kind::PROPOSAL, *zxid, Some(&txn[..])),
+                        Msg::Inform { zxid, txn } => (kind::INFORM, *zxid, Some(&txn[..])),
+                        Msg::Commit { zxid } => (kind::COMMIT, *zxid, None),
+                        _ => unreachable!(),
+                    };
+                    if !matches!(&encoded, Some((ek, ez, _)) if *ek == k && *ez == zxid) {
+                        encoded = Some((k, zxid, QuorumPacket::encode_plain(k, zxid, data)));
+                    }
+                    if let (Some(l), Some((_, _, bytes))) = (t.links.get(&to), &encoded) {
+                        l.send_encoded(bytes.clone());
+                    }
+                }
                 Effect::Send { to, msg } => {
                     let (is_snap, is_reply) = (
                         matches!(msg, Msg::Snap { .. }),
@@ -613,7 +636,7 @@ impl<L: TxnLog> WriterLoop<L> {
             std::process::exit(3);
         }
         // A leader's pending txns and a learner's unapplied ones are logged: apply them.
-        if let Some(last) = self.pending.last().map(|p| p.hdr.zxid) {
+        if let Some(last) = self.pending.back().map(|p| p.hdr.zxid) {
             self.apply_upto(last);
         }
         if let Role::Learning(mut t) = was {
