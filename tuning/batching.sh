@@ -45,7 +45,7 @@ for delay in 0 1000; do
     line=$(python3 -c "
 import json
 r = json.load(open('$WORK/r.json'))
-s = r['measured_s'] + r['warmup_s']   # the counters span the warm-up too
+s = r['measured_s'] + r['warmup_s']   # the counters span the warm-up and setup too: fsyncs/s is approximate
 f, t = $f1 - $f0, $t1 - $t0
 print(f\"{$n:>4} writers: {r['ops_per_s']:9.0f} writes/s  p99 {r['latency_us']['all']['p99']:8.0f} µs  \"
       f\"{f / s:7.0f} fsyncs/s  {t / max(f, 1):6.1f} writes per fsync  \"
