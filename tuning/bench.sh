@@ -8,6 +8,10 @@
 #   4. 3-node ensembles on 127.0.0.x (tickTime 500, initLimit 10, syncLimit 5), sessions
 #      spread over the members (--servers); server CPU summed over the three members.
 # Each comparison also writes an HTML page (charts of every run) next to bench.txt.
+# Standalone, the idle server is stopped (SIGSTOP) while the other runs (--pause-idle), so
+# neither is charged with the other's background work; ensembles keep running (a stopped
+# member would miss heartbeats), so there the idle side's background CPU shows on each
+# run's "other processes" figure.
 # Workload: 32 sessions x 16 in flight, 1000 keys of 100-byte values, fsync on, SECONDS
 # (default 5) measured after 2 s of warm-up. Loopback only. Writes the machine, the
 # commands and loadgen's output to tuning/runs/<date>-<host>/bench.txt.
@@ -60,16 +64,16 @@ PID_ZK=$(java_pid "$WORK/zk")
 # Warm both (JIT, page cache); not recorded.
 "$LG" run --server 127.0.0.1:24782 --duration 5 --warmup 1 > /dev/null 2>&1 || true
 "$LG" run --server 127.0.0.1:24781 --duration 3 --warmup 1 > /dev/null 2>&1 || true
-say "\$ loadgen compare --a 127.0.0.1:24781 --a-pid $PID_PD --b 127.0.0.1:24782 --b-pid $PID_ZK ${RUN[*]}"
-"$LG" compare --a 127.0.0.1:24781 --a-pid "$PID_PD" --b 127.0.0.1:24782 --b-pid "$PID_ZK" "${RUN[@]}" \
+say "\$ loadgen compare --a 127.0.0.1:24781 --a-pid $PID_PD --b 127.0.0.1:24782 --b-pid $PID_ZK ${RUN[*]} --pause-idle yes"
+"$LG" compare --a 127.0.0.1:24781 --a-pid "$PID_PD" --b 127.0.0.1:24782 --b-pid "$PID_ZK" "${RUN[@]}" --pause-idle yes \
   --report "$OUT/bench-standalone.html" 2>&1 | tee -a "$R"
 
 say "## 2. standalone, other workloads (--children 1000, --multi-ops 4; sessions and watch: 32 sessions)"
 for w in churn seq children multi sessions watch; do
-  say "\$ loadgen compare --workload $w --a 127.0.0.1:24781 --a-pid $PID_PD --b 127.0.0.1:24782 --b-pid $PID_ZK --duration $DUR --warmup 2 --rounds 2 --a-name paddock --b-name zookeeper --prefix /bench-$w"
+  say "\$ loadgen compare --workload $w --a 127.0.0.1:24781 --a-pid $PID_PD --b 127.0.0.1:24782 --b-pid $PID_ZK --duration $DUR --warmup 2 --rounds 2 --a-name paddock --b-name zookeeper --prefix /bench-$w --pause-idle yes"
   "$LG" compare --workload "$w" --a 127.0.0.1:24781 --a-pid "$PID_PD" --b 127.0.0.1:24782 --b-pid "$PID_ZK" \
     --duration "$DUR" --warmup 2 --rounds 2 --a-name paddock --b-name zookeeper \
-    --prefix "/bench-$w" --report "$OUT/bench-$w.html" 2>&1 | tee -a "$R"
+    --prefix "/bench-$w" --pause-idle yes --report "$OUT/bench-$w.html" 2>&1 | tee -a "$R"
 done
 
 say "## 3. 10,000 idle sessions on each server (resident memory per session)"

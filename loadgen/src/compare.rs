@@ -15,6 +15,18 @@ pub struct CompareOpts {
     pub b: (String, Servers, Vec<u32>),
     pub reads: Vec<u32>,
     pub rounds: usize,
+    /// Stop the other side's processes (SIGSTOP) while one side runs, so that an idle
+    /// server's background work (a JVM's) does not take the CPU from the measured one.
+    /// For standalone servers: a stopped ensemble would miss its own heartbeats.
+    pub pause_idle: bool,
+}
+
+/// SIGSTOP or SIGCONT to each pid.
+fn signal_all(pids: &[u32], sig: libc::c_int) {
+    for &p in pids {
+        // SAFETY: kill(2) on a pid the user named.
+        unsafe { libc::kill(p as libc::pid_t, sig) };
+    }
 }
 
 /// One side's figures at one read %, one entry per round.
@@ -98,16 +110,30 @@ pub fn compare(o: &CompareOpts) -> Result<String> {
                 // One page and one JSON for the whole comparison, not one per run.
                 ro.report = None;
                 ro.json = None;
-                let r = run::run(&ro)?;
+                let idle = if std::ptr::eq(pid, &o.a.2) {
+                    &o.b.2
+                } else {
+                    &o.a.2
+                };
+                if o.pause_idle {
+                    signal_all(idle, libc::SIGSTOP);
+                }
+                let r = run::run(&ro);
+                if o.pause_idle {
+                    signal_all(idle, libc::SIGCONT);
+                }
+                let r = r?;
                 let mut e = report::Entry::from_run(&ro, &r)?;
                 e.label = format!("{name} round {round}");
                 entries.push(e);
                 println!(
-                    "{}, round {round}, {name}: {:.0} ops/s, p99 {:.0} µs, {} errors",
+                    "{}, round {round}, {name}: {:.0} ops/s, p99 {:.0} µs, {} errors{}",
                     ro.describe(),
                     r.ops() as f64 / r.measured.as_secs_f64().max(1e-9),
                     r.hist.quantile(0.99) as f64 / 1000.0,
-                    r.error_count()
+                    r.error_count(),
+                    r.other_cores()
+                        .map_or(String::new(), |c| format!(", other processes {c:.2} cores"))
                 );
                 side.add(&r);
             }

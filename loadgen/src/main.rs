@@ -67,6 +67,10 @@ usage:
       --reads LIST             read percentages (100,90,50,0)
       --rounds N               A-then-B rounds per read % (2)
       --report FILE.html       every run's charts and the table on one page
+      --pause-idle yes|no      SIGSTOP the other side's pids while one side runs, so an
+                               idle server's background work is not counted against the
+                               measured one (no; standalone servers only: a stopped
+                               ensemble misses its own heartbeats)
       and the run options above, but --server, --read-pct and --server-pid
   loadgen report FILE.json ... --out FILE.html [--title T]
                                results written by --json, side by side on one page
@@ -387,6 +391,14 @@ fn main() {
                 if rounds == 0 {
                     bail!("--rounds must be at least 1");
                 }
+                let pause_idle = match o.raw("pause-idle").as_deref() {
+                    None | Some("no") => false,
+                    Some("yes") => true,
+                    Some(v) => bail!("--pause-idle {v:?}: yes or no"),
+                };
+                if pause_idle && (a.2.is_empty() || b.2.is_empty()) {
+                    bail!("--pause-idle yes needs --a-pid and --b-pid");
+                }
                 let base = run_opts(&mut o)?;
                 // Read % is rw's knob; other workloads compare once per round.
                 let reads = match (base.workload, reads_given) {
@@ -403,6 +415,7 @@ fn main() {
                     b,
                     reads,
                     rounds,
+                    pause_idle,
                 };
                 print!("{}", compare::compare(&c)?);
                 Ok(())
