@@ -40,7 +40,7 @@ usage:
                                --inflight outstanding per session); latency counts from
                                when each request was due (coordinated omission corrected)
       --read-pct P             rw: % of getData (90)
-      --value-bytes N          value size (100)
+      --value-bytes N          value size (100); --value-size N is the same
       --keys N                 rw, multi: keys PREFIX/k0 .. k<N-1>, created first (1000)
       --children N             children: width of the node listed (1000)
       --multi-ops N            multi: setData ops per multi (4)
@@ -196,7 +196,11 @@ fn run_opts(o: &mut Opts) -> Result<run::RunOpts> {
         sessions: o.get("sessions", d.sessions)?,
         inflight: o.get("inflight", d.inflight)?,
         read_pct: o.get("read-pct", d.read_pct)?,
-        value_bytes: o.get("value-bytes", d.value_bytes)?,
+        // --value-size is the name for it; both are accepted.
+        value_bytes: match o.raw("value-size") {
+            Some(v) => v.parse().map_err(|e| anyhow!("--value-size {v:?}: {e}"))?,
+            None => o.get("value-bytes", d.value_bytes)?,
+        },
         duration: o.secs("duration", d.duration.as_secs_f64())?,
         warmup: o.secs("warmup", d.warmup.as_secs_f64())?,
         keys: o.get("keys", d.keys)?,

@@ -107,8 +107,18 @@ fn children(path: &str) -> Option<usize> {
 
 #[test]
 fn read_write_mix() {
-    let v = run(&["--read-pct", "50", "--keys", "50", "--prefix", "/t-rw"]);
+    let v = run(&[
+        "--read-pct",
+        "50",
+        "--keys",
+        "50",
+        "--value-size",
+        "20",
+        "--prefix",
+        "/t-rw",
+    ]);
     assert_eq!(v["workload"], "rw");
+    assert_eq!(v["value_bytes"], 20);
     assert!(count(&v, "getData") > 0 && count(&v, "setData") > 0, "{v}");
     assert_eq!(children("/t-rw"), Some(50));
     // The series has a second per measured second, adding up to the ops.
