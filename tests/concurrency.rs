@@ -70,3 +70,91 @@ async fn sequence_numbers_and_versions_are_unique() {
     })
     .await;
 }
+
+/// One session pipelines writes and plain reads without waiting: every read sees the
+/// write just before it and not the one after, failed writes included, and every reply
+/// comes back in request order. (Standalone, a read behind its session's writes is
+/// answered by the writer right after the last of them applies; the writes queued behind
+/// the read go on meanwhile.)
+#[test]
+fn pipelined_reads_see_their_sessions_writes_in_order() {
+    let s = Server::start("");
+    let mut a = Raw::connect(&s);
+    a.sock
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let create = |path: &str, data: &[u8]| {
+        let mut b = jute_string(path);
+        b.extend_from_slice(&(data.len() as i32).to_be_bytes());
+        b.extend_from_slice(data);
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&31i32.to_be_bytes());
+        b.extend(jute_string("world"));
+        b.extend(jute_string("anyone"));
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b
+    };
+    let set = |path: &str, data: &[u8]| {
+        let mut b = jute_string(path);
+        b.extend_from_slice(&(data.len() as i32).to_be_bytes());
+        b.extend_from_slice(data);
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b
+    };
+    let get = |path: &str| {
+        let mut b = jute_string(path);
+        b.push(0);
+        b
+    };
+    a.send(1, 1, &create("/pipe", b"start"));
+    assert_eq!(a.reply().unwrap().2, 0);
+    const N: i32 = 400;
+    let mut xid = 10;
+    let mut want = Vec::new(); // (xid, op, expected err, expected data for reads)
+    for i in 0..N {
+        let v = format!("v{i}");
+        match i % 4 {
+            // A write, then a read of it.
+            0 | 1 => {
+                a.send(xid, 5, &set("/pipe", v.as_bytes()));
+                want.push((xid, 5, 0, None));
+                xid += 1;
+                a.send(xid, 4, &get("/pipe"));
+                want.push((xid, 4, 0, Some(v.clone())));
+                xid += 1;
+            }
+            // A failing write (no such node), then a read: the value stays.
+            2 => {
+                a.send(xid, 5, &set("/pipe-missing", b"x"));
+                want.push((xid, 5, -101, None));
+                xid += 1;
+                let last = format!("v{}", i - 1);
+                a.send(xid, 4, &get("/pipe"));
+                want.push((xid, 4, 0, Some(last)));
+                xid += 1;
+            }
+            // A create, then a read of the new node.
+            _ => {
+                let p = format!("/pipe-{i}");
+                a.send(xid, 1, &create(&p, v.as_bytes()));
+                want.push((xid, 1, 0, None));
+                xid += 1;
+                a.send(xid, 4, &get(&p));
+                want.push((xid, 4, 0, Some(v.clone())));
+                xid += 1;
+            }
+        }
+    }
+    for (xid, op, err, data) in want {
+        let (got_xid, _, got_err, body) = a.reply().expect("a reply");
+        assert_eq!((got_xid, got_err), (xid, err), "reply to op {op}");
+        if let Some(d) = data {
+            let len = i32::from_be_bytes(body[0..4].try_into().unwrap()) as usize;
+            assert_eq!(
+                std::str::from_utf8(&body[4..4 + len]).unwrap(),
+                d,
+                "getData xid {xid}"
+            );
+        }
+    }
+}

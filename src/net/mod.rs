@@ -596,21 +596,11 @@ impl Reactor {
         if xid_ > 0 {
             c.info.last_cxid.store(xid_, Relaxed);
         }
-        let local = match &req {
-            Request::GetData { watch, .. }
-            | Request::Exists { watch, .. }
-            | Request::GetChildren { watch, .. }
-            | Request::GetChildren2 { watch, .. } => !watch,
-            Request::GetAcl { .. }
-            | Request::GetAllChildrenNumber { .. }
-            | Request::MultiRead { .. }
-            | Request::WhoAmI
-            | Request::Ping
-            | Request::Auth { .. }
-            | Request::Check { .. }
-            | Request::Sasl => true,
-            _ => false,
-        };
+        let local = req.is_plain_read()
+            || matches!(
+                req,
+                Request::Ping | Request::Auth { .. } | Request::Check { .. } | Request::Sasl
+            );
         let forwarded = req.is_write() || matches!(req, Request::Sync { .. } | Request::Reconfig);
         let raw = (forwarded && self.shared.is_learner()).then(|| body.to_vec());
         c.pending.push_back(Queued {
@@ -628,12 +618,26 @@ impl Reactor {
         let State::Ready(session) = c.state else {
             return Ok(());
         };
+        // Standalone, a plain read behind this session's writes, with more writes queued
+        // behind it, goes to the writer, which answers it right after the last earlier
+        // write applies: the writes behind it go on to the same group commit instead of
+        // waiting for the read. (In an ensemble it
+        // waits here, as every local request does, until the writes are answered.)
+        let defer_reads = self.shared.is_standalone();
         while let Some(front) = c.pending.front() {
-            if front.local && !c.at_writer.is_empty() {
+            let behind_writes = !c.at_writer.is_empty();
+            // Only when a request for the writer waits behind the read: otherwise waiting
+            // here costs the writer nothing, and answering here is cheaper.
+            let to_writer = !front.local
+                || (behind_writes
+                    && defer_reads
+                    && front.req.is_plain_read()
+                    && c.pending.iter().skip(1).any(|q| !q.local));
+            if front.local && behind_writes && !to_writer {
                 break;
             }
             let q = c.pending.pop_front().unwrap();
-            if !q.local {
+            if to_writer {
                 self.shared.outstanding.fetch_add(1, Relaxed);
                 c.at_writer.push_back(Instant::now());
                 self.outbox.push(ToWriter::Request {

@@ -474,6 +474,21 @@ impl Request {
         })
     }
 
+    /// A read that sets no watch: any thread can answer it from the published tree.
+    pub fn is_plain_read(&self) -> bool {
+        match self {
+            Request::GetData { watch, .. }
+            | Request::Exists { watch, .. }
+            | Request::GetChildren { watch, .. }
+            | Request::GetChildren2 { watch, .. } => !watch,
+            Request::GetAcl { .. }
+            | Request::GetAllChildrenNumber { .. }
+            | Request::MultiRead { .. }
+            | Request::WhoAmI => true,
+            _ => false,
+        }
+    }
+
     /// Changes the tree: goes through the txn log.
     pub fn is_write(&self) -> bool {
         matches!(

@@ -262,6 +262,9 @@ impl Shared {
     pub fn read_only(&self) -> bool {
         self.read_only.load(Relaxed)
     }
+    pub fn is_standalone(&self) -> bool {
+        self.mode.load(Relaxed) == writer::ensemble::mode::STANDALONE
+    }
     /// A learner forwards writes and needs their bytes.
     pub fn is_learner(&self) -> bool {
         use writer::ensemble::mode;

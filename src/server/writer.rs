@@ -204,6 +204,14 @@ enum Waiter {
     Internal,
 }
 
+/// A plain read that waits for its session's newest pending txn.
+struct DeferredRead {
+    conn: ConnId,
+    xid: i32,
+    req: Request,
+    ids: Arc<[Id]>,
+}
+
 struct Pending {
     hdr: TxnHeader,
     txn: Txn,
@@ -235,6 +243,10 @@ pub struct WriterLoop<L: TxnLog> {
     idx: Indexes,
     staged: FastMap<String, Option<NodeRef>>,
     pending: VecDeque<Pending>,
+    /// Standalone: each session's newest pending txn, and the plain reads that came in
+    /// behind it, answered once it applies (so that they see it, in order).
+    last_pending: FastMap<SessionId, Zxid>,
+    deferred: FastMap<Zxid, Vec<DeferredRead>>,
     next_zxid: Zxid,
     last_container_check: Instant,
     scratch_sessions: Vec<SessionId>,
@@ -373,6 +385,8 @@ impl<L: TxnLog> WriterLoop<L> {
             idx,
             staged: FastMap::default(),
             pending: VecDeque::new(),
+            last_pending: FastMap::default(),
+            deferred: FastMap::default(),
             next_zxid: last_zxid + 1,
             last_container_check: Instant::now(),
             scratch_sessions: Vec::new(),
@@ -615,6 +629,9 @@ impl<L: TxnLog> WriterLoop<L> {
         match appended {
             Ok(()) => {
                 self.next_zxid = hdr.zxid + 1;
+                if matches!(self.role, Role::Standalone) {
+                    self.last_pending.insert(hdr.client_id, hdr.zxid);
+                }
                 self.pending.push_back(p);
                 self.proposed(hdr.zxid, &w.buf);
                 self.encode_buf = w.buf;
@@ -689,6 +706,23 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
                 if self.is_learner() {
                     self.learner_request(conn, session, xid, opcode, req, &ids, raw);
+                    return;
+                }
+                if req.is_plain_read() && matches!(self.role, Role::Standalone) {
+                    // Sent here by the reactor because it is behind this session's
+                    // writes: answered right after the newest of them applies.
+                    match self.last_pending.get(&session) {
+                        Some(&zxid) => self.deferred.entry(zxid).or_default().push(DeferredRead {
+                            conn,
+                            xid,
+                            req,
+                            ids,
+                        }),
+                        None => {
+                            let f = self.plain_read(xid, &req, &ids);
+                            self.frame(conn, f, true);
+                        }
+                    }
                     return;
                 }
                 match &req {
@@ -1112,7 +1146,29 @@ impl<L: TxnLog> WriterLoop<L> {
         store.held = held;
         store.publish();
         shared.last_zxid.store(p.hdr.zxid, Release);
+        let (zxid, session) = (p.hdr.zxid, p.hdr.client_id);
         self.answer(p);
+        self.answer_deferred(zxid, session);
+    }
+
+    /// The plain reads that waited for txn `zxid` of `session`, answered from the tree as
+    /// it now stands.
+    fn answer_deferred(&mut self, zxid: Zxid, session: SessionId) {
+        if self.last_pending.get(&session) == Some(&zxid) {
+            self.last_pending.remove(&session);
+        }
+        if self.deferred.is_empty() {
+            return;
+        }
+        for d in self.deferred.remove(&zxid).unwrap_or_default() {
+            let f = self.plain_read(d.xid, &d.req, &d.ids);
+            self.frame(d.conn, f, true);
+        }
+    }
+
+    fn plain_read(&self, xid: i32, req: &Request, ids: &[Id]) -> Vec<u8> {
+        let shared = &self.shared;
+        reads::reply(&shared.tree, &shared.cfg, ids, xid, shared.last_zxid(), req).0
     }
 
     fn session_changes(&mut self, p: &Pending) {
@@ -1425,7 +1481,10 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
                 Waiter::Internal => self.reopen(session),
             }
+            // Reads behind a refused write are still answered, after its error.
+            self.answer_deferred(p.hdr.zxid, session);
         }
+        self.last_pending.clear();
         self.wake_reactors();
     }
 
