@@ -83,17 +83,7 @@ fn pipelined_reads_see_their_sessions_writes_in_order() {
     a.sock
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    let create = |path: &str, data: &[u8]| {
-        let mut b = jute_string(path);
-        b.extend_from_slice(&(data.len() as i32).to_be_bytes());
-        b.extend_from_slice(data);
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&31i32.to_be_bytes());
-        b.extend(jute_string("world"));
-        b.extend(jute_string("anyone"));
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b
-    };
+    let create = |path: &str, data: &[u8]| create_body(path, data, 0);
     let set = |path: &str, data: &[u8]| {
         let mut b = jute_string(path);
         b.extend_from_slice(&(data.len() as i32).to_be_bytes());

@@ -236,6 +236,20 @@ impl Raw {
     }
 }
 
+/// A CreateRequest body: `path`, `data`, world:anyone with every permission, `flags`
+/// (0 persistent, 1 ephemeral, 2 sequential, 3 both).
+pub fn create_body(path: &str, data: &[u8], flags: i32) -> Vec<u8> {
+    let mut b = jute_string(path);
+    b.extend_from_slice(&(data.len() as i32).to_be_bytes());
+    b.extend_from_slice(data);
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&31i32.to_be_bytes());
+    b.extend(jute_string("world"));
+    b.extend(jute_string("anyone"));
+    b.extend_from_slice(&flags.to_be_bytes());
+    b
+}
+
 pub fn jute_string(s: &str) -> Vec<u8> {
     let mut v = (s.len() as i32).to_be_bytes().to_vec();
     v.extend_from_slice(s.as_bytes());

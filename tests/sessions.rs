@@ -241,16 +241,7 @@ fn closing_a_session_with_many_ephemerals_does_not_stall_the_server() {
         .sock
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
-    let create = |path: &str, flags: i32| {
-        let mut b = jute_string(path);
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&31i32.to_be_bytes());
-        b.extend(jute_string("world"));
-        b.extend(jute_string("anyone"));
-        b.extend_from_slice(&flags.to_be_bytes());
-        b
-    };
+    let create = |path: &str, flags: i32| create_body(path, b"", flags);
     owner.send(1, 1, &create("/many", 0));
     assert_eq!(owner.reply().unwrap().2, 0);
     // Pipelined, a chunk at a time.

@@ -147,16 +147,7 @@ async fn watch_removal_and_wch_commands() {
 fn set_watches_rearms_and_catches_up() {
     let s = Server::start("");
     let mut a = Raw::connect(&s);
-    let mk = |path: &str| {
-        let mut b = jute_string(path);
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&31i32.to_be_bytes());
-        b.extend(jute_string("world"));
-        b.extend(jute_string("anyone"));
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b
-    };
+    let mk = |path: &str| create_body(path, b"", 0);
     a.send(1, 1, &mk("/x"));
     assert_eq!(a.reply().unwrap().2, 0);
     a.send(2, 1, &mk("/y"));
