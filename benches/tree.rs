@@ -9,6 +9,11 @@
 //! - `get_data_random`: `reads::reply` of a getData of a random existing path (cycling
 //!   through 65,536 pre-drawn ones; 64 in test mode): the reactor's read path, cache misses included.
 //! - `get_data_hot`: the same path every time, for contrast.
+//! - `read_path_get_data`: decode of the request body, then `reads::reply`: the reactor's
+//!   whole read path short of the socket.
+//! - `exists_random`: `reads::reply` of an exists (the Stat only).
+//! - `get_children2_wide`: `reads::reply` of getChildren2 of a parent with N/400 children
+//!   (2,500 when benchmarking).
 //! - `set_data_apply`: one setData txn applied as the writer's flush does it
 //!   (`Committed::new`, `txn::apply`, `publish`) to a random existing node.
 //! - `create_delete_apply`: a create then a delete of a new child of a random parent.
@@ -157,6 +162,50 @@ fn tree(c: &mut Criterion) {
     });
     g.bench_function("get_data_hot", |b| {
         b.iter(|| reads::reply(&tree, &cfg, &ids, 1, zxid, black_box(&reads[0])))
+    });
+    // The reactor's whole read path short of the socket: decode the request body, look
+    // the node up, encode the reply frame.
+    let bodies: Vec<Vec<u8>> = reads
+        .iter()
+        .map(|r| {
+            let Request::GetData { path, .. } = r else {
+                unreachable!()
+            };
+            let mut b = (path.len() as i32).to_be_bytes().to_vec();
+            b.extend_from_slice(path.as_bytes());
+            b.push(0);
+            b
+        })
+        .collect();
+    g.bench_function("read_path_get_data", |b| {
+        b.iter(|| {
+            next = (next + 1) % picks;
+            let req = Request::decode(op::GET_DATA, black_box(&bodies[next])).unwrap();
+            reads::reply(&tree, &cfg, &ids, 1, zxid, &req)
+        })
+    });
+    let exists: Vec<Request> = (0..picks)
+        .map(|_| Request::Exists {
+            path: child_path(below(&mut entropy, n)),
+            watch: false,
+        })
+        .collect();
+    g.bench_function("exists_random", |b| {
+        b.iter(|| {
+            next = (next + 1) % picks;
+            reads::reply(&tree, &cfg, &ids, 1, zxid, black_box(&exists[next]))
+        })
+    });
+    // A parent with N / PARENTS children (2,500 when benchmarking): names and the Stat.
+    let wide = Request::GetChildren2 {
+        path: parent_path(7),
+        watch: false,
+    };
+    let (frame, err) = reads::reply(&tree, &cfg, &ids, 1, zxid, &wide);
+    assert_eq!(err, 0);
+    assert!(frame.len() > (n / PARENTS) * 19, "every child listed");
+    g.bench_function("get_children2_wide", |b| {
+        b.iter(|| reads::reply(&tree, &cfg, &ids, 1, zxid, black_box(&wide)))
     });
 
     let writes: Vec<Txn> = (0..picks)
