@@ -20,17 +20,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-5}
-ZKBIN=/usr/share/zookeeper/bin
-if [ ! -x "$ZKBIN/zkServer.sh" ]; then apt-get update && apt-get install -y zookeeper; fi
-PADDOCK=$PWD/target/release/paddock; LG=$PWD/target/release/loadgen
-[ -x "$PADDOCK" ] && [ -x "$LG" ] || { echo "build first: cargo build --release -p paddock -p loadgen" >&2; exit 2; }
-OUT=tuning/runs/$(date -u +%Y-%m-%d)-$(hostname); mkdir -p "$OUT"; R=$OUT/bench.txt
-WORK=$PWD/target/bench-work; rm -rf "$WORK"; mkdir -p "$WORK"; PGIDS=()
-stop_all() {
-  local p
-  for p in "${PGIDS[@]}"; do kill -9 -- "-$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  PGIDS=(); sleep 0.5
-}
+. tuning/lib.sh
+need_zookeeper
+R=$OUT/bench.txt
+WORK=$PWD/target/bench-work; rm -rf "$WORK"; mkdir -p "$WORK"
 trap 'stop_all; rm -rf "$WORK"' EXIT
 serving() { python3 -c "import socket,sys;s=socket.create_connection(('$1',$2),timeout=1);s.sendall(b'srvr');sys.exit(0 if b'Mode:' in s.recv(999) else 1)" 2>/dev/null; }
 # member KIND DIR HOST PORT [server lines...]: one server, started in its own process group.
@@ -41,14 +34,8 @@ member() {
     echo "dataDir=$d/data"; echo "clientPort=$port"; echo "clientPortAddress=$host"; echo "maxClientCnxns=0"
     echo "admin.enableServer=false"; echo "4lw.commands.whitelist=*"; local l; for l in "$@"; do echo "$l"; done
   } > "$d/zoo.cfg"
-  if [ "$kind" = paddock ]; then
-    ( cd "$d" && exec setsid "$PADDOCK" start-foreground "$d/zoo.cfg" ) > "$d/log" 2>&1 < /dev/null &
-  else
-    JMXDISABLE=true ZOO_LOG_DIR="$d" setsid "$ZKBIN/zkServer.sh" start-foreground "$d/zoo.cfg" > "$d/log" 2>&1 < /dev/null &
-  fi
-  PGIDS+=($!)
+  spawn "$kind" "$d"
 }
-java_pid() { pgrep -f "zookeeper.*$1/zoo.cfg" | while read -r p; do [ "$(cat /proc/$p/comm)" = java ] && echo "$p"; done | head -1; }
 wait_serving() { local t; for t in $(seq 300); do serving "$1" "$2" && return 0; sleep 0.2; done; echo "no server on $1:$2" >&2; tail "$WORK"/*/log >&2; exit 1; }
 say() { echo "$*" | tee -a "$R"; }
 { echo "# $(date -u)  $(hostname)  $(nproc) cores  $(uname -r)"; grep -m1 'model name' /proc/cpuinfo

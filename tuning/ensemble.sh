@@ -14,17 +14,9 @@
 # Needs a release build (cargo build --release -p paddock -p loadgen) and kazoo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PADDOCK=$PWD/target/release/paddock; LG=$PWD/target/release/loadgen
-ZKBIN=/usr/share/zookeeper/bin
-[ -x "$PADDOCK" ] && [ -x "$LG" ] || { echo "build first: cargo build --release -p paddock -p loadgen" >&2; exit 2; }
-OUT=tuning/runs/$(date -u +%Y-%m-%d)-$(hostname); mkdir -p "$OUT"; R=$OUT/ensemble.txt
+. tuning/lib.sh
+R=$OUT/ensemble.txt
 WORK=$PWD/target/ensemble-bench; rm -rf "$WORK"; mkdir -p "$WORK"
-PGIDS=()
-stop_all() {
-  local p
-  for p in "${PGIDS[@]}"; do kill -9 -- "-$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  PGIDS=(); sleep 0.5
-}
 trap 'stop_all; rm -rf "$WORK"' EXIT
 say() { echo "$*" | tee -a "$R"; }
 four() { timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; printf %s "$1" >&3; cat <&3' "$1" "$2" 2>/dev/null || true; }
@@ -44,12 +36,7 @@ start() {
       echo "4lw.commands.whitelist=*"; echo "admin.enableServer=false"
       [ "$total" -gt 1 ] && printf '%s\n' "${servers[@]}"; [ "$i" -gt "$n" ] && echo "peerType=observer"
     } > "$d/zoo.cfg"
-    if [ "$kind" = paddock ]; then
-      ( cd "$d" && exec setsid "$PADDOCK" start-foreground "$d/zoo.cfg" ) > "$d/log" 2>&1 < /dev/null &
-    else
-      JMXDISABLE=true ZOO_LOG_DIR="$d" setsid "$ZKBIN/zkServer.sh" start-foreground "$d/zoo.cfg" > "$d/log" 2>&1 < /dev/null &
-    fi
-    PGIDS+=($!)
+    spawn "$kind" "$d"
     [ "$i" = "$total" ] && sleep 1
   done
   local t
