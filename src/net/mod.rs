@@ -621,8 +621,8 @@ impl Reactor {
         // Standalone, a plain read behind this session's writes, with more writes queued
         // behind it, goes to the writer, which answers it right after the last earlier
         // write applies: the writes behind it go on to the same group commit instead of
-        // waiting for the read. (In an ensemble it
-        // waits here, as every local request does, until the writes are answered.)
+        // waiting for the read. (In an ensemble it waits here, as every local request
+        // does, until the writes are answered.)
         let defer_reads = self.shared.is_standalone();
         while let Some(front) = c.pending.front() {
             let behind_writes = !c.at_writer.is_empty();

@@ -1096,7 +1096,7 @@ impl<L: TxnLog> WriterLoop<L> {
         self.snaps.txns += n as u64;
         let shared = self.shared.clone();
         let ext = shared.cfg.extended_types;
-        let pending: Vec<Pending> = self.pending.drain(..n).collect(); // from the front: O(n)
+        let pending: Vec<Pending> = self.pending.drain(..n).collect();
         for mut p in pending {
             // Publish the node versions prep made (no second apply), through the same
             // store as recovery, so the indexes follow.
