@@ -1,12 +1,18 @@
 //! Learner links on the quorum port (2888): one TCP connection between the leader and
 //! each learner, carrying QuorumPackets (`zab::packet`) both ways.
 //!
-//! Main types: `Link` (the writer's handle: an id and a queue of encoded packets),
-//! `LinkEvent` (what the link's reader hands the writer).
+//! Main types: `Link` (the writer's handle: an id and the bytes it queued since its last
+//! flush), `LinkEvent` (what the link's reader hands the writer).
 //!
-//! Threads: each link has a reader (decodes packets, sends them to the writer's inbox)
-//! and a sender (writes what the writer queued). Dropping every `Link` handle closes the
-//! connection: the sender shuts the socket down, and the reader then reports `Closed`.
+//! Threads: each link has a reader (decodes what one read() brought, hands the packets
+//! to the writer's inbox together) and a sender for backlog. The writer queues packets in
+//! its handle and flushes them once per turn of its loop, straight into the socket with a
+//! non-blocking send: most of the time that is the only copy and the only syscall, with
+//! no thread woken. What the socket does not take (a slow learner, a SNAP) goes to the
+//! sender thread, which writes it blocking; while it holds any, later flushes queue
+//! behind it, so bytes keep their order. The writer never blocks on a learner.
+//! Dropping every `Link` handle closes the connection: the sender shuts the socket down
+//! once its backlog is written, and the reader then reports `Closed`.
 //! A malformed packet closes that link, never the server.
 //! Limits: a packet's data is bounded by `data_bytes_max` (a SNAP carries a whole
 //! snapshot, so the learner side allows more than jute.maxbuffer).
@@ -14,37 +20,138 @@
 use crate::zab::packet::{kind, QuorumPacket};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
 
-/// The writer's end of a link.
-#[derive(Clone)]
+/// A flush leaves at most this much buffer capacity behind (a SNAP may have grown it).
+const KEEP_CAPACITY: usize = 1 << 20;
+
+/// The writer's end of a link. Clones share the connection; each queues on its own.
 pub struct Link {
     pub id: u64,
+    /// Encoded packets not yet flushed.
+    out: Vec<u8>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// For the writer's direct, non-blocking sends.
+    sock: TcpStream,
+    /// Backlog for the sender thread.
     tx: crossbeam_channel::Sender<Vec<u8>>,
+    /// Buffers handed to the sender thread and not yet written: while any are, a flush
+    /// queues behind them.
+    backlog: AtomicUsize,
+}
+
+impl Clone for Link {
+    fn clone(&self) -> Link {
+        Link {
+            id: self.id,
+            out: Vec::new(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // What was queued still goes, ahead of the shutdown.
+        self.flush();
+    }
 }
 
 impl Link {
-    /// Queues a packet; false once the link is gone.
-    pub fn send(&self, p: &QuorumPacket) -> bool {
+    /// Queues a packet until the next `flush`.
+    pub fn send(&mut self, p: &QuorumPacket) {
         let mut w = crate::proto::Writer {
-            buf: Vec::with_capacity(p.encoded_len()),
+            buf: std::mem::take(&mut self.out),
         };
+        w.buf.reserve(p.encoded_len());
         p.encode(&mut w);
-        self.tx.send(w.buf).is_ok()
+        self.out = w.buf;
     }
 
     /// Queues a packet already encoded (`QuorumPacket::encode_plain`).
-    pub fn send_encoded(&self, bytes: Vec<u8>) -> bool {
-        self.tx.send(bytes).is_ok()
+    pub fn send_encoded(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Whether packets wait for a `flush`.
+    pub fn queued(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Sends what was queued: into the socket as far as it takes it without blocking,
+    /// the rest through the sender thread. False once the connection is broken (its
+    /// reader reports `Closed`).
+    pub fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let mut done = 0;
+        if self.shared.backlog.load(Ordering::Acquire) == 0 {
+            let fd = self.shared.sock.as_raw_fd();
+            while done < self.out.len() {
+                let rest = &self.out[done..];
+                // SAFETY: a valid fd for the Arc's lifetime; the pointer and length
+                // describe `rest`. MSG_DONTWAIT keeps this call from blocking without
+                // making the reader's blocking reads non-blocking too.
+                let n = unsafe {
+                    libc::send(
+                        fd,
+                        rest.as_ptr().cast(),
+                        rest.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if n > 0 {
+                    done += n as usize;
+                    continue;
+                }
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    std::io::ErrorKind::Interrupted => continue,
+                    std::io::ErrorKind::WouldBlock => break,
+                    _ => {
+                        self.out.clear();
+                        return false;
+                    }
+                }
+            }
+        }
+        let ok = if done < self.out.len() {
+            let rest = if done == 0 {
+                std::mem::take(&mut self.out)
+            } else {
+                self.out[done..].to_vec()
+            };
+            self.shared.backlog.fetch_add(1, Ordering::AcqRel);
+            self.shared.tx.send(rest).is_ok()
+        } else {
+            true
+        };
+        self.out.clear();
+        if self.out.capacity() > KEEP_CAPACITY {
+            self.out = Vec::new();
+        }
+        ok
     }
 }
 
 /// What a link's reader reports.
 pub enum LinkEvent {
-    Packet { link: u64, pkt: QuorumPacket },
-    Closed { link: u64 },
+    /// What one read() brought, in order.
+    Packets {
+        link: u64,
+        pkts: Vec<QuorumPacket>,
+    },
+    Closed {
+        link: u64,
+    },
 }
 
 /// Starts the reader and sender of a connected socket. `first` is what the caller
@@ -62,21 +169,37 @@ pub fn open(
     let _ = s.set_nodelay(true);
     let mut w = s.try_clone()?;
     let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+    let shared = Arc::new(Shared {
+        sock: s.try_clone()?,
+        tx,
+        backlog: AtomicUsize::new(0),
+    });
+    let sender_view = Arc::downgrade(&shared);
     std::thread::Builder::new()
         .name(format!("{name}-send"))
         .spawn(move || {
             while let Ok(mut bytes) = rx.recv() {
                 // Write what queued meanwhile in one go.
+                let mut n = 1;
                 while let Ok(more) = rx.try_recv() {
                     bytes.extend_from_slice(&more);
+                    n += 1;
                 }
                 if w.write_all(&bytes).is_err() {
                     break;
                 }
+                match sender_view.upgrade() {
+                    Some(s) => s.backlog.fetch_sub(n, Ordering::AcqRel),
+                    None => continue, // every handle is gone: the channel ends too
+                };
             }
             let _ = w.shutdown(Shutdown::Both);
         })?;
-    let link = Link { id, tx };
+    let link = Link {
+        id,
+        out: Vec::new(),
+        shared,
+    };
     on_open(&link);
     let mut r = s;
     std::thread::Builder::new()
@@ -86,20 +209,27 @@ pub fn open(
             let mut chunk = vec![0u8; 64 * 1024];
             'read: loop {
                 let mut used_total = 0;
+                let mut pkts = Vec::new();
+                let mut bad = false;
                 loop {
                     match QuorumPacket::decode(&buf[used_total..], data_bytes_max) {
                         Ok(Some((pkt, used))) => {
                             used_total += used;
-                            if !to_writer(LinkEvent::Packet { link: id, pkt }) {
-                                break 'read;
-                            }
+                            pkts.push(pkt);
                         }
                         Ok(None) => break,
                         Err(e) => {
                             log::warn!("quorum link {id}: {e}; closing it");
-                            break 'read;
+                            bad = true;
+                            break;
                         }
                     }
+                }
+                if !pkts.is_empty() && !to_writer(LinkEvent::Packets { link: id, pkts }) {
+                    break 'read;
+                }
+                if bad {
+                    break;
                 }
                 buf.drain(..used_total);
                 match r.read(&mut chunk) {

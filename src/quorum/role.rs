@@ -222,9 +222,9 @@ fn accept_learner(
             sid,
             link: link.clone(),
         });
-        events(QuorumEvent::Link(LinkEvent::Packet {
+        events(QuorumEvent::Link(LinkEvent::Packets {
             link: link.id,
-            pkt: first.clone(),
+            pkts: vec![first.clone()],
         }));
     };
     if let Err(e) = links::open(

@@ -479,6 +479,8 @@ impl<L: TxnLog> WriterLoop<L> {
             for m in batch.drain(..) {
                 self.handle(m);
             }
+            // Proposals and forwarded requests go before this server's own sync.
+            self.flush_links();
             self.flush_or_die();
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + half_tick;
@@ -487,6 +489,8 @@ impl<L: TxnLog> WriterLoop<L> {
                 self.reap_snapshot_child();
             }
             self.maybe_snapshot();
+            // Acks, commits, pings.
+            self.flush_links();
             // Answers that needed no txn (watch reads, sync, reconnects, 4lw) wake too.
             self.wake_reactors();
         }

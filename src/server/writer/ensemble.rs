@@ -397,7 +397,11 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
                 _ => {}
             },
-            QuorumEvent::Link(LinkEvent::Packet { link, pkt }) => self.packet(now, link, pkt),
+            QuorumEvent::Link(LinkEvent::Packets { link, pkts }) => {
+                for pkt in pkts {
+                    self.packet(now, link, pkt);
+                }
+            }
         }
     }
 
@@ -457,7 +461,7 @@ impl<L: TxnLog> WriterLoop<L> {
                     to,
                     msg: msg @ (Msg::Proposal { .. } | Msg::Commit { .. } | Msg::Inform { .. }),
                 } => {
-                    let Role::Leading(t) = &self.role else {
+                    let Role::Leading(t) = &mut self.role else {
                         continue;
                     };
                     let (k, zxid, data) = match &msg {
@@ -469,8 +473,8 @@ impl<L: TxnLog> WriterLoop<L> {
                     if !matches!(&encoded, Some((ek, ez, _)) if *ek == k && *ez == zxid) {
                         encoded = Some((k, zxid, QuorumPacket::encode_plain(k, zxid, data)));
                     }
-                    if let (Some(l), Some((_, _, bytes))) = (t.links.get(&to), &encoded) {
-                        l.send_encoded(bytes.clone());
+                    if let (Some(l), Some((_, _, bytes))) = (t.links.get_mut(&to), &encoded) {
+                        l.send_encoded(bytes);
                     }
                 }
                 Effect::Send { to, msg } => {
@@ -485,9 +489,9 @@ impl<L: TxnLog> WriterLoop<L> {
                     if is_reply {
                         p.data = Some(self.ping_data());
                     }
-                    match &self.role {
+                    match &mut self.role {
                         Role::Leading(t) => {
-                            if let Some(l) = t.links.get(&to) {
+                            if let Some(l) = t.links.get_mut(&to) {
                                 l.send(&p);
                             }
                         }
@@ -743,6 +747,21 @@ impl<L: TxnLog> WriterLoop<L> {
         self.finish_apply(p, held);
     }
 
+    /// Sends what this turn of the writer's loop queued on the quorum links.
+    pub(super) fn flush_links(&mut self) {
+        match &mut self.role {
+            Role::Leading(t) => {
+                for l in t.links.values_mut() {
+                    l.flush();
+                }
+            }
+            Role::Learning(t) => {
+                t.link.flush();
+            }
+            _ => {}
+        }
+    }
+
     /// After the writer's sync: a learner's acks go; a leader hears it persisted.
     pub(super) fn synced(&mut self, last: Zxid) {
         match &mut self.role {
@@ -953,7 +972,7 @@ impl<L: TxnLog> WriterLoop<L> {
         while i < t.syncs.len() {
             if t.syncs[i].1 <= committed {
                 let (sid, _, data) = t.syncs.swap_remove(i);
-                if let Some(l) = t.links.get(&sid) {
+                if let Some(l) = t.links.get_mut(&sid) {
                     l.send(&QuorumPacket::new(kind::SYNC, committed, Some(data)));
                 }
             } else {
