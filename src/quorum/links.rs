@@ -274,3 +274,99 @@ pub fn read_first(
     }
     Ok(got)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    /// A slow peer: first it does not read at all, so the socket fills and the rest goes
+    /// to the sender thread; then it reads slowly while more is flushed, so the socket
+    /// has room while the sender still holds a backlog. The writer's flushes never block,
+    /// and the peer gets every packet once and in order. A packet the peer sends arrives
+    /// as an event; dropping the handle closes the connection after the backlog.
+    #[test]
+    fn a_slow_peer_gets_everything_in_order_and_never_blocks_the_writer() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+        let mut link = open(
+            ours,
+            "test",
+            Vec::new(),
+            1 << 20,
+            |_| {},
+            move |e| ev_tx.send(e).is_ok(),
+        )
+        .unwrap();
+
+        // The peer starts reading when told, or after 30 s if a flush blocked; then it
+        // reads 64 KiB per millisecond.
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(1);
+        let mut peer_r = peer.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            let told = go_rx.recv_timeout(Duration::from_secs(30)).is_ok();
+            let (mut all, mut chunk) = (Vec::new(), vec![0u8; 64 * 1024]);
+            loop {
+                match peer_r.read(&mut chunk).unwrap() {
+                    0 => break,
+                    k => all.extend_from_slice(&chunk[..k]),
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (told, all)
+        });
+
+        let size = 8 * 1024;
+        let packet =
+            |z: i64| QuorumPacket::new(kind::PROPOSAL, z, Some(vec![(z % 251) as u8; size]));
+        // 32 MiB the peer does not read.
+        let mut z = 0i64;
+        while z < 4000 {
+            z += 1;
+            link.send(&packet(z));
+            if z % 10 == 0 {
+                assert!(link.flush());
+            }
+        }
+        assert!(link.flush());
+        assert!(
+            link.shared.backlog.load(Ordering::Acquire) > 0,
+            "what the peer does not read waits with the sender thread"
+        );
+        go_tx.send(()).unwrap();
+        // 16 MiB more while the peer reads slowly.
+        while z < 6000 {
+            z += 1;
+            link.send(&packet(z));
+            assert!(link.flush());
+            if z % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+
+        // The other way: a packet from the peer is an event.
+        peer.write_all(&QuorumPacket::encode_plain(kind::ACK, 7, None))
+            .unwrap();
+        match ev_rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            LinkEvent::Packets { pkts, .. } => {
+                assert_eq!((pkts[0].kind, pkts[0].zxid), (kind::ACK, 7))
+            }
+            LinkEvent::Closed { .. } => panic!("closed instead of the ACK"),
+        }
+
+        drop(link);
+        let (told, all) = reader.join().unwrap();
+        assert!(told, "a flush blocked on the unread socket");
+        let (mut at, mut next) = (0, 1i64);
+        while let Some((p, used)) = QuorumPacket::decode(&all[at..], 1 << 20).unwrap() {
+            assert_eq!(p.zxid, next, "packets out of order or lost");
+            assert_eq!(p.data, packet(next).data);
+            at += used;
+            next += 1;
+        }
+        assert_eq!((next - 1, at), (z, all.len()), "every packet, nothing more");
+    }
+}
