@@ -340,3 +340,64 @@ async fn dump_tools_print_every_record_and_node() {
     let (ok, bad) = paddock(&["dump-log", snap.to_str().unwrap()]);
     assert!(!ok && bad.contains("not a txn log"), "{bad}");
 }
+
+/// kill -9 of the server ends its forked snapshot child too, as it would end
+/// ZooKeeper's snapshot thread: nothing writes into the data directory after the server
+/// is gone (a restarted server, or an operator, may be working on it by then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_child_ends_with_its_server() {
+    let mut s = Server::start("snapCount=100");
+    let zk = connect(&s).await;
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    zk.create("/big", b"", &opts).await.unwrap();
+    // 50 to 100 MB in the tree when the snapshot starts: it takes a while to write.
+    let value = vec![7u8; 1_000_000];
+    let mut i = 0;
+    let line = loop {
+        if let Some(l) = s
+            .log_text()
+            .lines()
+            .find(|l| l.contains("writes it; the writer paused"))
+        {
+            break l.to_owned();
+        }
+        assert!(i < 200, "no snapshot started: {}", s.log_text());
+        zk.create(&format!("/big/{i}"), &value, &opts)
+            .await
+            .unwrap();
+        i += 1;
+    };
+    s.kill9();
+    // "snapshot 0x<zxid>: child <pid> writes it; ..."
+    let zxid = line
+        .split("snapshot 0x")
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
+    let pid: u32 = line
+        .split("child ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "snapshot child {pid} outlived its server"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let snap = v2(&s).join(format!("snapshot.{zxid}"));
+    assert!(
+        !snap.exists(),
+        "{} was finished after its server was killed",
+        snap.display()
+    );
+    std::mem::forget(zk);
+}

@@ -1374,9 +1374,10 @@ impl<L: TxnLog> WriterLoop<L> {
         // and which are consistent here (between batches); it allocates only from this
         // thread's own allocator heap (mimalloc's thread-local, lock-free path), takes no
         // lock another thread may have held, logs nothing, and leaves with _exit.
+        let parent = unsafe { libc::getpid() };
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            self.snapshot_child(zxid, &sessions);
+            self.snapshot_child(parent, zxid, &sessions);
         }
         let pause = t0.elapsed();
         if pid < 0 {
@@ -1431,7 +1432,16 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 
     /// The forked child: write the snapshot and leave without running any destructor.
-    fn snapshot_child(&self, zxid: Zxid, sessions: &[(i64, i32)]) -> ! {
+    fn snapshot_child(&self, parent: libc::pid_t, zxid: Zxid, sessions: &[(i64, i32)]) -> ! {
+        // Die with the server, as ZooKeeper's snapshot thread would: after a kill -9
+        // nothing may go on writing into the data directory. (If the server died before
+        // this took hold, this process already has another parent.)
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+        }
         // Drop every inherited descriptor (client sockets, the log, the lock file's is kept
         // by the parent): a connection the parent closes must not stay open in here.
         unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
