@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tuning/bench.sh [SECONDS] — Paddock against Apache ZooKeeper 3.8 on this machine, side by
 # side, with `loadgen compare` (A = Paddock, B = ZooKeeper, alternating A B A B for each
-# read % of 100, 90, 50, 0; 2 rounds; ratios A/B):
+# read % of 100, 90, 50, 0; 3 rounds; ratios A/B):
 #   1. standalone: one server each (tickTime 2000), server CPU per op from /proc;
 #   2. standalone, the other workloads: churn, seq, children, multi, sessions, watch;
 #   3. 10,000 idle sessions held open on each server: resident memory per session;
@@ -41,7 +41,7 @@ say() { echo "$*" | tee -a "$R"; }
 { echo "# $(date -u)  $(hostname)  $(nproc) cores  $(uname -r)"; grep -m1 'model name' /proc/cpuinfo
   echo "# paddock $(git rev-parse --short HEAD); Apache ZooKeeper $(dpkg-query -W -f '${Version}' zookeeper 2>/dev/null || echo '?')"
   echo "# tuning/bench.sh $DUR: 32 sessions x 16 in flight, 1000 keys, 100-byte values, fsync on"; } > "$R"
-RUN=(--duration "$DUR" --warmup 2 --rounds 2 --reads 100,90,50,0 --a-name paddock --b-name zookeeper)
+RUN=(--duration "$DUR" --warmup 2 --rounds 3 --reads 100,90,50,0 --a-name paddock --b-name zookeeper)
 
 say "## 1. standalone"
 member paddock "$WORK/pd" 127.0.0.1 24781; PID_PD=${PGIDS[-1]}
