@@ -80,11 +80,6 @@ impl Link {
         self.out.extend_from_slice(bytes);
     }
 
-    /// Whether packets wait for a `flush`.
-    pub fn queued(&self) -> bool {
-        !self.out.is_empty()
-    }
-
     /// Sends what was queued: into the socket as far as it takes it without blocking,
     /// the rest through the sender thread. False once the connection is broken (its
     /// reader reports `Closed`).
