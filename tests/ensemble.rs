@@ -653,6 +653,50 @@ async fn a_follower_far_behind_gets_a_snapshot() {
     assert_eq!(f.get_data("/s/39").await.unwrap().0, b"39");
 }
 
+/// A SNAP larger than the link's socket buffers (about 24 MB): the leader's flush hands
+/// most of it to the link's sender thread, and what the leader sends meanwhile (the
+/// proposals and commits of writes made while the follower syncs) queues behind it in
+/// order. The follower ends up with every node, big and small, and their data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_larger_than_the_socket_buffers_reaches_a_follower_in_order() {
+    let mut e = Ensemble::start(
+        3,
+        0,
+        27500,
+        "paddock.diffWindowTxns=10
+",
+    );
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    e.member_mut(1).kill9();
+    let c = connect(&e.member(3).client).await;
+    c.create("/big", b"", &persistent()).await.unwrap();
+    let mut want = std::collections::BTreeSet::new();
+    let value = |i: usize| vec![(i % 251) as u8; 1_000_000];
+    for i in 0..24 {
+        c.create(&format!("/big/{i}"), &value(i), &persistent())
+            .await
+            .unwrap();
+        want.insert(i.to_string());
+    }
+    e.member_mut(1).restart();
+    // Small writes while the follower connects and takes the snapshot.
+    for i in 0..200 {
+        let name = format!("s{i}");
+        c.create(&format!("/big/{name}"), b"s", &persistent())
+            .await
+            .unwrap();
+        want.insert(name);
+    }
+    assert_eq!(e.settled(Duration::from_secs(30)), 3);
+    e.member(1).wait_logged("installing the leader's snapshot");
+    all_have(&e, "/big", &want).await;
+    let f = connect(&e.member(1).client).await;
+    for i in [0, 11, 23] {
+        assert_eq!(f.get_data(&format!("/big/{i}")).await.unwrap().0, value(i));
+    }
+    assert_eq!(f.get_data("/big/s199").await.unwrap().0, b"s");
+}
+
 /// One operation of a recorded history on the register `/reg`.
 #[derive(Debug, Clone)]
 struct Op {
