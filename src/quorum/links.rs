@@ -75,9 +75,9 @@ impl Link {
         self.out = w.buf;
     }
 
-    /// Queues a packet already encoded (`QuorumPacket::encode_plain`).
-    pub fn send_encoded(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+    /// Queues a packet with no auth from borrowed data (`QuorumPacket::encode_plain`).
+    pub fn send_plain(&mut self, kind: i32, zxid: i64, data: Option<&[u8]>) {
+        QuorumPacket::encode_plain(kind, zxid, data, &mut self.out);
     }
 
     /// Sends what was queued: into the socket as far as it takes it without blocking,
@@ -343,8 +343,9 @@ mod tests {
         }
 
         // The other way: a packet from the peer is an event.
-        peer.write_all(&QuorumPacket::encode_plain(kind::ACK, 7, None))
-            .unwrap();
+        let mut ack = Vec::new();
+        QuorumPacket::encode_plain(kind::ACK, 7, None, &mut ack);
+        peer.write_all(&ack).unwrap();
         match ev_rx.recv_timeout(Duration::from_secs(10)).unwrap() {
             LinkEvent::Packets { pkts, .. } => {
                 assert_eq!((pkts[0].kind, pkts[0].zxid), (kind::ACK, 7))

@@ -452,9 +452,6 @@ impl<L: TxnLog> WriterLoop<L> {
     fn perform(&mut self, effects: Vec<Effect<Arc<[u8]>>>, mut snap: Option<Vec<u8>>) {
         let Some(ens) = &self.ens else { return };
         let (my_id, observer) = (ens.my_id, ens.observer);
-        // A leader sends each txn's PROPOSAL, COMMIT or INFORM to every learner: encoded
-        // once, copied for the others.
-        let mut encoded: Option<(i32, Zxid, Vec<u8>)> = None;
         for e in effects {
             match e {
                 Effect::Send {
@@ -470,11 +467,9 @@ impl<L: TxnLog> WriterLoop<L> {
                         Msg::Commit { zxid } => (kind::COMMIT, *zxid, None),
                         _ => unreachable!(),
                     };
-                    if !matches!(&encoded, Some((ek, ez, _)) if *ek == k && *ez == zxid) {
-                        encoded = Some((k, zxid, QuorumPacket::encode_plain(k, zxid, data)));
-                    }
-                    if let (Some(l), Some((_, _, bytes))) = (t.links.get_mut(&to), &encoded) {
-                        l.send_encoded(bytes);
+                    // Straight into the link's buffer: no packet built, no copy between.
+                    if let Some(l) = t.links.get_mut(&to) {
+                        l.send_plain(k, zxid, data);
                     }
                 }
                 Effect::Send { to, msg } => {
