@@ -516,8 +516,9 @@ async fn a_leader_cut_off_from_its_followers_steps_down() {
     let c = connect(&e.member(3).client).await;
     c.create("/p", b"", &persistent()).await.unwrap();
     drop(c);
-    signal(&e, &[1, 2], "STOP");
+    // Timed from before the signal: the followers may still ping until they stop.
     let stopped = Instant::now();
+    signal(&e, &[1, 2], "STOP");
     // syncLimit is 5 ticks of 200 ms: 1 s, plus a tick to notice.
     let deadline = stopped + Duration::from_secs(5);
     loop {
@@ -557,13 +558,45 @@ fn signal(e: &Ensemble, ids: &[i64], sig: &str) {
             .unwrap()
             .success();
         assert!(ok, "kill -{sig} {pid}");
+        if sig == "STOP" {
+            wait_stopped(pid);
+        }
+    }
+}
+
+/// Waits (up to 5 s) until every thread of `pid` is stopped. `kill` returns once the
+/// signal is queued, but a group stop begins only when one thread dequeues it: until
+/// then the others still run, and a link reader woken by a proposal could hand it to
+/// the writer, which logs it. Tests that need "nothing more happens there" wait here.
+fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let states: Vec<char> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+                    // "tid (comm) S ...": comm may hold spaces and parentheses.
+                    .filter_map(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !states.is_empty() && states.iter().all(|&s| s == 'T' || s == 't') {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} not stopped after 5 s: thread states {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
 /// A txn the leader logged but never got a quorum for is dropped when the old leader
 /// comes back: the new leader truncates its log (TRUNC) and it rebuilds its state
-/// without the txn. (The followers are stopped, so the proposal waits unread in their
-/// socket buffers, then killed, which discards it: only the old leader ever logged it.)
+/// without the txn. (The followers are stopped, every thread of them, before the write
+/// is sent, so the proposal waits unread in their socket buffers; then killed, which
+/// discards it: only the old leader ever logged it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_txn_logged_but_never_committed_is_truncated_on_return() {
     let mut e = Ensemble::start(3, 0, 26700, "");
