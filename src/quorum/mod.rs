@@ -4,8 +4,10 @@
 //!
 //! Holds, as ZooKeeper's QuorumCnxManager:
 //! - One connection per pair of servers, kept by the higher id: a server dials every
-//!   server with a lower id; a connection from a lower id is closed (the higher side dials
-//!   it itself). Both sides send on the one connection.
+//!   server with a lower id; a connection from a lower id is closed and the higher side
+//!   dials it back at once. A server also dials the higher ids it has no connection with,
+//!   only to be dialled back: so a server that starts is heard by the higher ones within a
+//!   round trip, not at their next dial round. Both sides send on the one connection.
 //! - A connection starts with the connection start of `zab::wire`; then frames of
 //!   notifications. A malformed byte closes that connection, never the server.
 //! - The latest message to a server with no connection waits for one (one per server).
@@ -33,17 +35,25 @@ type Conns = Arc<Mutex<HashMap<i64, TcpStream>>>;
 /// One server's election port: who it is, where the others are.
 pub struct ElectionNet {
     my_id: i64,
-    my_addr: SocketAddr,
-    peers: HashMap<i64, SocketAddr>,
-    conns: Conns,
+    dialer: Arc<Dialer>,
     inbox: Receiver<Notification>,
-    to_inbox: Sender<Notification>,
     /// The server list in ZooKeeper's text form, sent with every notification.
     config: Vec<u8>,
-    /// Connect timeout of a dial (cnxTimeout, 5 s by default as ZooKeeper's).
-    cnx_timeout: Duration,
+}
+
+/// What dials need, shared by the election's thread and the acceptor (which dials back a
+/// lower id that dialled in).
+struct Dialer {
+    my_id: i64,
+    /// This server's connection start (its id and election address).
+    hello: Vec<u8>,
+    peers: HashMap<i64, SocketAddr>,
+    conns: Conns,
+    to_inbox: Sender<Notification>,
+    /// Connect timeout of a dial in ms (cnxTimeout, 5 s by default as ZooKeeper's).
+    cnx_timeout_ms: std::sync::atomic::AtomicU64,
     /// Peers being dialled now: one dial each at a time, off the election's thread.
-    dialing: Arc<Mutex<std::collections::HashSet<i64>>>,
+    dialing: Mutex<std::collections::HashSet<i64>>,
 }
 
 fn reader(sid: i64, mut s: TcpStream, conns: Conns, inbox: Sender<Notification>) {
@@ -91,6 +101,59 @@ fn reader(sid: i64, mut s: TcpStream, conns: Conns, inbox: Sender<Notification>)
     }
 }
 
+impl Dialer {
+    /// Dials `sid` if there is no connection with it, on a thread of its own so that a
+    /// peer that does not answer (up to cnxTimeout) never stalls the election; a failed
+    /// dial is tried again later. A lower id's connection is kept; a higher id closes
+    /// ours and dials back, so to a higher id the dial only says "dial me".
+    fn dial_one(self: &Arc<Self>, sid: i64) {
+        let Some(&addr) = self.peers.get(&sid) else {
+            return;
+        };
+        if self.conns.lock().unwrap().contains_key(&sid) {
+            return;
+        }
+        if !self.dialing.lock().unwrap().insert(sid) {
+            return; // one dial at a time per peer
+        }
+        let d = self.clone();
+        let timeout = Duration::from_millis(
+            self.cnx_timeout_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("election-dial-{}-{sid}", self.my_id))
+            .spawn(move || {
+                let connected =
+                    TcpStream::connect_timeout(&addr, timeout)
+                        .ok()
+                        .and_then(|mut s| {
+                            let _ = s.set_nodelay(true);
+                            s.write_all(&d.hello).ok()?;
+                            let w = s.try_clone().ok()?;
+                            Some((s, w))
+                        });
+                if let Some((s, w)) = connected {
+                    if sid < d.my_id {
+                        d.conns.lock().unwrap().insert(sid, w);
+                        let (conns, tx) = (d.conns.clone(), d.to_inbox.clone());
+                        let my_id = d.my_id;
+                        let _ = std::thread::Builder::new()
+                            .name(format!("election-read-{my_id}-{sid}"))
+                            .spawn(move || reader(sid, s, conns, tx));
+                    } else {
+                        // It closes this one once it has read who we are.
+                        drop((s, w));
+                    }
+                }
+                d.dialing.lock().unwrap().remove(&sid);
+            });
+        if spawned.is_err() {
+            self.dialing.lock().unwrap().remove(&sid);
+        }
+    }
+}
+
 impl ElectionNet {
     /// Listens on `listener` (already bound: the election port) as server `my_id`.
     pub fn start(
@@ -100,9 +163,17 @@ impl ElectionNet {
         config: Vec<u8>,
     ) -> std::io::Result<ElectionNet> {
         let my_addr = listener.local_addr()?;
-        let conns: Conns = Arc::default();
         let (to_inbox, inbox) = channel();
-        let (c2, tx) = (conns.clone(), to_inbox.clone());
+        let dialer = Arc::new(Dialer {
+            my_id,
+            hello: wire::encode_initial(my_id, &my_addr.to_string()),
+            peers,
+            conns: Conns::default(),
+            to_inbox,
+            cnx_timeout_ms: 5000.into(),
+            dialing: Mutex::default(),
+        });
+        let d2 = dialer.clone();
         std::thread::Builder::new()
             .name(format!("election-accept-{my_id}"))
             .spawn(move || {
@@ -129,13 +200,17 @@ impl ElectionNet {
                         continue;
                     };
                     if initial.sid <= my_id {
-                        // The higher id keeps the connection: we dial that one ourselves.
+                        // The higher id keeps the connection: we dial that one back now.
+                        drop(s);
+                        if initial.sid < my_id {
+                            d2.dial_one(initial.sid);
+                        }
                         continue;
                     }
                     let _ = s.set_read_timeout(None);
                     let Ok(w) = s.try_clone() else { continue };
-                    c2.lock().unwrap().insert(initial.sid, w);
-                    let (c3, tx3) = (c2.clone(), tx.clone());
+                    d2.conns.lock().unwrap().insert(initial.sid, w);
+                    let (c3, tx3) = (d2.conns.clone(), d2.to_inbox.clone());
                     let sid = initial.sid;
                     let _ = std::thread::Builder::new()
                         .name(format!("election-read-{my_id}-{sid}"))
@@ -144,66 +219,27 @@ impl ElectionNet {
             })?;
         Ok(ElectionNet {
             my_id,
-            my_addr,
-            peers,
-            conns,
+            dialer,
             inbox,
-            to_inbox,
             config,
-            cnx_timeout: Duration::from_secs(5),
-            dialing: Arc::default(),
         })
     }
 
     /// The connect timeout of dials (zoo.cfg's cnxTimeout).
-    pub fn with_cnx_timeout(mut self, timeout: Duration) -> ElectionNet {
-        self.cnx_timeout = timeout;
+    pub fn with_cnx_timeout(self, timeout: Duration) -> ElectionNet {
+        self.dialer.cnx_timeout_ms.store(
+            timeout.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self
     }
 
-    /// Dials every lower id that has no connection, each on a thread of its own so that
-    /// a peer that does not answer (up to cnxTimeout) never stalls the election; a failed
-    /// dial is tried again later.
+    /// Dials every peer with no connection (see `Dialer::dial_one`).
     fn dial(&self) {
-        for (&sid, &addr) in &self.peers {
-            if sid >= self.my_id || self.conns.lock().unwrap().contains_key(&sid) {
-                continue;
-            }
-            if !self.dialing.lock().unwrap().insert(sid) {
-                continue; // one dial at a time per peer
-            }
-            let (conns, tx, dialing) = (
-                self.conns.clone(),
-                self.to_inbox.clone(),
-                self.dialing.clone(),
-            );
-            let (my_id, hello, timeout) = (
-                self.my_id,
-                wire::encode_initial(self.my_id, &self.my_addr.to_string()),
-                self.cnx_timeout,
-            );
-            let spawned = std::thread::Builder::new()
-                .name(format!("election-dial-{my_id}-{sid}"))
-                .spawn(move || {
-                    let connected =
-                        TcpStream::connect_timeout(&addr, timeout)
-                            .ok()
-                            .and_then(|mut s| {
-                                let _ = s.set_nodelay(true);
-                                s.write_all(&hello).ok()?;
-                                let w = s.try_clone().ok()?;
-                                Some((s, w))
-                            });
-                    if let Some((s, w)) = connected {
-                        conns.lock().unwrap().insert(sid, w);
-                        let _ = std::thread::Builder::new()
-                            .name(format!("election-read-{my_id}-{sid}"))
-                            .spawn(move || reader(sid, s, conns, tx));
-                    }
-                    dialing.lock().unwrap().remove(&sid);
-                });
-            if spawned.is_err() {
-                self.dialing.lock().unwrap().remove(&sid);
+        let d = &self.dialer;
+        for &sid in d.peers.keys() {
+            if sid != self.my_id {
+                d.dial_one(sid);
             }
         }
     }
@@ -211,7 +247,7 @@ impl ElectionNet {
     /// Sends on the connection to `to`; false when there is none (yet).
     fn send(&self, to: i64, n: &Notification) -> bool {
         let frame = wire::frame(&wire::encode_notification(n, &self.config));
-        let mut conns = self.conns.lock().unwrap();
+        let mut conns = self.dialer.conns.lock().unwrap();
         let Some(s) = conns.get_mut(&to) else {
             return false;
         };
