@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use zookeeper_client::{Acls, CreateMode, Error};
 
 /// A tmpfs mounted on `dir` for the life of the value.
@@ -186,23 +187,56 @@ async fn a_snapshot_that_runs_out_of_space_leaves_nothing_behind() {
     for i in 0..50 {
         zk.create(&format!("/big-{i}"), &big, &opts).await.unwrap();
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // no child running
+    // With snapCount=100 a snapshot may start at the 51st txn, before the fill. Its
+    // "writes it" line is logged at once (the sleep lets it arrive), its "written: " when
+    // the writer reaps the child, a while later: wait for that, so that it ends before the
+    // disk is full and is counted in `before`.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ended = |log: &str| log.matches(" written: ").count() + log.matches(" failed (").count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = s.log_text();
+        if log.matches(" writes it; ").count() == ended(&log) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a snapshot never ended: {log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let filler = fill(&data);
-    let before = s.log_text().matches("written: ").count();
+    let log = s.log_text();
+    let (written, failed) = (
+        log.matches(" written: ").count(),
+        log.matches(" failed (").count(),
+    );
     // Enough txns for a snapshot, which cannot fit; the writes themselves go on.
     for i in 0..200 {
         zk.set_data("/big-0", format!("{i}").as_bytes(), None)
             .await
             .unwrap();
     }
-    assert!(s.logged("failed ("), "{}", s.log_text());
-    assert_eq!(s.log_text().matches("written: ").count(), before);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.log_text().matches(" failed (").count() == failed && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = s.log_text();
+    assert!(log.matches(" failed (").count() > failed, "{log}");
+    assert_eq!(log.matches(" written: ").count(), written, "{log}");
+    // A later snapshot child may still be failing (a tmp file for a moment); a file left
+    // behind stays.
     let v2 = data.join("version-2");
-    let left: Vec<String> = std::fs::read_dir(&v2)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with("tmp."))
-        .collect();
+    let tmp_files = || -> Vec<String> {
+        std::fs::read_dir(&v2)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("tmp."))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left = tmp_files();
+    while !left.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = tmp_files();
+    }
     assert!(left.is_empty(), "temporary snapshot files left: {left:?}");
     let (d, _) = zk.get_data("/big-3").await.unwrap();
     assert_eq!(d, big);

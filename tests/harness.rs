@@ -23,6 +23,17 @@ impl Server {
 
     /// Starts on `dir` (reused across restarts); port 0 picks a free one.
     pub fn start_in(dir: Arc<tempfile::TempDir>, extra: &str, port: u16) -> Server {
+        Server::try_start_in(dir, extra, port)
+            .unwrap_or_else(|log| panic!("paddock did not start: {log:?}"))
+    }
+
+    /// Like `start_in`; when the server exits (or does not serve within 20 s) instead,
+    /// everything it logged.
+    fn try_start_in(
+        dir: Arc<tempfile::TempDir>,
+        extra: &str,
+        port: u16,
+    ) -> Result<Server, Vec<String>> {
         let cfg = dir.path().join("zoo.cfg");
         let data = dir.path().join("data");
         std::fs::write(
@@ -65,17 +76,23 @@ impl Server {
                 log2.lock().unwrap().push(line);
             }
         });
+        // The sender goes when stderr closes: a server that exited is seen at once, with
+        // its whole log.
         let port = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(p) => p,
-            Err(_) => panic!("paddock did not start: {:?}", log.lock().unwrap()),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(log.lock().unwrap().clone());
+            }
         };
-        Server {
+        Ok(Server {
             child,
             port,
             dir,
             extra: extra.to_owned(),
             log,
-        }
+        })
     }
 
     pub fn addr(&self) -> String {
@@ -87,15 +104,42 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// kill -9, then start again on the same data and port.
+    /// kill -9, then start again on the same data and, if it can be had, the same port.
+    ///
+    /// The port was free while this server held it, but a parallel test's bind(0) may take
+    /// it in the gap (or a client's connect its local port): while the new server exits
+    /// with "address already in use", retry for up to 5 s, then take a fresh port. Every
+    /// caller reaches the restarted server through `addr()`/`port`, never the old address.
     pub fn restart(mut self) -> Server {
         self.kill9();
         let (dir, extra, port) = (self.dir.clone(), self.extra.clone(), self.port);
         // Dropped, not forgotten: a forgotten Server would keep its Arc<TempDir> forever
         // and the data directory would never be removed.
         drop(self);
-        // The port may linger briefly in the kernel; retry a few times.
-        Server::start_in(dir, &extra, port)
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut port = port;
+        // What the failed attempts logged: recovery runs before the bind, so a line a
+        // test looks for (a truncated tail, say) may be in the first attempt's log only.
+        let mut before = Vec::new();
+        loop {
+            match Server::try_start_in(dir.clone(), &extra, port) {
+                Ok(s) => {
+                    s.log.lock().unwrap().splice(0..0, before);
+                    return s;
+                }
+                Err(log)
+                    if port != 0 && log.iter().any(|l| l.contains("Address already in use")) =>
+                {
+                    before.extend(log);
+                    if Instant::now() > deadline {
+                        port = 0;
+                    } else {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+                Err(log) => panic!("paddock did not restart: {log:?}"),
+            }
+        }
     }
 
     pub fn log_text(&self) -> String {

@@ -42,8 +42,12 @@ async fn empty_used_containers_and_expired_ttl_nodes_go() {
     let ttl = CreateMode::Persistent
         .with_acls(Acls::anyone_all())
         .with_ttl(Duration::from_millis(300));
-    zk.create("/t", b"", &ttl).await.unwrap();
-    zk.create("/t/kid", b"", &opts).await.unwrap();
+    // One multi: /t never exists childless, however late a second request would be (the
+    // reaper, every 200 ms, would take a childless /t as soon as its 300 ms are up).
+    let mut m = zk.new_multi_writer();
+    m.add_create("/t", b"", &ttl).unwrap();
+    m.add_create("/t/kid", b"", &opts).unwrap();
+    m.commit().await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
         zk.check_stat("/t").await.unwrap().is_some(),

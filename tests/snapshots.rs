@@ -275,12 +275,13 @@ async fn autopurge_runs_at_start() {
     let mut s = s;
     s.kill9();
     assert!(files(&v2(&s), "snapshot.").len() >= 6);
-    let (dir, port) = (s.dir.clone(), s.port);
+    let dir = s.dir.clone();
     drop(s);
+    // A fresh port: the old one may be taken by now, and nothing here needs it.
     let s = Server::start_in(
         dir,
         "snapCount=10\nautopurge.purgeInterval=1\nautopurge.snapRetainCount=3",
-        port,
+        0,
     );
     assert!(s.logged("autopurge: kept 3 snapshots"), "{}", s.log_text());
     assert!(files(&v2(&s), "snapshot.").len() <= 4);
@@ -385,8 +386,22 @@ async fn a_snapshot_child_ends_with_its_server() {
         .unwrap()
         .parse()
         .unwrap();
+    // Gone, or a zombie: the killed server's children go to init (or a subreaper), which
+    // may reap them late or never; a zombie writes nothing.
+    let running = || match std::fs::read(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')' (comm may hold any bytes).
+        Ok(stat) => {
+            let stat = String::from_utf8_lossy(&stat);
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z" | "X"))
+        }
+        Err(_) => false,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Path::new(&format!("/proc/{pid}")).exists() {
+    while running() {
         assert!(
             Instant::now() < deadline,
             "snapshot child {pid} outlived its server"

@@ -7,8 +7,20 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
+
+/// The tests share one server (and two cores on CI): those that load it hold `shared()`
+/// and run side by side; the one that measures a rate holds `alone()` and runs by itself.
+static LOAD: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    LOAD.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    LOAD.write().unwrap_or_else(|e| e.into_inner())
+}
 
 /// One server for the whole test binary (it lives until the process ends).
 fn server() -> SocketAddr {
@@ -107,6 +119,7 @@ fn children(path: &str) -> Option<usize> {
 
 #[test]
 fn read_write_mix() {
+    let _load = shared();
     let v = run(&[
         "--read-pct",
         "50",
@@ -130,6 +143,7 @@ fn read_write_mix() {
 
 #[test]
 fn churn_leaves_nothing_behind() {
+    let _load = shared();
     let v = run(&["--workload", "churn", "--prefix", "/t-churn"]);
     let (c, d) = (count(&v, "create"), count(&v, "delete"));
     assert!(c > 0 && d > 0, "{v}");
@@ -138,6 +152,7 @@ fn churn_leaves_nothing_behind() {
 
 #[test]
 fn sequential_creates_go_with_their_sessions() {
+    let _load = shared();
     let v = run(&["--workload", "seq", "--prefix", "/t-seq"]);
     assert!(count(&v, "create") > 0, "{v}");
     assert_eq!(children("/t-seq/seq"), Some(0));
@@ -145,6 +160,7 @@ fn sequential_creates_go_with_their_sessions() {
 
 #[test]
 fn wide_get_children() {
+    let _load = shared();
     let v = run(&[
         "--workload",
         "children",
@@ -160,6 +176,7 @@ fn wide_get_children() {
 
 #[test]
 fn multi_of_set_data() {
+    let _load = shared();
     let v = run(&[
         "--workload",
         "multi",
@@ -175,6 +192,7 @@ fn multi_of_set_data() {
 
 #[test]
 fn session_churn_cycles_and_cleans_up() {
+    let _load = shared();
     let v = run(&["--workload", "sessions", "--prefix", "/t-sess"]);
     let cycles = count(&v, "cycle");
     assert!(cycles > 0, "{v}");
@@ -189,6 +207,7 @@ fn session_churn_cycles_and_cleans_up() {
 
 #[test]
 fn watch_fan_out_notifies_every_watcher() {
+    let _load = shared();
     let v = run(&["--workload", "watch", "--prefix", "/t-watch"]);
     let rounds = count(&v, "fanout");
     assert!(rounds > 0, "{v}");
@@ -201,9 +220,12 @@ fn watch_fan_out_notifies_every_watcher() {
 
 #[test]
 fn open_loop_keeps_the_rate() {
+    let _alone = alone();
+    // 500/s is a small part of what 6 sessions x 4 in flight do closed-loop on loopback
+    // (thousands/s even on a loaded machine), so the server keeps up with it.
     let v = run(&[
         "--rate",
-        "2000",
+        "500",
         "--threads",
         "2",
         "--read-pct",
@@ -211,11 +233,12 @@ fn open_loop_keeps_the_rate() {
         "--prefix",
         "/t-rate",
     ]);
-    // 2000/s over a 1 s interval: the schedule decides the count, not the server.
+    // 500/s over a 1 s interval: the schedule decides the count, not the server. +-20%
+    // leaves room for a loaded machine, yet fails at half the rate or at full speed.
     let ops = v["ops"].as_u64().unwrap();
-    assert!((1900..=2100).contains(&ops), "{ops} ops: {v}");
-    assert_eq!(v["rate"], 2000.0);
-    assert!(v["behind"].as_u64().unwrap() < 100, "{v}");
+    assert!((400..=600).contains(&ops), "{ops} ops: {v}");
+    assert_eq!(v["rate"], 500.0);
+    assert!(v["behind"].as_u64().unwrap() < 50, "{v}");
 }
 
 #[test]
@@ -248,6 +271,7 @@ fn bad_options_are_refused_clearly() {
 /// `--report` and `loadgen report` write one self-contained page with every result.
 #[test]
 fn html_reports() {
+    let _load = shared();
     let dir = tempfile::tempdir().unwrap();
     let (a, b, page) = (
         dir.path().join("a.json"),

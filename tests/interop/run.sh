@@ -217,8 +217,27 @@ start_one() { # kind dir port -> pid on stdout
   fi
   echo $!
 }
+group_running() { # pgid: does a process of the group still run? (a zombie holds no port)
+  local g=$1 f st rest
+  for f in /proc/[0-9]*/stat; do
+    { IFS= read -r st < "$f"; } 2>/dev/null || continue
+    rest=${st##*) }          # after "pid (comm) ": state ppid pgrp ...
+    set -- $rest
+    [ "${3:-}" = "$g" ] && [ "$1" != Z ] && [ "$1" != X ] && return 0
+  done
+  return 1
+}
 kill9_group() { # pid (a setsid leader): the whole group, as a crash would
+  # The pid comes from start_one's $(...) subshell: not our child, so `wait` returns at
+  # once. Poll (up to 10 s) until nothing of the group runs, so that the next server
+  # started on its port finds the port free.
+  local i
   kill -KILL -- "-$1" 2>/dev/null; wait "$1" 2>/dev/null
+  for i in $(seq 1 100); do
+    group_running "$1" || return 0
+    sleep 0.1
+  done
+  log "process group $1 still runs 10 s after kill -9"
 }
 datadir_roundtrip() { # from to
   local from=$1 to=$2 a="$WORK/dd-$1-to-$2" port pid

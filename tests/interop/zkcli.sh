@@ -8,7 +8,9 @@
 # end-of-output marker, so every command's output is collected in full before the next
 # command is sent. Watch notifications are printed by the client's event thread and may
 # race with the command output, so inside each section they are moved to the end; after
-# each command the driver pauses briefly and collects stragglers with a second marker.
+# each command the driver pauses briefly and collects stragglers with a second marker
+# (longer in the scenario's "#settle watch" block, where events are expected: a late one
+# would land in the next command's section).
 #
 # Normalisation: log/JVM noise and banner lines are dropped; ctime/mtime become <time>;
 # cZxid/mZxid/pZxid become <zxid:N> where N numbers the distinct zxid values in order
@@ -21,19 +23,24 @@
 #
 # Environment: ZKCLI (default /usr/share/zookeeper/bin/zkCli.sh),
 #              ZKCLI_SETTLE (seconds to wait for late watch events, default 0.3),
+#              ZKCLI_WATCH_SETTLE (the same in the "#settle watch" block, default 1),
 #              ZKCLI_CMD_TIMEOUT (seconds per command, default 30).
 set -uo pipefail
 
 PORT=${1:?usage: zkcli.sh PORT}
 ZKCLI=${ZKCLI:-/usr/share/zookeeper/bin/zkCli.sh}
 SETTLE=${ZKCLI_SETTLE:-0.3}
+WATCH_SETTLE=${ZKCLI_WATCH_SETTLE:-1}
+settle=$SETTLE
 CMD_TIMEOUT=${ZKCLI_CMD_TIMEOUT:-30}
 MARK="printwatches is on"
 
 [ -x "$ZKCLI" ] || { echo "zkcli.sh: $ZKCLI not found (apt-get install -y zookeeper)" >&2; exit 2; }
 
 # The scenario. One zkCli command per line; "#sleep N" pauses the driver (not sent);
-# lines starting with "#" otherwise are comments. Digests: alice:secret and bob:hunter2.
+# "#settle watch" / "#settle plain" switch the pause after each command to WATCH_SETTLE /
+# SETTLE; lines starting with "#" otherwise are comments. Digests: alice:secret and
+# bob:hunter2.
 SCENARIO=$(cat <<'EOF'
 ls /
 create /zk_test my_data
@@ -78,6 +85,7 @@ create -t 600000 /zk_ttl ttl_data
 get -s /zk_ttl
 create -t 600000 -s /zk_ttl_seq- y
 # persistent recursive watch
+#settle watch
 addWatch -m PERSISTENT_RECURSIVE /zk_watch
 create /zk_watch w0
 create /zk_watch/a a0
@@ -88,6 +96,7 @@ set /zk_watch w1
 delete /zk_watch/a
 delete /zk_watch
 create /zk_other unwatched
+#settle plain
 # counts and ephemerals
 getAllChildrenNumber /
 getAllChildrenNumber /zk_seq
@@ -199,7 +208,7 @@ sort_unordered() { # cmd
 run_cmd() { # cmd -> raw output of the command (plus late events)
   printf '%s\n%s\n' "$1" printwatches >&"$ZK_IN" || return 1
   read_section || return 1
-  sleep "$SETTLE"
+  sleep "$settle"
   printf 'printwatches\n' >&"$ZK_IN" || return 1
   read_section
 }
@@ -212,6 +221,8 @@ transcript() {
   while IFS= read -r cmd; do
     case "$cmd" in
       "#sleep "*) sleep "${cmd#\#sleep }"; continue ;;
+      "#settle watch") settle=$WATCH_SETTLE; continue ;;
+      "#settle plain") settle=$SETTLE; continue ;;
       "#"*|"") continue ;;
     esac
     echo "> $cmd"
