@@ -128,3 +128,42 @@ async fn watch_events_need_read_permission() {
         "no event for a node the watcher may not read: {got:?}"
     );
 }
+
+/// `mntr` value of `key` as a number.
+fn mntr_num(s: &Server, key: &str) -> u64 {
+    let m = four(s, "mntr");
+    m.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+        .unwrap_or_else(|| panic!("no {key} in mntr:\n{m}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// paddock.batchTxnsMax bounds a group commit even when one reactor turn hands the writer
+/// more than that (64 pipelined creates in one segment arrive as one hand-off): the
+/// writer takes them in parts, each with its own sync, and answers all in order.
+#[test]
+fn a_group_commit_takes_at_most_batch_txns_max() {
+    let s = Server::start("paddock.batchTxnsMax=4\n");
+    let mut raw = Raw::connect(&s);
+    let before = mntr_num(&s, "zk_paddock_group_commits");
+    let mut all = Vec::new();
+    for i in 0..64 {
+        let mut b = 1000i32.wrapping_add(i).to_be_bytes().to_vec();
+        b.extend_from_slice(&1i32.to_be_bytes()); // create
+        b.extend(create_body(&format!("/b{i}"), b"x", 0));
+        all.extend(frame(&b));
+    }
+    raw.sock.write_all(&all).unwrap();
+    let mut last_zxid = 0;
+    for i in 0..64 {
+        let (xid, zxid, err, _) = raw.reply().expect("a reply");
+        assert_eq!((xid, err), (1000 + i, 0), "reply {i}");
+        assert!(zxid > last_zxid, "zxids in order");
+        last_zxid = zxid;
+    }
+    let commits = mntr_num(&s, "zk_paddock_group_commits") - before;
+    assert!(commits >= 16, "64 creates in {commits} group commits");
+    assert!(mntr_num(&s, "zk_paddock_writer_part") <= 4);
+}

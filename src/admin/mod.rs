@@ -221,6 +221,10 @@ fn mntr(s: &Shared) -> String {
         s.stats.fsyncs.load(Relaxed).to_string(),
     ));
     m.push(("paddock_txns", s.stats.txns.load(Relaxed).to_string()));
+    m.push((
+        "paddock_writer_part",
+        s.stats.writer_part.load(Relaxed).to_string(),
+    ));
     if s.mode_name() == "leader" {
         // As ZooKeeper 3.8's leader adds them.
         let st = &s.stats;

@@ -204,6 +204,8 @@ pub struct ServerStats {
     pub sessions: AtomicU64,
     pub fsyncs: AtomicU64,
     pub fsync_ms: Latency,
+    /// Messages the writer takes from a long queue per group commit (`part_size`).
+    pub writer_part: AtomicU64,
     pub txns: AtomicU64,
     pub auth_failed: AtomicU64,
     pub last_response_bytes: AtomicU64,

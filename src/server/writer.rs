@@ -258,6 +258,12 @@ pub struct WriterLoop<L: TxnLog> {
     staged_digest: i64,
     /// The last batch was refused for want of disk space (logged once per episode).
     disk_full: bool,
+    /// Moving averages, in ns, of one log sync and of the rest of a turn's work per
+    /// message it took (handling, applying, answering): they size the parts a long
+    /// queue is taken in (`part_size`). `turn_sync_ns`: this turn's syncs so far.
+    sync_ns: f64,
+    handle_ns: f64,
+    turn_sync_ns: f64,
     /// An ensemble member's part; `None` standalone.
     ens: Option<Ensemble>,
     role: Role,
@@ -395,6 +401,9 @@ impl<L: TxnLog> WriterLoop<L> {
             snaps,
             staged_digest: 0,
             disk_full: false,
+            sync_ns: 0.0,
+            handle_ns: 0.0,
+            turn_sync_ns: 0.0,
             role: if ens.is_some() {
                 Role::Looking
             } else {
@@ -460,23 +469,32 @@ impl<L: TxnLog> WriterLoop<L> {
         let half_tick = tick / 2;
         let mut next_tick = Instant::now() + half_tick;
         let batch_max = self.shared.cfg.batch_txns_max;
-        let mut batch = Vec::with_capacity(batch_max);
+        // What the reactors sent, in order; each turn takes a part of it (`part_size`), so
+        // a reactor turn that carried every session's requests is answered in parts, and
+        // the reactors send one part's answers while the writer does the next.
+        let mut queue: std::collections::VecDeque<ToWriter> =
+            std::collections::VecDeque::with_capacity(batch_max);
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            match self.inbox.recv_timeout(wait) {
-                Ok(ToWriter::Batch(v)) => batch.extend(v),
-                Ok(m) => batch.push(m),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+            if queue.is_empty() {
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                match self.inbox.recv_timeout(wait) {
+                    Ok(ToWriter::Batch(v)) => queue.extend(v),
+                    Ok(m) => queue.push_back(m),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
             }
-            while batch.len() < batch_max {
+            while queue.len() < batch_max {
                 match self.inbox.try_recv() {
-                    Ok(ToWriter::Batch(v)) => batch.extend(v),
-                    Ok(m) => batch.push(m),
+                    Ok(ToWriter::Batch(v)) => queue.extend(v),
+                    Ok(m) => queue.push_back(m),
                     Err(_) => break,
                 }
             }
-            for m in batch.drain(..) {
+            let n = queue.len().min(self.part_size());
+            let turn = Instant::now();
+            self.turn_sync_ns = 0.0;
+            for m in queue.drain(..n) {
                 self.handle(m);
             }
             // Proposals and forwarded requests go before this server's own sync.
@@ -493,7 +511,31 @@ impl<L: TxnLog> WriterLoop<L> {
             self.flush_links();
             // Answers that needed no txn (watch reads, sync, reconnects, 4lw) wake too.
             self.wake_reactors();
+            if n > 0 {
+                let work = turn.elapsed().as_nanos() as f64 - self.turn_sync_ns;
+                self.handle_ns = average(self.handle_ns, work.max(0.0) / n as f64);
+            }
         }
+    }
+
+    /// How much of a long queue one group commit takes: enough that the sync costs at
+    /// most about a third of the part's time (the rest of the turn's work for 2 syncs'
+    /// worth of messages), at least `PART_MIN`, at most paddock.batchTxnsMax. A fast disk
+    /// gives parts of a couple of hundred, so the reactors answer one part while the
+    /// writer does the next instead of all waiting on one big batch (measured in
+    /// tuning/runs/2026-12-04-vm/ab-writer-parts*.txt); a slow one gives whole batches,
+    /// each sync covering as many writes as it can.
+    fn part_size(&self) -> usize {
+        const PART_MIN: usize = 64;
+        let max = self.shared.cfg.batch_txns_max;
+        let part = if self.handle_ns <= 0.0 {
+            max
+        } else {
+            let want = (2.0 * self.sync_ns / self.handle_ns).min(max as f64) as usize;
+            want.clamp(PART_MIN.min(max), max)
+        };
+        self.shared.stats.writer_part.store(part as u64, Relaxed);
+        part
     }
 
     fn flush_or_die(&mut self) {
@@ -1067,6 +1109,9 @@ impl<L: TxnLog> WriterLoop<L> {
             }
             Err(e) => return Err(e),
         };
+        let sync_ns = t0.elapsed().as_nanos() as f64;
+        self.sync_ns = average(self.sync_ns, sync_ns);
+        self.turn_sync_ns += sync_ns;
         self.durable = durable;
         self.log_dirty = false;
         if self.disk_full {
@@ -1606,6 +1651,15 @@ impl<L: TxnLog> WriterLoop<L> {
                 );
             }
         }
+    }
+}
+
+/// An exponential moving average (weight 1/8 for the new sample); the first sample starts it.
+fn average(avg: f64, sample: f64) -> f64 {
+    if avg <= 0.0 {
+        sample
+    } else {
+        avg + (sample - avg) / 8.0
     }
 }
 
