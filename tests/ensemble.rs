@@ -594,9 +594,7 @@ fn wait_stopped(pid: u32) {
             .map(|tasks| {
                 tasks
                     .flatten()
-                    .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-                    // "tid (comm) S ...": comm may hold spaces and parentheses.
-                    .filter_map(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
+                    .filter_map(|t| crate::harness::proc_state(&t.path().join("stat")))
                     .collect()
             })
             .unwrap_or_default();

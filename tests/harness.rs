@@ -300,6 +300,15 @@ pub fn jute_string(s: &str) -> Vec<u8> {
     v
 }
 
+/// The state letter of a process or thread (`/proc/PID/stat` or `/proc/PID/task/TID/stat`
+/// at `stat`): 'R', 'S', 'T', 'Z'...; `None` once it is gone.
+pub fn proc_state(stat: &std::path::Path) -> Option<char> {
+    let stat = std::fs::read(stat).ok()?;
+    let stat = String::from_utf8_lossy(&stat);
+    // "pid (comm) S ...": the state follows the last ')' (comm may hold any bytes).
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 pub async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,

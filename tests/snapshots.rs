@@ -388,17 +388,9 @@ async fn a_snapshot_child_ends_with_its_server() {
         .unwrap();
     // Gone, or a zombie: the killed server's children go to init (or a subreaper), which
     // may reap them late or never; a zombie writes nothing.
-    let running = || match std::fs::read(format!("/proc/{pid}/stat")) {
-        // "pid (comm) S ...": the state follows the last ')' (comm may hold any bytes).
-        Ok(stat) => {
-            let stat = String::from_utf8_lossy(&stat);
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next());
-            !matches!(state, Some("Z" | "X"))
-        }
-        Err(_) => false,
+    let running = || {
+        let stat = format!("/proc/{pid}/stat");
+        !matches!(proc_state(Path::new(&stat)), None | Some('Z' | 'X'))
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while running() {

@@ -102,6 +102,16 @@ fn reader(sid: i64, mut s: TcpStream, conns: Conns, inbox: Sender<Notification>)
 }
 
 impl Dialer {
+    /// Keeps `s` as the connection with `sid` and starts its reader.
+    fn keep(&self, sid: i64, s: TcpStream) {
+        let Ok(w) = s.try_clone() else { return };
+        self.conns.lock().unwrap().insert(sid, w);
+        let (conns, tx) = (self.conns.clone(), self.to_inbox.clone());
+        let _ = std::thread::Builder::new()
+            .name(format!("election-read-{}-{sid}", self.my_id))
+            .spawn(move || reader(sid, s, conns, tx));
+    }
+
     /// Dials `sid` if there is no connection with it, on a thread of its own so that a
     /// peer that does not answer (up to cnxTimeout) never stalls the election; a failed
     /// dial is tried again later. A lower id's connection is kept; a higher id closes
@@ -130,21 +140,11 @@ impl Dialer {
                         .and_then(|mut s| {
                             let _ = s.set_nodelay(true);
                             s.write_all(&d.hello).ok()?;
-                            let w = s.try_clone().ok()?;
-                            Some((s, w))
+                            Some(s)
                         });
-                if let Some((s, w)) = connected {
-                    if sid < d.my_id {
-                        d.conns.lock().unwrap().insert(sid, w);
-                        let (conns, tx) = (d.conns.clone(), d.to_inbox.clone());
-                        let my_id = d.my_id;
-                        let _ = std::thread::Builder::new()
-                            .name(format!("election-read-{my_id}-{sid}"))
-                            .spawn(move || reader(sid, s, conns, tx));
-                    } else {
-                        // It closes this one once it has read who we are.
-                        drop((s, w));
-                    }
+                // A higher id closes this one once it has read who we are.
+                if let Some(s) = connected.filter(|_| sid < d.my_id) {
+                    d.keep(sid, s);
                 }
                 d.dialing.lock().unwrap().remove(&sid);
             });
@@ -208,13 +208,7 @@ impl ElectionNet {
                         continue;
                     }
                     let _ = s.set_read_timeout(None);
-                    let Ok(w) = s.try_clone() else { continue };
-                    d2.conns.lock().unwrap().insert(initial.sid, w);
-                    let (c3, tx3) = (d2.conns.clone(), d2.to_inbox.clone());
-                    let sid = initial.sid;
-                    let _ = std::thread::Builder::new()
-                        .name(format!("election-read-{my_id}-{sid}"))
-                        .spawn(move || reader(sid, s, c3, tx3));
+                    d2.keep(initial.sid, s);
                 }
             })?;
         Ok(ElectionNet {

@@ -258,9 +258,9 @@ pub struct WriterLoop<L: TxnLog> {
     staged_digest: i64,
     /// The last batch was refused for want of disk space (logged once per episode).
     disk_full: bool,
-    /// Moving averages, in ns, of one log sync and of the rest of a turn's work per
-    /// message it took (handling, applying, answering): they size the parts a long
-    /// queue is taken in (`part_size`). `turn_sync_ns`: this turn's syncs so far.
+    /// Moving averages, in ns, of one log sync and of the rest of a part's work per
+    /// message (handling, applying, answering): they size the parts a long queue is
+    /// taken in (`part_size`). `turn_sync_ns`: the current part's sync time.
     sync_ns: f64,
     handle_ns: f64,
     turn_sync_ns: f64,
@@ -500,6 +500,12 @@ impl<L: TxnLog> WriterLoop<L> {
             // Proposals and forwarded requests go before this server's own sync.
             self.flush_links();
             self.flush_or_die();
+            // The part's own work (handling, applying, answering), without the sync and
+            // without what follows only now and then (ticks, a snapshot's fork).
+            if n > 0 {
+                let work = turn.elapsed().as_nanos() as f64 - self.turn_sync_ns;
+                self.handle_ns = average(self.handle_ns, work.max(0.0) / n as f64);
+            }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + half_tick;
                 self.on_tick();
@@ -511,10 +517,6 @@ impl<L: TxnLog> WriterLoop<L> {
             self.flush_links();
             // Answers that needed no txn (watch reads, sync, reconnects, 4lw) wake too.
             self.wake_reactors();
-            if n > 0 {
-                let work = turn.elapsed().as_nanos() as f64 - self.turn_sync_ns;
-                self.handle_ns = average(self.handle_ns, work.max(0.0) / n as f64);
-            }
         }
     }
 
