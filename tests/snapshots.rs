@@ -5,6 +5,7 @@ use crate::harness::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zookeeper_client::{Acls, Client, CreateMode, Stat};
 
@@ -407,4 +408,43 @@ async fn a_snapshot_child_ends_with_its_server() {
         snap.display()
     );
     std::mem::forget(zk);
+}
+
+/// Bytes of `path` in the page cache (mincore over a shared mapping of it).
+fn cached_bytes(path: &Path) -> u64 {
+    let file = std::fs::File::open(path).unwrap();
+    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let pages = map.len().div_ceil(4096);
+    let mut resident = vec![0u8; pages];
+    let rc = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), resident.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+    resident.iter().filter(|&&r| r & 1 == 1).count() as u64 * 4096
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_log_records_leave_the_page_cache() {
+    // On the target directory's filesystem: tmpfs (a common /tmp) cannot drop a page.
+    let dir = Arc::new(tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap());
+    let s = Server::start_in(dir, "preAllocSize=65536", 0);
+    let zk = connect(&s).await;
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    zk.create("/big", b"", &opts).await.unwrap();
+    let value = vec![7u8; 100_000];
+    for _ in 0..60 {
+        zk.set_data("/big", &value, None).await.unwrap();
+    }
+    let log = files(&v2(&s), "log.").pop().unwrap();
+    // 6 MB of records were synced; what stays cached is at most the records since the
+    // last drop (1 MB) and the zeros written ahead of them (1 MB).
+    let cached = cached_bytes(&log);
+    assert!(
+        cached <= 2_200_000,
+        "{cached} bytes of {} still in the page cache",
+        log.display()
+    );
+    // And every record is there to read back.
+    let s = s.restart();
+    let zk = connect(&s).await;
+    let (data, stat) = zk.get_data("/big").await.unwrap();
+    assert_eq!((data.len(), stat.version), (100_000, 60));
 }

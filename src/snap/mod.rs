@@ -27,6 +27,7 @@ use crate::tree::{AclRef, DataTree, FastMap};
 use crate::types::Zxid;
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 pub const SNAP_MAGIC: i32 = 0x5A4B534E;
@@ -223,6 +224,10 @@ pub fn write_file(dir: &Path, zxid: Zxid, src: &Source<'_>) -> io::Result<(PathB
         let n = serialize(src, &mut bw)?;
         let f = bw.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
+        // Read again only at a start-up: as the log's records do (log/mod.rs,
+        // DROP_BEHIND), the synced pages leave the page cache. Advice: a failure costs
+        // memory only.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         drop(f);
         std::fs::rename(&tmp, &done)?;
         File::open(dir)?.sync_all()?;
