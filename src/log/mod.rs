@@ -37,9 +37,11 @@ pub const RECORD_TRAILER: u8 = 0x42;
 pub const ZERO_AHEAD: u64 = 1 << 20;
 /// How many bytes of durable records a segment keeps in the page cache before they are
 /// dropped from it (`posix_fadvise(DONTNEED)`, which drops clean pages only). Without
-/// this, a day of writes leaves gigabytes of cached log; on the 2-core VM, standalone at
-/// 0% reads, p99 grew from 4.1 to 7.4 ms over five 7 s runs as the cache grew to 1.8 GB,
-/// and stayed at 3.6-4.6 ms with this (tuning/runs/2026-12-04-vm/notes.txt).
+/// this, a day of writes leaves gigabytes of cached log, and on the 2-core VM a server's
+/// p99 grew with that cache: five 0%-reads runs in a row on one server, 4.0-4.7 ms in
+/// the first three and 7.2-10.1 ms in the last two; with this, 3.8-5.2 ms throughout
+/// (tuning/runs/2026-12-04-vm/series-log-cache.txt). A drop costs the syncing writer
+/// about 60 us per MB, so it goes in small steps.
 pub const DROP_BEHIND: u64 = 1 << 20;
 
 #[derive(Debug, Error)]

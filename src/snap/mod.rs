@@ -224,9 +224,9 @@ pub fn write_file(dir: &Path, zxid: Zxid, src: &Source<'_>) -> io::Result<(PathB
         let n = serialize(src, &mut bw)?;
         let f = bw.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
-        // Read again only at a start-up: as the log's records do (log/mod.rs,
-        // DROP_BEHIND), the synced pages leave the page cache. Advice: a failure costs
-        // memory only.
+        // Read again only by a start-up or a learner's rebuild: as the log's records
+        // do (log/mod.rs, DROP_BEHIND), the synced pages leave the page cache. Advice:
+        // a failure costs memory only.
         unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         drop(f);
         std::fs::rename(&tmp, &done)?;
