@@ -38,7 +38,7 @@ pub const ZERO_AHEAD: u64 = 1 << 20;
 /// How many bytes of durable records a segment keeps in the page cache before they are
 /// dropped from it (`posix_fadvise(DONTNEED)`, which drops clean pages only). Without
 /// this, a day of writes leaves gigabytes of cached log, and on the 2-core VM a server's
-/// p99 grew with that cache: five 0%-reads runs in a row on one server, 4.0-4.7 ms in
+/// p99 grew with that cache: five 0%-reads runs in a row on one server, 3.2-5.7 ms in
 /// the first three and 7.2-10.1 ms in the last two; with this, 3.8-5.2 ms throughout
 /// (tuning/runs/2026-12-04-vm/series-log-cache.txt). A drop costs the syncing writer
 /// about 60 us per MB, so it goes in small steps.
