@@ -165,9 +165,10 @@ async fn a_corrupt_newest_snapshot_falls_back_to_an_older_one() {
     write_varied_tree(&zk, 200).await;
     churn_until_snapshots(&zk, &s, 2).await;
     let before = tree_of(&zk).await;
-    drop(zk);
     let mut s = s;
     s.kill9();
+    // Only now: a dropped client closes its session, which would delete /eph.
+    drop(zk);
     let snaps = files(&v2(&s), "snapshot.");
     let newest = snaps.last().unwrap().clone();
     let len = std::fs::metadata(&newest).unwrap().len() as usize;
@@ -226,9 +227,10 @@ async fn purge_keeps_the_newest_snapshots_and_the_logs_they_need() {
     write_varied_tree(&zk, 150).await;
     churn_until_snapshots(&zk, &s, 6).await;
     let before = tree_of(&zk).await;
-    drop(zk);
     let mut s = s;
     s.kill9();
+    // Only now: a dropped client closes its session, which would delete /eph.
+    drop(zk);
     let snaps = files(&v2(&s), "snapshot.");
     assert!(snaps.len() >= 7, "{snaps:?}");
     let cfg = s.dir.path().join("zoo.cfg");
@@ -295,9 +297,12 @@ async fn dump_tools_print_every_record_and_node() {
     write_varied_tree(&zk, 50).await;
     churn_until_snapshots(&zk, &s, 1).await;
     let tree = tree_of(&zk).await;
-    drop(zk);
     let mut s = s;
     s.kill9();
+    // Only now: a dropped client closes its session, and a close that reached the
+    // server first would delete /eph, which `tree` holds. (Given time to try it.)
+    drop(zk);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // A snapshot of the final tree: restart replays the tail and snapshots it, or, when
     // the newest snapshot already holds every txn, replays nothing.
     let s = s.restart();
