@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+/// ZooKeeper's default cnxTimeout.
+const CNX_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Runs an election among servers 1..=n (`zxid_of(id)`), each on its own thread;
 /// returns each server's decision.
 fn elect(n: i64, zxid_of: fn(i64) -> i64) -> HashMap<i64, (PeerState, i64)> {
@@ -32,7 +35,8 @@ fn elect(n: i64, zxid_of: fn(i64) -> i64) -> HashMap<i64, (PeerState, i64)> {
             let peers = addrs.clone();
             let voters = voters.clone();
             std::thread::spawn(move || {
-                let net = ElectionNet::start(id, l, peers, b"version=0".to_vec()).unwrap();
+                let net =
+                    ElectionNet::start(id, l, peers, b"version=0".to_vec(), CNX_TIMEOUT).unwrap();
                 let d = net.run_election(
                     voters,
                     vec![],
@@ -88,7 +92,7 @@ fn a_lower_id_that_dials_in_is_dialled_back() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr2 = l.local_addr().unwrap();
     let peers = HashMap::from([(1, fake.local_addr().unwrap()), (2, addr2)]);
-    let _net = ElectionNet::start(2, l, peers, b"version=0".to_vec()).unwrap();
+    let _net = ElectionNet::start(2, l, peers, b"version=0".to_vec(), CNX_TIMEOUT).unwrap();
 
     let mut in1 = std::net::TcpStream::connect(addr2).unwrap();
     in1.write_all(&wire::encode_initial(

@@ -77,6 +77,22 @@ impl Member {
             .to_owned()
     }
 
+    /// Polls srvr until the member says it serves nobody; what it last said if it still
+    /// serves after `within`.
+    pub fn wait_not_serving(&self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let srvr = self.four("srvr");
+            if srvr.contains("not currently serving") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(srvr);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits (up to 10 s) until the member reports `want` as its mode; panics if not.
     pub fn wait_mode(&self, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -468,17 +484,8 @@ async fn losing_a_majority_stops_writes_until_it_is_back() {
     drop(c);
     e.member_mut(1).kill9();
     e.member_mut(3).kill9();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let srvr = e.member(2).four("srvr");
-        if srvr.contains("not currently serving") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server 2 alone still serves: {srvr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    if let Err(srvr) = e.member(2).wait_not_serving(Duration::from_secs(10)) {
+        panic!("server 2 alone still serves: {srvr}");
     }
     // A client gets no session from it.
     let alone = session_at(&e.member(2).client).await;
@@ -537,19 +544,13 @@ async fn a_leader_cut_off_from_its_followers_steps_down() {
     let stopped = Instant::now();
     signal(&e, &[1, 2], "STOP");
     // syncLimit is 5 ticks of 200 ms: 1 s, plus a tick to notice.
-    let deadline = stopped + Duration::from_secs(5);
-    loop {
-        if e.member(3).four("srvr").contains("not currently serving") {
-            break;
-        }
-        if Instant::now() > deadline {
-            signal(&e, &[1, 2], "CONT");
-            panic!(
-                "the cut-off leader still serves after {:?}",
-                stopped.elapsed()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let within = Duration::from_secs(5).saturating_sub(stopped.elapsed());
+    if e.member(3).wait_not_serving(within).is_err() {
+        signal(&e, &[1, 2], "CONT");
+        panic!(
+            "the cut-off leader still serves after {:?}",
+            stopped.elapsed()
+        );
     }
     let stepped_down = stopped.elapsed();
     signal(&e, &[1, 2], "CONT");
@@ -1123,18 +1124,8 @@ async fn a_partitioned_leader_steps_down_and_the_majority_goes_on() {
     }
     // ...and the old leader has stepped down (within the sync limit, 1 s, of its
     // last ack; well within the time the majority took).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let old = e.member(3).four("srvr");
-        if old.contains("not currently serving") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "after {:?}: {old}",
-            cut_at.elapsed()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    if let Err(old) = e.member(3).wait_not_serving(Duration::from_secs(5)) {
+        panic!("after {:?}: {old}", cut_at.elapsed());
     }
     assert!(["leader", "follower"].contains(&e.member(1).mode().as_str()));
     p.set(false);

@@ -402,7 +402,7 @@ impl TxnLog for FileTxnLog {
             return Err(e);
         }
         if self.force_sync {
-            let seg = self.segment.as_ref().expect("records imply a segment");
+            let seg = self.segment.as_mut().expect("records imply a segment");
             if let Err(error) = seg.file.sync_data() {
                 self.poisoned = true;
                 return Err(LogError::Io {
@@ -411,7 +411,6 @@ impl TxnLog for FileTxnLog {
                 });
             }
             self.syncs += 1;
-            let seg = self.segment.as_mut().expect("records imply a segment");
             if seg.offset >= seg.cached_from + DROP_BEHIND {
                 seg.drop_cache(seg.offset);
             }

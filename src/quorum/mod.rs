@@ -50,8 +50,8 @@ struct Dialer {
     peers: HashMap<i64, SocketAddr>,
     conns: Conns,
     to_inbox: Sender<Notification>,
-    /// Connect timeout of a dial in ms (cnxTimeout, 5 s by default as ZooKeeper's).
-    cnx_timeout_ms: std::sync::atomic::AtomicU64,
+    /// Connect timeout of a dial (zoo.cfg's cnxTimeout, 5 s by default as ZooKeeper's).
+    cnx_timeout: Duration,
     /// Peers being dialled now: one dial each at a time, off the election's thread.
     dialing: Mutex<std::collections::HashSet<i64>>,
 }
@@ -127,10 +127,7 @@ impl Dialer {
             return; // one dial at a time per peer
         }
         let d = self.clone();
-        let timeout = Duration::from_millis(
-            self.cnx_timeout_ms
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
+        let timeout = self.cnx_timeout;
         let spawned = std::thread::Builder::new()
             .name(format!("election-dial-{}-{sid}", self.my_id))
             .spawn(move || {
@@ -155,12 +152,14 @@ impl Dialer {
 }
 
 impl ElectionNet {
-    /// Listens on `listener` (already bound: the election port) as server `my_id`.
+    /// Listens on `listener` (already bound: the election port) as server `my_id`;
+    /// dials give up after `cnx_timeout` (zoo.cfg's cnxTimeout).
     pub fn start(
         my_id: i64,
         listener: TcpListener,
         peers: HashMap<i64, SocketAddr>,
         config: Vec<u8>,
+        cnx_timeout: Duration,
     ) -> std::io::Result<ElectionNet> {
         let my_addr = listener.local_addr()?;
         let (to_inbox, inbox) = channel();
@@ -170,7 +169,7 @@ impl ElectionNet {
             peers,
             conns: Conns::default(),
             to_inbox,
-            cnx_timeout_ms: 5000.into(),
+            cnx_timeout,
             dialing: Mutex::default(),
         });
         let d2 = dialer.clone();
@@ -217,15 +216,6 @@ impl ElectionNet {
             inbox,
             config,
         })
-    }
-
-    /// The connect timeout of dials (zoo.cfg's cnxTimeout).
-    pub fn with_cnx_timeout(self, timeout: Duration) -> ElectionNet {
-        self.dialer.cnx_timeout_ms.store(
-            timeout.as_millis() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        self
     }
 
     /// Dials every peer with no connection (see `Dialer::dial_one`).

@@ -405,8 +405,8 @@ fn start_quorum(
         .chain(std::iter::once("version=0".to_string()))
         .collect::<String>()
         .into_bytes();
-    let net = crate::quorum::ElectionNet::start(q.my_id, listener, peers, config)?
-        .with_cnx_timeout(Duration::from_millis(q.cnx_timeout_ms as u64));
+    let cnx_timeout = Duration::from_millis(q.cnx_timeout_ms as u64);
+    let net = crate::quorum::ElectionNet::start(q.my_id, listener, peers, config, cnx_timeout)?;
     let first = (last_zxid, epochs.current);
     let my_id = q.my_id;
     let (v, o) = (voters.clone(), observers);
