@@ -1275,3 +1275,55 @@ async fn every_member_snapshots_under_load_and_recovers() {
     e.settled(Duration::from_secs(20));
     all_have(&e, "/snap", &want).await;
 }
+
+/// Issue 13, item 0: a leader that loses its quorum answers none of its uncommitted
+/// proposals with OK. Both followers are stopped (every thread), so no proposal is
+/// acked; the leader steps down after the sync limit. Its clients' writes in flight
+/// must end in ConnectionLoss (outcome unknown), never OK: ZooKeeper drops them and
+/// closes the connections. Before the fix the step-down applied and answered them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_quorum_answers_no_uncommitted_write() {
+    let e = Ensemble::start(3, 0, 27600, "");
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    let c = connect(&e.member(3).client).await;
+    c.create("/cas", b"0", &persistent()).await.unwrap();
+    signal(&e, &[1, 2], "STOP");
+    // A create, a compare-and-set and a delete, pipelined on one session: none has a
+    // quorum, so none may be answered OK, however long we wait.
+    let outcome = tokio::time::timeout(Duration::from_secs(8), async {
+        tokio::join!(
+            c.create("/lost", b"", &persistent()),
+            c.set_data("/cas", b"1", Some(0)),
+            c.delete("/cas", None),
+        )
+    })
+    .await;
+    signal(&e, &[1, 2], "CONT");
+    let (create, set, delete) =
+        outcome.expect("the cut-off leader never ended its clients' writes");
+    assert!(
+        create.is_err(),
+        "an uncommitted create answered: {create:?}"
+    );
+    assert!(set.is_err(), "an uncommitted setData answered: {set:?}");
+    assert!(
+        delete.is_err(),
+        "an uncommitted delete answered: {delete:?}"
+    );
+    drop(c);
+    // The outcome is unknown to the client; whichever it is, every member agrees.
+    e.settled(Duration::from_secs(30));
+    let mut seen = Vec::new();
+    for m in &e.members {
+        let c = connect(&m.client).await;
+        c.sync("/").await.unwrap();
+        seen.push((
+            c.check_stat("/lost").await.unwrap().is_some(),
+            c.check_stat("/cas").await.unwrap().map(|s| s.version),
+        ));
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "members disagree: {seen:?}"
+    );
+}

@@ -634,11 +634,31 @@ impl<L: TxnLog> WriterLoop<L> {
             eprintln!("paddock: stopping: {e}");
             std::process::exit(3);
         }
-        // A leader's pending txns and a learner's unapplied ones are logged: apply them.
+        // No client hears of what follows: a leader's pending txns and a learner's
+        // unapplied ones have no quorum (a committed one is applied at once), so their
+        // clients get no answer, only a closed connection (outcome unknown), as
+        // ZooKeeper's do. Closed first, so no watch event of them goes out either.
+        self.disconnect_clients();
+        let waiters: Vec<Waiter> = self
+            .pending
+            .iter_mut()
+            .map(|p| std::mem::replace(&mut p.waiter, Waiter::Internal))
+            .collect();
+        for w in waiters {
+            self.hang_up(w);
+        }
+        // They are logged: apply them, as ZooKeeper fast-forwards its database. The next
+        // leader keeps them or truncates them (then this server rebuilds from disk).
         if let Some(last) = self.pending.back().map(|p| p.hdr.zxid) {
             self.apply_upto(last);
         }
         if let Role::Learning(mut t) = was {
+            for (_, f) in std::mem::take(&mut t.forwarded) {
+                match f {
+                    Forwarded::Waiter(w) => self.hang_up(w),
+                    Forwarded::Sync { conn, .. } => self.send(conn, ToReactor::Close { conn }),
+                }
+            }
             for (hdr, txn) in std::mem::take(&mut t.unapplied) {
                 self.apply_one(hdr, txn, Waiter::Internal);
             }
@@ -646,11 +666,24 @@ impl<L: TxnLog> WriterLoop<L> {
         self.pending.clear();
         self.staged.clear();
         self.staged_digest = self.idx.digest;
-        self.disconnect_clients();
+        self.wake_reactors();
         let last = self.next_zxid - 1;
         if let Some(ens) = &self.ens {
             let _ = ens.relook.send((last, ens.epochs.current));
         }
+    }
+
+    /// A waiter whose txn will never be answered: its connection closes, so its client
+    /// learns the outcome is unknown (ConnectionLoss) and never takes silence for OK.
+    fn hang_up(&mut self, w: Waiter) {
+        let conn = match w {
+            Waiter::Reply { conn, .. } | Waiter::Connect { conn, .. } => conn,
+            Waiter::CloseSession {
+                conn: Some(conn), ..
+            } => conn,
+            Waiter::CloseSession { conn: None, .. } | Waiter::Internal => return,
+        };
+        self.send(conn, ToReactor::Close { conn });
     }
 
     /// Closes every client connection (the sessions live on) and forgets their watches:
