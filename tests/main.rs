@@ -7,6 +7,7 @@ mod acl;
 mod bad_input;
 mod codec_fuzz;
 mod concurrency;
+mod config_refusal;
 mod crash;
 mod disk_full;
 mod election_net;

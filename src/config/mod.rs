@@ -5,11 +5,18 @@
 //! value and names the key and value in each error. Unknown keys are logged and ignored,
 //! as ZooKeeper does. Nothing is silently "fixed" except what ZooKeeper itself fixes
 //! (autopurge.snapRetainCount below 3 is raised to 3, with a log line).
+//!
+//! Holds: a ZooKeeper key that asks for security, membership or durability Paddock does not
+//! have (TLS, SASL, reconfiguration, local sessions...) stops start-up with one line naming
+//! it (`UNIMPLEMENTED`); its default value, or one that asks for nothing missing, is
+//! accepted. Keys that change none of those (admin.*, metricsProvider.*) are logged at warn
+//! and ignored. Every error is one line: `ConfigError` has no `source`, so `{:#}` in
+//! main.rs prints each cause once.
 
 pub mod quorum;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -30,7 +37,16 @@ pub enum ConfigError {
     },
     #[error("line {line}: cannot parse {text:?}")]
     Syntax { line: usize, text: String },
-    #[error("{0}")]
+    /// An error in a file `zoo.cfg` names (`dynamicConfigFile`). `inner` is not a `source`:
+    /// the message already holds it, and a source would print it a second time.
+    #[error("{}: {inner}", .path.display())]
+    InFile {
+        path: PathBuf,
+        inner: Box<ConfigError>,
+    },
+    /// Transparent: the text is the quorum error's own, once (a `{0}` message with a
+    /// `#[from]` source printed it twice under `{:#}`).
+    #[error(transparent)]
     Quorum(#[from] quorum::QuorumError),
 }
 
@@ -44,6 +60,14 @@ pub struct RawConfig {
 }
 
 impl RawConfig {
+    /// The entry for `key`, given with or without the `zookeeper.` prefix.
+    pub fn get(&self, key: &str) -> Option<(&str, &str)> {
+        self.entries
+            .get_key_value(key)
+            .or_else(|| self.entries.get_key_value(&format!("zookeeper.{key}")))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
         let mut entries = BTreeMap::new();
         let mut duplicates = Vec::new();
@@ -164,25 +188,207 @@ fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// Keys ZooKeeper accepts that a standalone Paddock reads but does not act on yet.
-const ACCEPTED_UNUSED: &[&str] = &[
-    "admin.enableServer",
-    "admin.serverPort",
-    "admin.serverAddress",
-    "reconfigEnabled",
-    "electionAlg",
-    "secureClientPort",
-    "metricsProvider.className",
-    "syncEnabled",
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
-    "maxResponseCacheSize",
-    "snapSizeLimitInKb",
-    "fsync.warningthresholdms",
-    "txnLogSizeLimitInKb",
-    "dynamicConfigFile",
-    "skipACL",
-];
+/// A port: `min..=65535`.
+fn port_number(key: &str, value: &str, min: u16) -> Result<u16, ConfigError> {
+    let n: i64 = num(key, value)?;
+    if n < min as i64 || n > 65535 {
+        return Err(bad(key, value, format!("port out of range {min}-65535")));
+    }
+    Ok(n as u16)
+}
+
+/// An address or a host name, resolved as Java's InetAddress.getByName does: an IPv4
+/// address first when the name has both.
+fn ip_of(key: &str, value: &str, host: &str) -> Result<IpAddr, ConfigError> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    let addrs: Vec<IpAddr> = (host, 0)
+        .to_socket_addrs()
+        .map_err(|e| bad(key, value, format!("cannot resolve {host:?}: {e}")))?
+        .map(|a| a.ip())
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| bad(key, value, format!("{host:?} resolves to no address")))
+}
+
+/// What Paddock does with a ZooKeeper key it does not implement. Boolean values read as
+/// everywhere else (true/false, yes/no); others compare case-insensitively.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// Accepted when false (ZooKeeper's default); true stops start-up.
+    RefuseTrue,
+    /// Accepted when true (ZooKeeper's default); false stops start-up.
+    RefuseFalse,
+    /// Accepted when the value is one of these (ZooKeeper's default, or what Paddock does
+    /// anyway); any other stops start-up.
+    AcceptOnly(&'static [&'static str]),
+    /// Any value stops start-up.
+    Refuse,
+    /// Accepted and ignored, with a warning: it changes no security, membership or
+    /// durability.
+    Ignore,
+}
+
+/// A ZooKeeper key Paddock does not implement.
+struct Unimplemented {
+    /// The key (without a `zookeeper.` prefix); ending in '.', every key under it.
+    key: &'static str,
+    rule: Rule,
+    /// What the key asks for, for the message: "not supported yet (TLS on the client port)".
+    what: &'static str,
+}
+
+const fn entry(key: &'static str, rule: Rule, what: &'static str) -> Unimplemented {
+    Unimplemented { key, rule, what }
+}
+
+const DIGEST_PROVIDER: &str = "org.apache.zookeeper.server.auth.DigestAuthenticationProvider";
+const IP_PROVIDER: &str = "org.apache.zookeeper.server.auth.IPAuthenticationProvider";
+
+/// The first entry that matches a key decides. Defaults as in ZooKeeper 3.8
+/// (QuorumPeerConfig, QuorumAuth, ZooKeeperServer, AuthenticationHelper, ProviderRegistry).
+const UNIMPLEMENTED: &[Unimplemented] = {
+    use Rule::*;
+    const TLS_CLIENT: &str = "TLS on the client port";
+    const TLS_QUORUM: &str = "TLS between servers";
+    const SASL_QUORUM: &str = "SASL between servers";
+    const ENFORCE: &str = "enforced client authentication";
+    &[
+        // Security: TLS.
+        entry("secureClientPort", AcceptOnly(&["0"]), TLS_CLIENT),
+        entry("secureClientPortAddress", Refuse, TLS_CLIENT),
+        entry("client.portUnification", RefuseTrue, TLS_CLIENT),
+        entry("ssl.", Refuse, "TLS"),
+        entry("sslQuorum", RefuseTrue, TLS_QUORUM),
+        entry("sslQuorumReloadCertFiles", RefuseTrue, TLS_QUORUM),
+        entry("portUnification", RefuseTrue, TLS_QUORUM),
+        entry(
+            "X509AuthenticationProvider.",
+            Refuse,
+            "X.509 client authentication",
+        ),
+        // Security: authentication and ACLs. Paddock has ZooKeeper's two built-in
+        // providers, digest and ip; naming them again asks for nothing new.
+        entry(
+            "authProvider.",
+            AcceptOnly(&[DIGEST_PROVIDER, IP_PROVIDER]),
+            "authentication providers other than digest and ip",
+        ),
+        entry(
+            "DigestAuthenticationProvider.enabled",
+            RefuseFalse,
+            "turning digest authentication off",
+        ),
+        entry(
+            "DigestAuthenticationProvider.digestAlg",
+            AcceptOnly(&["SHA1", "SHA-1"]),
+            "ACL digests other than SHA1",
+        ),
+        entry(
+            "sessionRequireClientSASLAuth",
+            RefuseTrue,
+            "SASL client authentication",
+        ),
+        entry("enforce.auth.enabled", RefuseTrue, ENFORCE),
+        entry("enforce.auth.schemes", Refuse, ENFORCE),
+        // ZooKeeper skips ACLs only for "yes"; "true" is refused too, as a clear mistake.
+        entry(
+            "skipACL",
+            AcceptOnly(&["no", "false"]),
+            "turning ACL checks off",
+        ),
+        entry("quorum.auth.enableSasl", RefuseTrue, SASL_QUORUM),
+        entry("quorum.auth.learnerRequireSasl", RefuseTrue, SASL_QUORUM),
+        entry("quorum.auth.serverRequireSasl", RefuseTrue, SASL_QUORUM),
+        entry(
+            "quorum.auth.kerberos.servicePrincipal",
+            AcceptOnly(&["zkquorum/localhost"]),
+            "Kerberos between servers",
+        ),
+        entry(
+            "quorum.auth.learner.saslLoginContext",
+            AcceptOnly(&["QuorumLearner"]),
+            SASL_QUORUM,
+        ),
+        entry(
+            "quorum.auth.server.saslLoginContext",
+            AcceptOnly(&["QuorumServer"]),
+            SASL_QUORUM,
+        ),
+        entry("quorum.auth.", Refuse, SASL_QUORUM),
+        // Membership.
+        entry("reconfigEnabled", RefuseTrue, "dynamic reconfiguration"),
+        entry("group.", Refuse, "hierarchical quorums"),
+        entry("weight.", Refuse, "hierarchical quorums"),
+        entry("oraclePath", Refuse, "an oracle for two-server ensembles"),
+        entry(
+            "observerMasterPort",
+            AcceptOnly(&["0", "-1"]),
+            "observers that sync from followers",
+        ),
+        entry("localSessionsEnabled", RefuseTrue, "local sessions"),
+        // Durability.
+        entry(
+            "syncEnabled",
+            RefuseFalse,
+            "observers that skip their txn log",
+        ),
+        // Neither: read, ignored, logged.
+        entry(
+            "localSessionsUpgradingEnabled",
+            Ignore,
+            "it qualifies localSessionsEnabled, which is off",
+        ),
+        entry(
+            "admin.",
+            Ignore,
+            "no AdminServer; the four-letter words answer on the client port",
+        ),
+        entry(
+            "metricsProvider.",
+            Ignore,
+            "no metrics provider; mntr has the figures",
+        ),
+        entry("maxResponseCacheSize", Ignore, "no response cache"),
+        entry(
+            "snapSizeLimitInKb",
+            Ignore,
+            "snapshots follow snapCount only",
+        ),
+        entry("txnLogSizeLimitInKb", Ignore, "no txn log size limit"),
+        entry("fsync.warningthresholdms", Ignore, "no slow-fsync warning"),
+    ]
+};
+
+/// `Ok(true)`: an `UNIMPLEMENTED` key, accepted (ignored ones logged). `Ok(false)`: not one.
+/// `key` is `k` without a `zookeeper.` prefix.
+fn check_unimplemented(k: &str, key: &str, v: &str) -> Result<bool, ConfigError> {
+    let Some(u) = UNIMPLEMENTED.iter().find(|u| {
+        key == u.key || (u.key.ends_with('.') && key.starts_with(u.key) && key.len() > u.key.len())
+    }) else {
+        return Ok(false);
+    };
+    let accepted = match u.rule {
+        Rule::RefuseTrue => !boolean(k, v)?,
+        Rule::RefuseFalse => boolean(k, v)?,
+        Rule::AcceptOnly(values) => values.iter().any(|a| a.eq_ignore_ascii_case(v)),
+        Rule::Refuse => false,
+        Rule::Ignore => {
+            log::warn!("{k}={v}: accepted and ignored ({})", u.what);
+            true
+        }
+    };
+    if !accepted {
+        return Err(bad(k, v, format!("not supported yet ({})", u.what)));
+    }
+    Ok(true)
+}
 
 impl Config {
     /// The embedded default: port 2181, data under `./paddock-data`, no file needed.
@@ -197,7 +403,21 @@ impl Config {
             path: path.to_owned(),
             error,
         })?;
-        Config::from_raw(RawConfig::parse(&text)?)
+        let raw = RawConfig::parse(&text)?;
+        if let Some((k, v)) = raw.get("dynamicConfigFile") {
+            let next = quorum::pending_reconfig_file(path);
+            if next.exists() {
+                return Err(bad(
+                    k,
+                    v,
+                    format!(
+                        "{} exists, a reconfiguration ZooKeeper had not finished: not supported yet (dynamic reconfiguration)",
+                        next.display()
+                    ),
+                ));
+            }
+        }
+        Config::from_raw(raw)
     }
 
     pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -241,6 +461,9 @@ impl Config {
         let (mut min_set, mut max_set, mut data_dir, mut data_log_dir) = (None, None, None, None);
         let mut servers = Vec::new();
         let mut qkeys = quorum::QuorumKeys::default();
+        let mut client_port_given = false;
+        // ZooKeeper 3.5+: with a dynamic file, the server list is there and only there.
+        let dynamic = raw.get("dynamicConfigFile");
         for (k, v) in &raw.entries {
             let (k, v) = (k.as_str(), v.as_str());
             let key = k.strip_prefix("zookeeper.").unwrap_or(k);
@@ -253,11 +476,11 @@ impl Config {
                 }
                 "dataDir" => data_dir = Some(PathBuf::from(v)),
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(v)),
-                "clientPort" => c.client_port = num(k, v)?,
-                "clientPortAddress" => {
-                    c.client_port_address =
-                        Some(v.parse().map_err(|_| bad(k, v, "not an IP address"))?)
+                "clientPort" => {
+                    c.client_port = port_number(k, v, 0)?;
+                    client_port_given = true;
                 }
+                "clientPortAddress" => c.client_port_address = Some(ip_of(k, v, v)?),
                 "maxClientCnxns" => c.max_client_cnxns = num(k, v)?,
                 "clientPortListenBacklog" => {
                     c.client_port_listen_backlog = num(k, v)?;
@@ -360,7 +583,36 @@ impl Config {
                         return Err(bad(k, v, "must be > 0"));
                     }
                 }
-                _ if key.starts_with("server.") => servers.push(quorum::parse_server(k, v)?),
+                _ if key.starts_with("server.") => {
+                    if dynamic.is_some() {
+                        return Err(bad(
+                            k,
+                            v,
+                            "must be in the dynamic config file, since dynamicConfigFile is set (as in ZooKeeper)",
+                        ));
+                    }
+                    servers.push(quorum::parse_server(k, v)?)
+                }
+                "dynamicConfigFile" => {} // read after this loop
+                "version" if dynamic.is_some() => log::warn!(
+                    "{k}={v}: ignored; with dynamicConfigFile the version is the suffix of its name, as in ZooKeeper"
+                ),
+                // A zoo.cfg that lists the servers itself may carry their version (hex).
+                "version" => {
+                    qkeys.config_version = i64::from_str_radix(v, 16)
+                        .ok()
+                        .filter(|&n| n >= 0)
+                        .ok_or_else(|| bad(k, v, "not a hex config version"))?
+                }
+                "electionAlg" => {
+                    if v != "3" {
+                        return Err(bad(
+                            k,
+                            v,
+                            "only 3 (fast leader election) is supported, as in ZooKeeper",
+                        ));
+                    }
+                }
                 "peerType" => {
                     qkeys.peer_type = Some(match v.to_ascii_lowercase().as_str() {
                         "participant" => quorum::LearnerType::Participant,
@@ -373,22 +625,60 @@ impl Config {
                 "cnxTimeout" => qkeys.cnx_timeout_ms = num(k, v)?,
                 "leaderServes" => qkeys.leader_serves = boolean(k, v)?,
                 "readonlymode.enabled" => c.read_only_enabled = boolean(k, v)?,
-                _ if ACCEPTED_UNUSED.contains(&key)
-                    || key.starts_with("ssl.")
-                    || key.starts_with("authProvider.") => {}
+                _ if check_unimplemented(k, key, v)? => {}
                 _ => log::warn!("unknown configuration key {k}={v}: ignored"),
             }
         }
         c.data_dir = data_dir.ok_or(ConfigError::Missing("dataDir"))?;
-        c.quorum = quorum::resolve(servers, &c.raw.duplicates, &qkeys, &c.data_dir)?;
+        let mut duplicates = c.raw.duplicates.clone();
+        if let Some((k, v)) = dynamic {
+            let file = quorum::read_dynamic_file(k, v)?;
+            log::info!(
+                "{k}={v}: {} server(s), config version 0x{:x}",
+                file.servers.len(),
+                file.config_version
+            );
+            servers = file.servers;
+            duplicates = file.duplicates;
+            qkeys.config_version = file.config_version;
+        }
+        c.quorum = quorum::resolve(servers, &duplicates, &qkeys, &c.data_dir)?;
         if let Some(q) = &c.quorum {
-            // `server.N=...;[addr:]port` gives this member's client port, as in ZooKeeper.
+            // `server.N=...;[addr:]port` gives this member's client port, as in ZooKeeper;
+            // a zoo.cfg clientPort(Address) that says otherwise is refused, as ZooKeeper's
+            // QuorumPeerConfig.setupClientPort does.
             if let Some((addr, port)) = &q.me().client {
+                let key = format!("server.{}", q.my_id);
+                let ip = match addr {
+                    Some(a) => Some(ip_of(&key, a, a)?),
+                    None => None,
+                };
+                let show = |ip: Option<IpAddr>, port: u16| {
+                    std::net::SocketAddr::new(ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), port)
+                };
+                if client_port_given && c.client_port != 0 {
+                    let (differs, k) = match c.client_port_address {
+                        Some(s) if !s.is_unspecified() => {
+                            (ip != Some(s) || *port != c.client_port, "clientPortAddress")
+                        }
+                        _ => (*port != c.client_port, "clientPort"),
+                    };
+                    if differs {
+                        let (_, v) = raw.get(k).unwrap_or((k, ""));
+                        return Err(bad(
+                            k,
+                            v,
+                            format!(
+                                "zoo.cfg's client address {} differs from {key}'s {} (ZooKeeper refuses this too)",
+                                show(c.client_port_address, c.client_port),
+                                show(ip, *port)
+                            ),
+                        ));
+                    }
+                }
                 c.client_port = *port;
-                if let Some(a) = addr {
-                    c.client_port_address = Some(a.parse().map_err(|_| {
-                        bad(&format!("server.{}", q.my_id), a, "not an IP address")
-                    })?);
+                if ip.is_some() {
+                    c.client_port_address = ip;
                 }
             }
         }
@@ -439,5 +729,284 @@ mod tests {
         assert!(cfg("dataDir=/x\nminSessionTimeout=5000\nmaxSessionTimeout=4000").is_err());
         assert!(cfg("dataDir=/x\nsomethingElse=1\n").is_ok());
         assert!(cfg("dataDir=/x\nforceSync=maybe\n").is_err());
+    }
+
+    /// Issue 13, item 4: a setting Paddock does not implement never passes silently. Each
+    /// of these asks for security, membership or durability Paddock lacks: one error,
+    /// naming the key and value, saying "not supported yet".
+    #[test]
+    fn issue_13_unimplemented_settings_are_refused() {
+        for line in [
+            "secureClientPort=2281",
+            "secureClientPortAddress=127.0.0.1",
+            "ssl.keyStore.location=/etc/zk/keystore.jks",
+            "zookeeper.ssl.trustStore.location=/etc/zk/truststore.jks",
+            "ssl.quorum.hostnameVerification=false",
+            "sslQuorum=true",
+            "portUnification=true",
+            "client.portUnification=yes",
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+            "DigestAuthenticationProvider.enabled=false",
+            "DigestAuthenticationProvider.digestAlg=SHA-256",
+            "sessionRequireClientSASLAuth=true",
+            "enforce.auth.enabled=true",
+            "enforce.auth.schemes=sasl",
+            "skipACL=yes",
+            "skipACL=true",
+            "quorum.auth.enableSasl=true",
+            "quorum.auth.learnerRequireSasl=true",
+            "quorum.auth.serverRequireSasl=true",
+            "quorum.auth.kerberos.servicePrincipal=zkquorum/_HOST",
+            "quorum.auth.learner.saslLoginContext=MyLearner",
+            "reconfigEnabled=true",
+            "group.1=1:2:3",
+            "weight.1=1",
+            "oraclePath=/tmp/oracle",
+            "observerMasterPort=2191",
+            "localSessionsEnabled=true",
+            "syncEnabled=false",
+        ] {
+            let e = cfg(&format!("dataDir=/x\n{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("{line}: not supported yet (")),
+                "{line}: {e}"
+            );
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+        let e = cfg("dataDir=/x\nelectionAlg=1\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "electionAlg=1: only 3 (fast leader election) is supported, as in ZooKeeper"
+        );
+        // A boolean that is neither is a bad value, as everywhere else.
+        let e = cfg("dataDir=/x\nsslQuorum=maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected true/false"), "{e}");
+    }
+
+    /// ZooKeeper's defaults, and values that ask for nothing Paddock lacks, are accepted;
+    /// admin.* and metricsProvider.* are ignored (with a warning).
+    #[test]
+    fn issue_13_defaults_of_unimplemented_settings_are_accepted() {
+        let c = cfg("dataDir=/x\n\
+             secureClientPort=0\nsslQuorum=false\nportUnification=false\n\
+             authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n\
+             authProvider.2=org.apache.zookeeper.server.auth.IPAuthenticationProvider\n\
+             DigestAuthenticationProvider.enabled=true\nDigestAuthenticationProvider.digestAlg=SHA1\n\
+             sessionRequireClientSASLAuth=false\nenforce.auth.enabled=false\nskipACL=no\n\
+             quorum.auth.enableSasl=false\nquorum.auth.learnerRequireSasl=false\n\
+             quorum.auth.serverRequireSasl=false\n\
+             quorum.auth.kerberos.servicePrincipal=zkquorum/localhost\n\
+             quorum.auth.learner.saslLoginContext=QuorumLearner\n\
+             quorum.auth.server.saslLoginContext=QuorumServer\n\
+             reconfigEnabled=false\nlocalSessionsEnabled=false\nlocalSessionsUpgradingEnabled=false\n\
+             syncEnabled=true\nelectionAlg=3\nobserverMasterPort=0\n\
+             admin.enableServer=true\nadmin.serverPort=8080\nmetricsProvider.className=x.Y\n\
+             metricsProvider.httpPort=7000\nmaxResponseCacheSize=400\nsnapSizeLimitInKb=4194304\n\
+             txnLogSizeLimitInKb=-1\nfsync.warningthresholdms=1000\n",
+        );
+        assert!(c.is_ok(), "{:?}", c.err());
+    }
+
+    #[test]
+    fn ports_out_of_range_say_so() {
+        for (line, want) in [
+            (
+                "clientPort=70000",
+                "clientPort=70000: port out of range 0-65535",
+            ),
+            ("clientPort=-1", "clientPort=-1: port out of range 0-65535"),
+            ("clientPort=abc", "clientPort=abc: not a valid number"),
+            (
+                "server.1=h:2888:70000\nserver.2=h2:2888:3888",
+                "server.1=h:2888:70000: port 70000 out of range 1-65535",
+            ),
+            (
+                "server.1=h:-5:3888\nserver.2=h2:2888:3888",
+                "server.1=h:-5:3888: port -5 out of range 1-65535",
+            ),
+        ] {
+            let e = cfg(&format!("dataDir=/x\n{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, want);
+        }
+        assert_eq!(
+            cfg("dataDir=/x\nclientPort=65535\n").unwrap().client_port,
+            65535
+        );
+    }
+
+    /// As ZooKeeper's InetAddress.getByName: an address or a host name.
+    #[test]
+    fn client_port_address_takes_a_host_name() {
+        let c = cfg("dataDir=/x\nclientPortAddress=localhost\n").unwrap();
+        assert!(c.client_port_address.unwrap().is_loopback(), "{c:?}");
+        let c = cfg("dataDir=/x\nclientPortAddress=[::1]\n").unwrap();
+        assert_eq!(c.client_port_address, Some("::1".parse().unwrap()));
+        let e = cfg("dataDir=/x\nclientPortAddress=no-such-host.invalid\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("clientPortAddress=no-such-host.invalid: cannot resolve"),
+            "{e}"
+        );
+    }
+
+    /// `{:#}` prints a cause and then its sources: a config error has none, so its text
+    /// appears once (the quorum errors used to appear twice).
+    #[test]
+    fn config_errors_have_no_second_copy() {
+        use std::error::Error;
+        let dir = tempfile::tempdir().unwrap();
+        let e = cfg(&format!(
+            "dataDir={}\nserver.1=a:1:2\nserver.2=b:1:2\n",
+            dir.path().display()
+        ))
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Quorum(_)), "{e}");
+        assert!(e.source().is_none(), "{e}");
+        let dynamic = dir.path().join("zoo.cfg.dynamic");
+        std::fs::write(&dynamic, "server.1=a:1\n").unwrap();
+        let e = cfg(&format!(
+            "dataDir=/x\ndynamicConfigFile={}\n",
+            dynamic.display()
+        ))
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::InFile { .. }), "{e}");
+        assert!(e.source().is_none(), "{e}");
+        let text = e.to_string();
+        assert_eq!(text.matches("server.1=a:1").count(), 1, "{text}");
+    }
+
+    /// A zoo.cfg whose servers are in `dynamicConfigFile` only is an ensemble, as in
+    /// ZooKeeper 3.5+; the config version is the hex suffix of the file's name.
+    #[test]
+    fn dynamic_config_file_lists_the_servers() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("myid"), "2\n").unwrap();
+        let dynamic = dir.path().join("zoo.cfg.dynamic.100000000");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+             server.2=127.0.0.2:2888:3888;127.0.0.2:2182\n\
+             server.3=127.0.0.3:2888:3888:observer;2183\n",
+        )
+        .unwrap();
+        let base = format!(
+            "dataDir={}\ndynamicConfigFile={}\n",
+            data.display(),
+            dynamic.display()
+        );
+        let c = cfg(&base).unwrap();
+        let q = c.quorum.as_ref().expect("an ensemble");
+        assert_eq!((q.my_id, q.servers.len()), (2, 3));
+        assert_eq!(q.voters().count(), 2);
+        assert_eq!(q.config_version, 0x1_0000_0000);
+        assert_eq!(c.client_port, 2182);
+        assert_eq!(c.client_port_address, Some("127.0.0.2".parse().unwrap()));
+        // zoo.cfg's clientPort(Address) may repeat the member's client address...
+        assert!(cfg(&format!(
+            "{base}clientPort=2182\nclientPortAddress=127.0.0.2\n"
+        ))
+        .is_ok());
+        // ...but not contradict it (QuorumPeerConfig.setupClientPort).
+        let e = cfg(&format!("{base}clientPort=2181\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("clientPort=2181: zoo.cfg's client address 0.0.0.0:2181 differs from server.2's 127.0.0.2:2182"), "{e}");
+
+        // Both zoo.cfg and the dynamic file list servers: refused, as ZooKeeper does.
+        let e = cfg(&format!("{base}server.1=127.0.0.1:2888:3888\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "server.1=127.0.0.1:2888:3888: must be in the dynamic config file, since dynamicConfigFile is set (as in ZooKeeper)");
+        let e = cfg(&format!("{base}group.1=1:2:3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("group.1=1:2:3: not supported yet"), "{e}");
+
+        // Inside the dynamic file: server lines only.
+        for (extra, want) in [
+            (
+                "version=100000000",
+                "version=100000000: a dynamic file must not hold its version",
+            ),
+            (
+                "group.1=1:2:3",
+                "group.1=1:2:3: not supported yet (hierarchical quorums)",
+            ),
+            (
+                "weight.1=2",
+                "weight.1=2: not supported yet (hierarchical quorums)",
+            ),
+            (
+                "tickTime=2000",
+                "tickTime=2000: not allowed in a dynamic config file",
+            ),
+            (
+                "server.4=h:1",
+                "server.4=h:1: expected host:quorumPort:electionPort",
+            ),
+            ("server.1=127.0.0.9:2888:3888", "server.1 is given twice"),
+        ] {
+            let other = dir.path().join("other.dynamic");
+            let text = std::fs::read_to_string(&dynamic).unwrap();
+            std::fs::write(&other, format!("{text}{extra}\n")).unwrap();
+            let e = cfg(&format!(
+                "dataDir={}\ndynamicConfigFile={}\n",
+                data.display(),
+                other.display()
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(want), "{extra}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+
+        // No version in the name: 0. A zoo.cfg listing its own servers may give one.
+        let plain = dir.path().join("servers");
+        std::fs::copy(&dynamic, &plain).unwrap();
+        let c = cfg(&format!(
+            "dataDir={}\ndynamicConfigFile={}\n",
+            data.display(),
+            plain.display()
+        ))
+        .unwrap();
+        assert_eq!(c.quorum.unwrap().config_version, 0);
+        let c = cfg(&format!(
+            "dataDir={}\nversion=2a\nserver.1=a:1:2\nserver.2=b:1:2\n",
+            data.display()
+        ))
+        .unwrap();
+        assert_eq!(c.quorum.unwrap().config_version, 0x2a);
+
+        // Missing: one line naming the key.
+        let e = cfg(&format!(
+            "dataDir={}\ndynamicConfigFile={}\n",
+            data.display(),
+            dir.path().join("absent").display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("dynamicConfigFile=") && e.contains("cannot read it"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+
+        // zoo.cfg.dynamic.next: a reconfiguration ZooKeeper had not finished.
+        let zoo = dir.path().join("zoo.cfg");
+        std::fs::write(&zoo, &base).unwrap();
+        assert!(Config::load(&zoo).is_ok());
+        std::fs::write(quorum::pending_reconfig_file(&zoo), "").unwrap();
+        let e = Config::load(&zoo).unwrap_err().to_string();
+        assert!(e.contains("zoo.cfg.dynamic.next exists"), "{e}");
     }
 }

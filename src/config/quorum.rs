@@ -4,8 +4,19 @@
 //! with `[v6]` hosts in brackets, as ZooKeeper 3.8 reads it. No `server.N` line, or a single
 //! participant with `standaloneEnabled=true` (the default), is a standalone server; anything
 //! else is an ensemble, and then `dataDir/myid` must name one of the servers.
+//!
+//! The server lines are in `zoo.cfg`, or, when it names `dynamicConfigFile=PATH`, in that
+//! file only, as ZooKeeper 3.5+ has them (QuorumPeerConfig.parse):
+//!
+//! DynamicFile = (ServerLine | Comment | Blank)*;  ServerLine = "server." N "=" spec
+//! Version     = the hex digits after the last '.' of PATH (`zoo.cfg.dynamic.100000000`),
+//!               else 0. A `version=` line inside the file is refused, as ZooKeeper does.
+//! PATH is opened as given: a relative one from the working directory, as ZooKeeper does.
+//! Not here: `group.N`/`weight.N` (hierarchical quorums) and reconfiguration; both are
+//! refused at start-up.
 
-use super::{bad, ConfigError};
+use super::{bad, ConfigError, RawConfig};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LearnerType {
@@ -32,6 +43,9 @@ pub struct Quorum {
     pub quorum_listen_on_all_ips: bool,
     pub cnx_timeout_ms: u32,
     pub leader_serves: bool,
+    /// ZooKeeper's config version (hex on disk): the suffix of the dynamic file's name, or
+    /// `version=` in a zoo.cfg that lists the servers itself; 0 when neither gives one.
+    pub config_version: i64,
 }
 
 impl Quorum {
@@ -50,9 +64,10 @@ impl Quorum {
 }
 
 fn port(key: &str, value: &str, p: &str) -> Result<u16, ConfigError> {
-    match p.parse::<u16>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(bad(key, value, format!("{p:?} is not a port (1-65535)"))),
+    match p.trim().parse::<i64>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        Ok(n) => Err(bad(key, value, format!("port {n} out of range 1-65535"))),
+        Err(_) => Err(bad(key, value, format!("{p:?} is not a port number"))),
     }
 }
 
@@ -163,6 +178,7 @@ pub struct QuorumKeys {
     pub quorum_listen_on_all_ips: bool,
     pub cnx_timeout_ms: u32,
     pub leader_serves: bool,
+    pub config_version: i64,
 }
 
 impl Default for QuorumKeys {
@@ -173,8 +189,93 @@ impl Default for QuorumKeys {
             quorum_listen_on_all_ips: false,
             cnx_timeout_ms: 5000,
             leader_serves: true,
+            config_version: 0,
         }
     }
+}
+
+/// ZooKeeper's config version from a dynamic file's name: the hex digits after its last
+/// '.' (`zoo.cfg.dynamic.100000000` is 0x100000000); `None` when there are none, as in
+/// QuorumPeerConfig.getVersionFromFilename.
+pub fn version_from_file_name(path: &str) -> Option<i64> {
+    let (_, suffix) = path.rsplit_once('.')?;
+    if suffix.is_empty() || !suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    i64::from_str_radix(suffix, 16).ok()
+}
+
+/// What a dynamic config file says.
+#[derive(Debug)]
+pub struct DynamicFile {
+    pub path: PathBuf,
+    pub servers: Vec<QuorumServer>,
+    /// `server.N` keys the file gives more than once.
+    pub duplicates: Vec<String>,
+    pub config_version: i64,
+}
+
+/// Reads `dynamicConfigFile=value` as ZooKeeper 3.5+ does: only `server.N` lines; the
+/// version comes from the file name. Errors name the file, or the key when it cannot be read.
+pub fn read_dynamic_file(key: &str, value: &str) -> Result<DynamicFile, ConfigError> {
+    let path = PathBuf::from(value);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        let mut why = format!("cannot read it: {e}");
+        if path.is_relative() {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            why.push_str(&format!(
+                " (a relative path is taken from the working directory, {}, as ZooKeeper does)",
+                cwd.display()
+            ));
+        }
+        bad(key, value, why)
+    })?;
+    let in_file = |inner: ConfigError| ConfigError::InFile {
+        path: path.clone(),
+        inner: Box::new(inner),
+    };
+    let raw = RawConfig::parse(&text).map_err(in_file)?;
+    let mut servers = Vec::new();
+    for (k, v) in &raw.entries {
+        let (k, v) = (k.as_str(), v.as_str());
+        if k.starts_with("server.") {
+            servers.push(parse_server(k, v).map_err(in_file)?);
+        } else if k.starts_with("group") || k.starts_with("weight") {
+            return Err(in_file(bad(
+                k,
+                v,
+                "not supported yet (hierarchical quorums)",
+            )));
+        } else if k == "version" {
+            return Err(in_file(bad(
+                k,
+                v,
+                "a dynamic file must not hold its version; as in ZooKeeper, it is the hex \
+                 suffix of the file's name (zoo.cfg.dynamic.100000000)",
+            )));
+        } else {
+            return Err(in_file(bad(
+                k,
+                v,
+                "not allowed in a dynamic config file, which holds server.N lines only",
+            )));
+        }
+    }
+    Ok(DynamicFile {
+        path,
+        servers,
+        duplicates: raw.duplicates,
+        config_version: version_from_file_name(value).unwrap_or(0),
+    })
+}
+
+/// `zoo.cfg` + ".dynamic.next": ZooKeeper's record of a reconfiguration that was proposed
+/// and not committed. Its servers may be the ensemble by now: Paddock, which has no
+/// reconfiguration, will not guess.
+pub fn pending_reconfig_file(cfg_path: &Path) -> PathBuf {
+    let mut s = cfg_path.as_os_str().to_owned();
+    s.push(".dynamic.next");
+    PathBuf::from(s)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +286,7 @@ pub enum QuorumError {
     SameAddress { a: i64, b: i64, addr: String },
     #[error("an ensemble needs at least one participant; every server.N is an observer")]
     NoVoters,
-    #[error("{} is missing: this zoo.cfg describes an ensemble of {n} servers, and each member needs dataDir/myid with its server id", .path.display())]
+    #[error("{} is missing: the server list describes an ensemble of {n} servers, and each member needs dataDir/myid with its server id", .path.display())]
     MyIdMissing { path: std::path::PathBuf, n: usize },
     #[error("{}: {text:?} is not a server id", .path.display())]
     MyIdBad {
@@ -276,6 +377,7 @@ pub fn resolve(
         quorum_listen_on_all_ips: keys.quorum_listen_on_all_ips,
         cnx_timeout_ms: keys.cnx_timeout_ms,
         leader_serves: keys.leader_serves,
+        config_version: keys.config_version,
     }))
 }
 
@@ -309,5 +411,20 @@ mod tests {
             assert!(parse_server("server.1", bad).is_err(), "{bad}");
         }
         assert!(parse_server("server.x", "h:1:2").is_err());
+    }
+
+    /// As QuorumPeerConfig.getVersionFromFilename.
+    #[test]
+    fn version_from_the_dynamic_file_name() {
+        assert_eq!(
+            version_from_file_name("/etc/zk/zoo.cfg.dynamic.100000000"),
+            Some(0x1_0000_0000)
+        );
+        assert_eq!(version_from_file_name("zoo.cfg.dynamic.0"), Some(0));
+        assert_eq!(version_from_file_name("zoo.cfg.dynamic"), None);
+        assert_eq!(version_from_file_name("servers"), None);
+        assert_eq!(version_from_file_name("zoo.cfg.dynamic."), None);
+        assert_eq!(version_from_file_name("x.-1"), None);
+        assert_eq!(version_from_file_name("x.ffffffffffffffffff"), None);
     }
 }
