@@ -17,11 +17,22 @@ pub struct Member {
     pub cfg: std::path::PathBuf,
     pub client: String,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    pub netns: Option<String>,
 }
 
 impl Member {
     fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        // `ip netns exec` enters the namespace and execs: the child's pid is paddock's.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_paddock")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_paddock")),
+        };
+        let mut child = cmd
             .arg("start-foreground")
             .arg(&self.cfg)
             .stdout(Stdio::null())
@@ -155,6 +166,29 @@ impl Ensemble {
         extra: &str,
         route: impl Fn(i64, i64) -> i64,
     ) -> Ensemble {
+        Ensemble::start_with(
+            voters,
+            observers,
+            base,
+            extra,
+            |me, id| format!("127.0.0.{}", route(me, id)),
+            |id| format!("127.0.0.{id}"),
+            |_| None,
+        )
+    }
+
+    /// The general form: `peer(me, id)` is the host at which member `me` reaches server
+    /// `id`'s quorum and election ports, `host(id)` the address its client port is on,
+    /// and `netns(id)` the network namespace it runs in.
+    pub fn start_with(
+        voters: i64,
+        observers: i64,
+        base: u16,
+        extra: &str,
+        peer: impl Fn(i64, i64) -> String,
+        host: impl Fn(i64) -> String,
+        netns: impl Fn(i64) -> Option<String>,
+    ) -> Ensemble {
         let n = voters + observers;
         let mut members = Vec::new();
         for me in 1..=n {
@@ -162,10 +196,11 @@ impl Ensemble {
             for id in 1..=n {
                 let kind = if id > voters { ":observer" } else { "" };
                 lines.push_str(&format!(
-                    "server.{id}=127.0.0.{}:{}:{}{kind};127.0.0.{id}:{base}\n",
-                    route(me, id),
+                    "server.{id}={}:{}:{}{kind};{}:{base}\n",
+                    peer(me, id),
                     base + 1,
-                    base + 2
+                    base + 2,
+                    host(id)
                 ));
             }
             let id = me;
@@ -178,10 +213,11 @@ impl Ensemble {
                 &cfg,
                 format!(
                     "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={base}\n\
-                     clientPortAddress=127.0.0.{id}\n4lw.commands.whitelist=*\n\
+                     clientPortAddress={}\n4lw.commands.whitelist=*\n\
                      minSessionTimeout=400\nmaxSessionTimeout=60000\npaddock.pinCores=false\n\
                      preAllocSize=1024\n{lines}{extra}\n",
-                    data.display()
+                    data.display(),
+                    host(id)
                 ),
             )
             .unwrap();
@@ -190,8 +226,9 @@ impl Ensemble {
                 child: None,
                 _dir: dir,
                 cfg,
-                client: format!("127.0.0.{id}:{base}"),
+                client: format!("{}:{base}", host(id)),
                 log: Arc::default(),
+                netns: netns(id),
             };
             members.push(m);
         }
@@ -568,7 +605,7 @@ async fn a_leader_cut_off_from_its_followers_steps_down() {
 }
 
 /// Sends SIGSTOP or SIGCONT to members.
-fn signal(e: &Ensemble, ids: &[i64], sig: &str) {
+pub fn signal(e: &Ensemble, ids: &[i64], sig: &str) {
     for &id in ids {
         let pid = e.member(id).child.as_ref().unwrap().id();
         let ok = Command::new("kill")
@@ -781,18 +818,18 @@ async fn a_snapshot_larger_than_the_socket_buffers_reaches_a_follower_in_order()
 
 /// One operation of a recorded history on the register `/reg`.
 #[derive(Debug, Clone)]
-struct Op {
-    client: usize,
-    start: Instant,
+pub struct Op {
+    pub client: usize,
+    pub start: Instant,
     /// `None`: the outcome is unknown (the connection went while it was in flight).
-    end: Option<Instant>,
-    write: bool,
+    pub end: Option<Instant>,
+    pub write: bool,
     /// A read after `sync`: linearizable; a plain read is only sequentially consistent.
-    synced: bool,
+    pub synced: bool,
     /// The value written, or read.
-    value: Vec<u8>,
+    pub value: Vec<u8>,
     /// The version the write made, or the read saw.
-    version: i32,
+    pub version: i32,
 }
 
 /// Checks a register history against ZooKeeper's guarantees. Each write's version is
@@ -802,7 +839,7 @@ struct Op {
 ///   reads and writes of its own session (sequential consistency);
 /// - a read sees a value that was written, with the version that write made, by a
 ///   write that began before the read ended.
-fn check_register_history(ops: &[Op]) -> Result<(), String> {
+pub fn check_register_history(ops: &[Op]) -> Result<(), String> {
     let mut by_version: std::collections::HashMap<i32, &Op> = std::collections::HashMap::new();
     for w in ops.iter().filter(|o| o.write && o.end.is_some()) {
         if let Some(other) = by_version.insert(w.version, w) {

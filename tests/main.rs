@@ -12,6 +12,7 @@ mod crash;
 mod disk_full;
 mod election_net;
 mod ensemble;
+mod faults;
 mod four_letter;
 mod limits;
 mod multi;
