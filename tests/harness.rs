@@ -219,7 +219,11 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
 
 impl Raw {
     pub fn connect(s: &Server) -> Raw {
-        let mut sock = TcpStream::connect(s.addr()).unwrap();
+        Raw::connect_addr(&s.addr())
+    }
+    /// A session of 2 s asked at `addr` (any member of an ensemble).
+    pub fn connect_addr(addr: &str) -> Raw {
+        let mut sock = TcpStream::connect(addr).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut b = Vec::new();
         b.extend_from_slice(&0i32.to_be_bytes());
@@ -237,10 +241,18 @@ impl Raw {
         raw
     }
     pub fn send(&mut self, xid: i32, op: i32, body: &[u8]) {
-        let mut b = xid.to_be_bytes().to_vec();
-        b.extend_from_slice(&op.to_be_bytes());
-        b.extend_from_slice(body);
-        self.sock.write_all(&frame(&b)).unwrap();
+        self.send_all(&[(xid, op, body)]);
+    }
+    /// Requests pipelined in one write (so the server reads them in one go).
+    pub fn send_all(&mut self, reqs: &[(i32, i32, &[u8])]) {
+        let mut out = Vec::new();
+        for &(xid, op, body) in reqs {
+            let mut b = xid.to_be_bytes().to_vec();
+            b.extend_from_slice(&op.to_be_bytes());
+            b.extend_from_slice(body);
+            out.extend(frame(&b));
+        }
+        self.sock.write_all(&out).unwrap();
     }
     /// Next frame, or None when the server closed the connection.
     pub fn read_frame(&mut self) -> Option<Vec<u8>> {

@@ -734,6 +734,13 @@ impl<L: TxnLog> WriterLoop<L> {
                 {
                     self.session_ids.insert(session, ids.clone());
                 }
+                let live_conn = self.sessions.get(session).and_then(|s| s.conn) == Some(conn);
+                if live_conn && !self.session_ok(session) {
+                    // Behind this session's close (asked or by expiry), still in flight:
+                    // no answer, so none overtakes the close's reply or a write before
+                    // it. The connection closes once the close applies (or the term ends).
+                    return;
+                }
                 if !self.session_ok(session) {
                     let f = reply_frame(
                         xid,
@@ -854,12 +861,32 @@ impl<L: TxnLog> WriterLoop<L> {
         if let Some(s) = self.sessions.get_mut(session) {
             s.closing = true;
         }
-        let paths: Vec<String> = self
+        // The session's ephemerals as they will stand when the close applies: the
+        // applied ones not deleted by a txn still in flight, and those created by one
+        // (a create staged but not yet committed: ZooKeeper's outstanding changes).
+        // Without the second part such a node would commit with a dead owner and
+        // never go.
+        let mut paths: Vec<String> = self
             .idx
             .ephemerals
             .get(&session)
-            .map(|s| s.iter().cloned().collect())
+            .map(|s| {
+                s.iter()
+                    .filter(|p| !matches!(self.staged.get(p.as_str()), Some(None)))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
+        let applied = paths.len();
+        for (path, node) in &self.staged {
+            if node
+                .as_ref()
+                .is_some_and(|n| n.fields().ephemeral_owner == session)
+                && !paths[..applied].contains(path)
+            {
+                paths.push(path.clone());
+            }
+        }
         // Staged like any txn, so later prep in this batch sees the ephemerals gone.
         self.stage_server_txn(session, cxid, Txn::CloseSession { paths }, waiter);
     }
