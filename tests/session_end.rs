@@ -129,3 +129,194 @@ fn requests_pipelined_behind_close_session_do_not_overtake_it() {
         );
     }
 }
+
+/// A raw connect that resumes `session` (or makes a new one with 0), asking `timeout_ms`:
+/// the connection and the session's id, password and negotiated timeout (id 0: refused).
+fn resume(addr: &str, session: i64, passwd: &[u8], timeout_ms: i32) -> (Raw, Vec<u8>, i32) {
+    use std::io::Write;
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&timeout_ms.to_be_bytes());
+    b.extend_from_slice(&session.to_be_bytes());
+    b.extend_from_slice(&(passwd.len() as i32).to_be_bytes());
+    b.extend_from_slice(passwd);
+    b.push(0);
+    sock.write_all(&crate::harness::frame(&b)).unwrap();
+    let mut raw = Raw { sock, session: 0 };
+    let resp = raw.read_frame().expect("connect response");
+    let timeout = i32::from_be_bytes(resp[4..8].try_into().unwrap());
+    raw.session = i64::from_be_bytes(resp[8..16].try_into().unwrap());
+    let plen = i32::from_be_bytes(resp[16..20].try_into().unwrap()) as usize;
+    let passwd = resp[20..20 + plen].to_vec();
+    (raw, passwd, timeout)
+}
+
+const SET_DATA: i32 = 5;
+const SYNC: i32 = 9;
+const ADD_WATCH: i32 = 106;
+
+fn set_body(path: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = jute_string(path);
+    b.extend_from_slice(&(data.len() as i32).to_be_bytes());
+    b.extend_from_slice(data);
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b
+}
+
+/// Every reply until the server closes the connection: (xid, err).
+fn replies_until_closed(r: &mut Raw) -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    while let Some((xid, _, err, _)) = r.reply() {
+        out.push((xid, err));
+    }
+    out
+}
+
+/// (data, exists) of `path` read through `r` after a sync, pipelined.
+fn synced_get(r: &mut Raw, path: &str, xid: i32) -> Option<Vec<u8>> {
+    let mut get = jute_string(path);
+    get.push(0);
+    let sync = jute_string("/");
+    r.send_all(&[(xid, SYNC, &sync), (xid + 1, GET_DATA, &get)]);
+    let (x, _, err, _) = r.reply().expect("sync answered");
+    assert_eq!((x, err), (xid, 0));
+    let (x, _, err, body) = r.reply().expect("getData answered");
+    assert_eq!(x, xid + 1);
+    (err == 0).then(|| {
+        let n = i32::from_be_bytes(body[..4].try_into().unwrap());
+        body[4..4 + n.max(0) as usize].to_vec()
+    })
+}
+
+/// Issue 13, item 2: a session resumed on another member leaves its old connection
+/// behind. Writes there get SessionMoved (the connection closes, as ZooKeeper closes
+/// it) and change nothing: from a follower, and from the leader, in both directions.
+#[test]
+fn writes_on_a_connection_the_session_left_are_refused() {
+    let e = Ensemble::start(3, 0, 27950, "");
+    let leader = e.settled(Duration::from_secs(20));
+    let others: Vec<&str> = e
+        .members
+        .iter()
+        .filter(|m| m.id != leader)
+        .map(|m| m.client.as_str())
+        .collect();
+    let leader_addr = e.member(leader).client.as_str();
+    // (where the session starts, where it moves)
+    for (round, (from, to)) in [
+        (others[0], others[1]),
+        (others[0], leader_addr),
+        (leader_addr, others[1]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (mut a, passwd, _) = resume(from, 0, &[], 10_000);
+        let path = format!("/moved{round}");
+        a.send(1, CREATE, &create_body(&path, b"before", 0));
+        assert_eq!(a.reply().unwrap().2, 0, "round {round}: create");
+        let (mut b, _, _) = resume(to, a.session, &passwd, 10_000);
+        assert_eq!(b.session, a.session, "round {round}: the session resumes");
+        let eph = format!("{path}-eph");
+        let set = set_body(&path, b"from the old connection");
+        let create = create_body(&eph, b"", 1);
+        a.send_all(&[(2, SET_DATA, &set), (3, CREATE, &create)]);
+        let got = replies_until_closed(&mut a);
+        assert!(
+            got.iter().all(|&(_, err)| err != 0),
+            "round {round}: the old connection's writes answered OK: {got:?}"
+        );
+        assert_eq!(
+            synced_get(&mut b, &path, 10),
+            Some(b"before".to_vec()),
+            "round {round}: the old connection's setData applied"
+        );
+        assert_eq!(
+            synced_get(&mut b, &eph, 20),
+            None,
+            "round {round}: the old connection's ephemeral exists"
+        );
+        // The new connection writes as usual.
+        b.send(30, SET_DATA, &set_body(&path, b"after"));
+        assert_eq!(
+            b.reply().unwrap().2,
+            0,
+            "round {round}: the new connection's write"
+        );
+    }
+}
+
+/// Issue 13, item 2: the timeout a session renegotiates when it resumes on a follower
+/// reaches the leader, which expires it by that timeout (20 s before, 1 s after).
+#[test]
+fn a_timeout_renegotiated_on_a_follower_is_the_one_the_leader_expires_by() {
+    let e = Ensemble::start(3, 0, 27960, "");
+    let leader = e.settled(Duration::from_secs(20));
+    let f: Vec<&str> = e
+        .members
+        .iter()
+        .filter(|m| m.id != leader)
+        .map(|m| m.client.as_str())
+        .collect();
+    let (mut a, passwd, t) = resume(f[0], 0, &[], 20_000);
+    assert_eq!(t, 20_000);
+    a.send(1, CREATE, &create_body("/short-lived", b"", 1));
+    assert_eq!(a.reply().unwrap().2, 0);
+    let (b, _, t) = resume(f[1], a.session, &passwd, 1_000);
+    assert_eq!((b.session, t), (a.session, 1_000));
+    drop(a);
+    drop(b);
+    // Expiry by the 1 s timeout takes a second or two; by the old one, 20 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut r, _, _) = resume(&e.member(leader).client, 0, &[], 10_000);
+    let mut xid = 100;
+    while synced_get(&mut r, "/short-lived", xid).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the leader still holds the session after 10 s: it expires by the old timeout"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        xid += 2;
+    }
+}
+
+/// Issue 13, item 2: a session that closes itself with a persistent-recursive watch
+/// over its own ephemerals hears of their deletion before the close's reply, as
+/// ZooKeeper delivers it.
+#[test]
+fn a_closing_session_hears_its_own_ephemerals_go() {
+    let s = Server::start("");
+    let mut r = Raw::connect(&s);
+    r.send(1, CREATE, &create_body("/pw", b"", 0));
+    assert_eq!(r.reply().unwrap().2, 0);
+    r.send(2, CREATE, &create_body("/pw/e", b"", 1));
+    assert_eq!(r.reply().unwrap().2, 0);
+    let mut add = jute_string("/pw");
+    add.extend_from_slice(&1i32.to_be_bytes()); // PERSISTENT_RECURSIVE
+    r.send(3, ADD_WATCH, &add);
+    assert_eq!(r.reply().unwrap().2, 0);
+    r.send(4, CLOSE_SESSION, &[]);
+    let mut events = Vec::new();
+    loop {
+        let (xid, _, err, body) = r.reply().expect("the close's reply");
+        if xid == -1 {
+            let kind = i32::from_be_bytes(body[0..4].try_into().unwrap());
+            let n = i32::from_be_bytes(body[8..12].try_into().unwrap()) as usize;
+            events.push((
+                kind,
+                String::from_utf8_lossy(&body[12..12 + n]).into_owned(),
+            ));
+            continue;
+        }
+        assert_eq!((xid, err), (4, 0));
+        break;
+    }
+    assert_eq!(
+        events,
+        vec![(2, "/pw/e".to_owned())],
+        "NodeDeleted of /pw/e"
+    );
+}

@@ -763,6 +763,20 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.learner_request(conn, session, xid, opcode, req, &ids, raw);
                     return;
                 }
+                if let Some(me) = self.ens.as_ref().map(|e| e.my_id) {
+                    if req.is_write() && !self.owned_by(session, me) {
+                        log::info!(
+                            "closing a connection of session 0x{session:x}: the session moved \
+                             to another server"
+                        );
+                        if let Some(s) = self.sessions.get_mut(session) {
+                            s.conn = None;
+                        }
+                        self.watches.remove_session(session);
+                        self.send(conn, ToReactor::Close { conn });
+                        return;
+                    }
+                }
                 if req.is_plain_read() && matches!(self.role, Role::Standalone) {
                     // Sent here by the reactor because it is behind this session's
                     // writes: answered right after the newest of them applies.
@@ -900,7 +914,9 @@ impl<L: TxnLog> WriterLoop<L> {
             }
             return;
         }
-        let last = self.shared.last_zxid().max(self.next_zxid - 1);
+        // Applied, not logged: a client that saw zxid Z must find Z here in what it
+        // reads, or go back in time.
+        let last = self.shared.last_zxid();
         if req.last_zxid_seen > last {
             log::info!(
                 "refusing session 0x{:x}: client has seen zxid 0x{:x}, this server only 0x{:x}",
@@ -943,27 +959,48 @@ impl<L: TxnLog> WriterLoop<L> {
         let id = req.session_id;
         let valid = req.passwd.as_slice() == password(id) && self.session_ok(id);
         if !valid {
-            log::info!(
-                "refusing reconnect of session 0x{id:x}: {}",
-                if self.sessions.get(id).is_some() {
-                    "wrong password or closing"
-                } else {
-                    "expired or unknown"
-                }
-            );
-            let f = encode_connect_response(0, 0, &[0; 16], req.read_only);
-            self.frame(conn, f, false);
-            self.send(
-                conn,
-                ToReactor::Connected {
-                    conn,
-                    session: 0,
-                    timeout_ms: 0,
-                    ok: false,
-                },
-            );
+            self.refuse_reconnect(conn, id, req.read_only);
             return;
         }
+        if self.is_learner() {
+            // The leader says whether the session lives, and attaches it here.
+            self.ask_revalidate(conn, id, timeout, req.read_only);
+            return;
+        }
+        self.resume_session(conn, id, timeout, req.read_only);
+    }
+
+    /// A reconnect of `id` refused: the client is told its session is gone.
+    fn refuse_reconnect(&mut self, conn: ConnId, id: SessionId, read_only: Option<bool>) {
+        log::info!(
+            "refusing reconnect of session 0x{id:x}: {}",
+            if self.sessions.get(id).is_some() {
+                "wrong password, closing, or not valid at the leader"
+            } else {
+                "expired or unknown"
+            }
+        );
+        let f = encode_connect_response(0, 0, &[0; 16], read_only);
+        self.frame(conn, f, false);
+        self.send(
+            conn,
+            ToReactor::Connected {
+                conn,
+                session: 0,
+                timeout_ms: 0,
+                ok: false,
+            },
+        );
+    }
+
+    /// A valid session resumes on `conn`; its connection before, if any, is closed.
+    fn resume_session(
+        &mut self,
+        conn: ConnId,
+        id: SessionId,
+        timeout: i32,
+        read_only: Option<bool>,
+    ) {
         let now = now_ms() as u64;
         // Reconnect: the session's own timeout stands; ZooKeeper re-negotiates it too.
         let old = self.sessions.get_mut(id).and_then(|s| {
@@ -975,7 +1012,10 @@ impl<L: TxnLog> WriterLoop<L> {
             self.watches.remove_session(id);
             self.send(old, ToReactor::Close { conn: old });
         }
-        self.connected(conn, id, timeout, req.read_only);
+        if let Some(me) = self.ens.as_ref().map(|e| e.my_id) {
+            self.set_owner(id, me);
+        }
+        self.connected(conn, id, timeout, read_only);
     }
 
     /// Requests that run on the writer between batches: reads with watches, watch
@@ -1216,10 +1256,12 @@ impl<L: TxnLog> WriterLoop<L> {
     /// before the changes are published: invariant 5), publish, the answer.
     fn finish_apply(&mut self, p: Pending, held: Vec<(PathRef, Option<NodeRef>)>) {
         let shared = self.shared.clone();
-        self.session_changes(&p);
+        // Events first: a session that closes itself still hears of its own ephemerals'
+        // deletion (persistent watches), before its close's reply, as in ZooKeeper.
         for t in &p.triggers {
             self.notify(t);
         }
+        self.session_changes(&p);
         let mut store = Committed::new(&shared.tree, &mut self.idx, shared.cfg.extended_types);
         store.held = held;
         store.publish();
@@ -1308,6 +1350,20 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.frame(conn, f, true);
                     self.send(conn, ToReactor::Close { conn });
                 }
+            }
+            Waiter::Reply { conn, .. } if matches!(p.txn, Txn::Error { err } if err == ZkError::SessionMoved.code()) =>
+            {
+                // The leader refused a write of a session now attached elsewhere: as
+                // ZooKeeper, this connection closes without a reply (ZOOKEEPER-710).
+                let session = p.hdr.client_id;
+                if let Some(s) = self.sessions.get_mut(session) {
+                    if s.conn == Some(conn) {
+                        s.conn = None;
+                        self.watches.remove_session(session);
+                    }
+                }
+                log::info!("closing a connection of session 0x{session:x}: the session moved");
+                self.send(conn, ToReactor::Close { conn });
             }
             Waiter::Reply {
                 conn,

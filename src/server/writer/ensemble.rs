@@ -110,6 +110,11 @@ pub struct LeaderTerm {
     link_of: HashMap<u64, i64>,
     /// Forwarded syncs: (learner, answer once this zxid is committed, the data to echo).
     syncs: Vec<(i64, Zxid, Vec<u8>)>,
+    /// The server each session is attached to (a learner's id, or this server's), as
+    /// ZooKeeper's session owner: a write from anywhere else gets SessionMoved. Set by
+    /// the session's creation, a revalidation, or (unknown since this term began) its
+    /// first request.
+    owners: HashMap<SessionId, i64>,
 }
 
 pub struct LearnerTerm {
@@ -124,6 +129,8 @@ pub struct LearnerTerm {
     forwarded: HashMap<(SessionId, i32), Forwarded>,
     /// Sessions with traffic since the last ping (id → timeout), for the leader.
     touched: HashMap<SessionId, i32>,
+    /// Reconnects waiting for the leader to revalidate the session (REVALIDATE).
+    revalidating: HashMap<SessionId, (ConnId, i32, Option<bool>)>,
 }
 
 pub(super) enum Forwarded {
@@ -324,6 +331,7 @@ impl<L: TxnLog> WriterLoop<L> {
                     links: HashMap::new(),
                     link_of: HashMap::new(),
                     syncs: Vec::new(),
+                    owners: HashMap::new(),
                 }));
                 self.set_mode(mode::LEADING, false);
                 self.perform(first, None);
@@ -358,6 +366,7 @@ impl<L: TxnLog> WriterLoop<L> {
                     unapplied: VecDeque::new(),
                     forwarded: HashMap::new(),
                     touched: HashMap::new(),
+                    revalidating: HashMap::new(),
                 }));
                 let m = if ens.observer {
                     mode::OBSERVING
@@ -415,6 +424,10 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.forwarded_request(sid, &pkt);
                     return;
                 }
+                if pkt.kind == kind::REVALIDATE {
+                    self.revalidate(sid, pkt.data.as_deref().unwrap_or(&[]));
+                    return;
+                }
                 if pkt.kind == kind::PING {
                     self.touch_from_learner(pkt.data.as_deref().unwrap_or(&[]));
                 }
@@ -431,6 +444,10 @@ impl<L: TxnLog> WriterLoop<L> {
             Role::Learning(t) if t.link.id == link => {
                 if pkt.kind == kind::SYNC {
                     self.sync_answered(pkt.data.as_deref().unwrap_or(&[]));
+                    return;
+                }
+                if pkt.kind == kind::REVALIDATE {
+                    self.revalidated(pkt.data.as_deref().unwrap_or(&[]));
                     return;
                 }
                 let Some(msg) = message(&pkt, true) else {
@@ -898,11 +915,116 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 
     /// The leader hears a learner's sessions in its ping reply (id i64 · timeout i32)*.
+    /// The timeout is the one the learner negotiated at the session's latest
+    /// (re)connect, which may differ from the one the session was created with.
     fn touch_from_learner(&mut self, data: &[u8]) {
         let now = now_ms() as u64;
         for c in data.chunks_exact(12) {
             let id = i64::from_be_bytes(c[..8].try_into().unwrap());
+            let timeout = i32::from_be_bytes(c[8..].try_into().unwrap());
+            if let Some(s) = self.sessions.get_mut(id) {
+                if timeout > 0 && !s.closing {
+                    s.timeout_ms = timeout;
+                }
+            }
             self.sessions.touch(id, now);
+        }
+    }
+
+    /// A learner asks whether a session a client reconnects there is still valid
+    /// (REVALIDATE: id i64 · timeout i32). If it is, the session is touched with that
+    /// timeout and is from now on attached to that learner: a connection elsewhere (on
+    /// this server it is closed at once) gets SessionMoved for its writes. The answer is
+    /// id i64 · valid bool, as ZooKeeper's.
+    fn revalidate(&mut self, sid: i64, data: &[u8]) {
+        let mut r = crate::proto::Reader::new(data);
+        let (Ok(id), Ok(timeout)) = (r.read_i64(), r.read_i32()) else {
+            log::warn!("learner {sid}: a malformed REVALIDATE");
+            return;
+        };
+        let valid = self.session_ok(id);
+        if valid {
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.timeout_ms = timeout;
+            }
+            self.sessions.touch(id, now_ms() as u64);
+            if let Some(c) = self.sessions.get_mut(id).and_then(|s| s.conn.take()) {
+                log::info!("session 0x{id:x} moved to server {sid}: closing its connection here");
+                self.watches.remove_session(id);
+                self.send(c, ToReactor::Close { conn: c });
+            }
+        }
+        let Role::Leading(t) = &mut self.role else {
+            return;
+        };
+        if valid {
+            t.owners.insert(id, sid);
+        }
+        let mut out = id.to_be_bytes().to_vec();
+        out.push(u8::from(valid));
+        if let Some(l) = t.links.get_mut(&sid) {
+            l.send(&QuorumPacket::new(kind::REVALIDATE, -1, Some(out)));
+        }
+    }
+
+    /// The leader's answer to a revalidation this learner asked for.
+    fn revalidated(&mut self, data: &[u8]) {
+        let mut r = crate::proto::Reader::new(data);
+        let Ok(id) = r.read_i64() else {
+            return;
+        };
+        let valid = r.rest().first().is_some_and(|&b| b != 0);
+        let Role::Learning(t) = &mut self.role else {
+            return;
+        };
+        let Some((conn, timeout, read_only)) = t.revalidating.remove(&id) else {
+            log::warn!("the leader revalidated session 0x{id:x}, which nobody asked for");
+            return;
+        };
+        if valid && self.session_ok(id) {
+            self.resume_session(conn, id, timeout, read_only);
+        } else {
+            self.refuse_reconnect(conn, id, read_only);
+        }
+        self.wake_reactors();
+    }
+
+    /// A learner asks the leader to revalidate `id` before a client resumes it here.
+    pub(super) fn ask_revalidate(
+        &mut self,
+        conn: ConnId,
+        id: SessionId,
+        timeout: i32,
+        read_only: Option<bool>,
+    ) {
+        let Role::Learning(t) = &mut self.role else {
+            return;
+        };
+        if let Some((old, ..)) = t.revalidating.insert(id, (conn, timeout, read_only)) {
+            // Two reconnects of one session at once: the newer one waits for the answer.
+            self.send(old, ToReactor::Close { conn: old });
+            return;
+        }
+        let mut data = id.to_be_bytes().to_vec();
+        data.extend_from_slice(&timeout.to_be_bytes());
+        t.link
+            .send(&QuorumPacket::new(kind::REVALIDATE, -1, Some(data)));
+    }
+
+    /// Whether a leader takes a write of `session` from `from` (a learner's id, or this
+    /// server's own): not if the session is attached elsewhere (SessionMoved). A session
+    /// whose owner this term has not seen yet becomes `from`'s, as in ZooKeeper.
+    pub(super) fn owned_by(&mut self, session: SessionId, from: i64) -> bool {
+        let Role::Leading(t) = &mut self.role else {
+            return true;
+        };
+        *t.owners.entry(session).or_insert(from) == from
+    }
+
+    /// A leader notes that a session is (again) attached to `to`.
+    pub(super) fn set_owner(&mut self, session: SessionId, to: i64) {
+        if let Role::Leading(t) = &mut self.role {
+            t.owners.insert(session, to);
         }
     }
 
@@ -938,6 +1060,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 } else {
                     self.shared.cfg.negotiate_timeout(0)
                 };
+                self.set_owner(session, sid);
                 self.stage_server_txn(
                     session,
                     cxid,
@@ -975,6 +1098,12 @@ impl<L: TxnLog> WriterLoop<L> {
                 };
                 if !self.session_ok(session) {
                     self.stage_error(session, cxid, ZkError::SessionExpired);
+                    return;
+                }
+                if !self.owned_by(session, sid) {
+                    // The client resumed the session elsewhere: this write is from a
+                    // connection it left (its learner closes it, without a reply).
+                    self.stage_error(session, cxid, ZkError::SessionMoved);
                     return;
                 }
                 if self.zxid_available() {
