@@ -156,3 +156,49 @@ fn unknown_auth_scheme_fails_and_closes() {
     assert_eq!((xid, err), (-4, -115));
     assert!(r.closed());
 }
+
+/// Issue 13, item 3: a watch set before `addauth` is delivered by the session's auth as
+/// it stands when the event fires: NodeCreated of a node only alice may read reaches
+/// the session that became alice after setting the watch (the writer checked the ids
+/// of the session's last request, which addauth, answered by the reactor, never
+/// updated). Standalone and on a follower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_set_before_addauth_fires_for_a_node_only_the_new_identity_may_read() {
+    let only_alice = [Acl::new(
+        Permission::READ | Permission::WRITE | Permission::DELETE | Permission::ADMIN,
+        AuthId::new("digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="),
+    )];
+    let s = Server::start("");
+    let e = crate::ensemble::Ensemble::start(3, 0, 27970, "");
+    let leader = e.settled(std::time::Duration::from_secs(20));
+    let follower = e.members.iter().find(|m| m.id != leader).unwrap();
+    for (where_, addr) in [
+        ("standalone", s.addr()),
+        ("follower", follower.client.clone()),
+    ] {
+        let watcher_session = crate::ensemble::connect(&addr).await;
+        let (stat, watch) = watcher_session.check_and_watch_stat("/x").await.unwrap();
+        assert!(stat.is_none());
+        watcher_session
+            .auth("digest", b"alice:secret")
+            .await
+            .unwrap();
+        let other = crate::ensemble::connect(&addr).await;
+        other
+            .create(
+                "/x",
+                b"",
+                &CreateMode::Persistent.with_acls(Acls::from(&only_alice[..])),
+            )
+            .await
+            .unwrap();
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+            .await
+            .unwrap_or_else(|_| panic!("{where_}: no NodeCreated for the session now alice"));
+        assert_eq!(
+            event.event_type,
+            zookeeper_client::EventType::NodeCreated,
+            "{where_}"
+        );
+    }
+}

@@ -655,7 +655,16 @@ impl Reactor {
             let frame = match &q.req {
                 Request::Ping => reply_frame(xid::PING, zxid, 0, |_| {}),
                 Request::Auth { scheme, auth } => match self.authenticate(c, scheme, auth) {
-                    Ok(()) => reply_frame(q.xid, 0, 0, |_| {}),
+                    Ok(()) => {
+                        // The writer delivers watch events by the session's ids as they
+                        // stand now, not as of its last request to the writer.
+                        self.outbox.push(ToWriter::Auth {
+                            conn: c.id,
+                            session,
+                            ids: c.ids.clone(),
+                        });
+                        reply_frame(q.xid, 0, 0, |_| {})
+                    }
                     Err(e) => {
                         self.shared.stats.auth_failed.fetch_add(1, Relaxed);
                         let f = reply_frame(q.xid, 0, e.code(), |_| {});

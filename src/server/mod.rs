@@ -38,6 +38,13 @@ pub enum ToWriter {
     },
     /// Sessions with traffic since the last report.
     Touch(Vec<SessionId>),
+    /// A connection's auth ids changed (addauth, answered by the reactor): the writer
+    /// checks watch events against them.
+    Auth {
+        conn: ConnId,
+        session: SessionId,
+        ids: Arc<[crate::proto::records::Id]>,
+    },
     /// The connection is gone (the session lives on until it expires).
     Closed {
         conn: ConnId,

@@ -727,13 +727,6 @@ impl<L: TxnLog> WriterLoop<L> {
                     }
                     return;
                 }
-                if !self
-                    .session_ids
-                    .get(&session)
-                    .is_some_and(|held| Arc::ptr_eq(held, &ids))
-                {
-                    self.session_ids.insert(session, ids.clone());
-                }
                 let live_conn = self.sessions.get(session).and_then(|s| s.conn) == Some(conn);
                 if live_conn && !self.session_ok(session) {
                     // Behind this session's close (asked or by expiry), still in flight:
@@ -759,6 +752,9 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.send(conn, ToReactor::Close { conn });
                     return;
                 }
+                // Only the session's live connection speaks for its auth (a stale one, or
+                // a closed session, changes nothing).
+                self.note_ids(session, &ids);
                 if self.is_learner() {
                     self.learner_request(conn, session, xid, opcode, req, &ids, raw);
                     return;
@@ -834,6 +830,11 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.touched(&ids);
                 }
             }
+            ToWriter::Auth { conn, session, ids } => {
+                if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
+                    self.note_ids(session, &ids);
+                }
+            }
             ToWriter::Quorum(ev) => self.quorum_event(ev),
             ToWriter::Closed { conn, session } if self.ro_sessions.contains(&session) => {
                 if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
@@ -860,6 +861,17 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.handle(m);
                 }
             }
+        }
+    }
+
+    /// The auth ids of `session`'s live connection, for watch events' ACL checks.
+    fn note_ids(&mut self, session: SessionId, ids: &Arc<[Id]>) {
+        if !self
+            .session_ids
+            .get(&session)
+            .is_some_and(|held| Arc::ptr_eq(held, ids))
+        {
+            self.session_ids.insert(session, ids.clone());
         }
     }
 
