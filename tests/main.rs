@@ -23,4 +23,5 @@ mod session_end;
 mod sessions;
 mod snapshots;
 mod tidy;
+mod visibility;
 mod watches;
