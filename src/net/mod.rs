@@ -651,7 +651,7 @@ impl Reactor {
                 });
                 continue;
             }
-            let zxid = self.shared.last_zxid();
+            let mut zxid = self.shared.last_zxid();
             let frame = match &q.req {
                 Request::Ping => reply_frame(xid::PING, zxid, 0, |_| {}),
                 Request::Auth { scheme, auth } => match self.authenticate(c, scheme, auth) {
@@ -680,7 +680,18 @@ impl Reactor {
                     c.state = State::Closing;
                     return Ok(());
                 }
-                r => reads::reply(&self.shared.tree, &self.shared.cfg, &c.ids, q.xid, zxid, r).0,
+                r => {
+                    let (f, _, view) = reads::reply_consistent(
+                        &self.shared.tree,
+                        &self.shared.last_zxid,
+                        &self.shared.cfg,
+                        &c.ids,
+                        q.xid,
+                        r,
+                    );
+                    zxid = view;
+                    f
+                }
             };
             // Invariant 5: events queued before the data we just read was published go first.
             self.drain_inbox(Some(c));

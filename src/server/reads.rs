@@ -3,7 +3,11 @@
 //! Ordering rules, restated where reads run (STYLE.md 9):
 //! - A session's requests are answered in order: a read waits behind the session's writes
 //!   that are still with the writer (net/reactor.rs keeps that queue).
-//! - A read sees one whole version of each node it reads (tree/).
+//! - A read sees one whole version of each node it reads (tree/), and a reactor's read
+//!   sees whole txns: it runs inside one consistent view of the tree (`reply_consistent`,
+//!   tree/'s publish windows), so no read shows part of a multi, a child without its
+//!   parent's cversion/pzxid, or some of a closed session's ephemerals gone; a session's
+//!   later reads never see an older view; the header zxid is that view's applied zxid.
 //! - A read that sets a watch runs on the writer, so the watch is registered atomically
 //!   with the read; a watch event reaches the client before any response showing the new
 //!   data because the writer queues events before it publishes a change, and a reactor
@@ -14,14 +18,89 @@ use crate::config::Config;
 use crate::proto::ops::{op, perm, ZkError};
 use crate::proto::records::{write_acls, Id, MultiOp, Request};
 use crate::proto::Writer;
-use crate::tree::{join_path, DataTree, Node};
+use crate::tree::{join_path, DataTree, Node, NodeRef};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, Ordering::Acquire};
+
+/// Where a read finds its nodes: the live tree, or nodes pinned from one consistent view.
+pub trait Lookup {
+    fn with<R>(&self, path: &str, f: impl FnOnce(Option<&NodeRef>) -> R) -> R;
+    /// getAllChildrenNumber's count of the nodes below `path`.
+    fn descendants(&self, path: &str) -> i64;
+}
+
+impl Lookup for DataTree {
+    fn with<R>(&self, path: &str, f: impl FnOnce(Option<&NodeRef>) -> R) -> R {
+        DataTree::with(self, path, f)
+    }
+    fn descendants(&self, path: &str) -> i64 {
+        count_descendants(self, path)
+    }
+}
+
+/// The nodes one read needs, taken (reference-counted) inside one consistent view, so
+/// that encoding them (a 1 MB getData, a long multiRead) happens outside it.
+struct Pinned<'r> {
+    nodes: Vec<(&'r str, Option<NodeRef>)>,
+    descendants: i64,
+    /// `execute` looks the nodes up in the order `gather` took them: this is the next.
+    next: Cell<usize>,
+}
+
+impl Lookup for Pinned<'_> {
+    fn with<R>(&self, path: &str, f: impl FnOnce(Option<&NodeRef>) -> R) -> R {
+        let i = self.next.get();
+        let at = match self.nodes.get(i) {
+            Some((p, _)) if *p == path => i,
+            _ => match self.nodes.iter().position(|(p, _)| *p == path) {
+                Some(j) => j,
+                None => unreachable!("{path} was not pinned"),
+            },
+        };
+        self.next.set(at + 1);
+        f(self.nodes[at].1.as_ref())
+    }
+    fn descendants(&self, _: &str) -> i64 {
+        self.descendants
+    }
+}
+
+/// Takes what `execute` will look up for `req`, from `tree` as it stands.
+fn gather<'r>(tree: &DataTree, req: &'r Request) -> Pinned<'r> {
+    let mut nodes = Vec::new();
+    let mut descendants = 0;
+    match req {
+        Request::GetData { path, .. }
+        | Request::Exists { path, .. }
+        | Request::GetChildren { path, .. }
+        | Request::GetChildren2 { path, .. }
+        | Request::GetAcl { path } => nodes.push((path.as_str(), tree.get(path))),
+        Request::GetAllChildrenNumber { path } => {
+            nodes.push((path.as_str(), tree.get(path)));
+            descendants = count_descendants(tree, path);
+        }
+        Request::MultiRead { ops } => {
+            for o in ops {
+                if let MultiOp::GetData { path } | MultiOp::GetChildren { path } = o {
+                    nodes.push((path.as_str(), tree.get(path)));
+                }
+            }
+        }
+        _ => {}
+    }
+    Pinned {
+        nodes,
+        descendants,
+        next: Cell::new(0),
+    }
+}
 
 fn readable(n: &Node, ids: &[Id]) -> Result<(), ZkError> {
     acl::check(&n.acl, perm::READ, ids)
 }
 
 fn get_data(
-    tree: &DataTree,
+    tree: &impl Lookup,
     cfg: &Config,
     ids: &[Id],
     path: &str,
@@ -37,7 +116,7 @@ fn get_data(
 }
 
 fn get_children(
-    tree: &DataTree,
+    tree: &impl Lookup,
     cfg: &Config,
     ids: &[Id],
     path: &str,
@@ -75,7 +154,7 @@ fn count_descendants(tree: &DataTree, path: &str) -> i64 {
 /// Runs a read and writes its response body into `w`. The caller has written the reply
 /// header; on error it keeps only the header.
 pub fn execute(
-    tree: &DataTree,
+    tree: &impl Lookup,
     cfg: &Config,
     ids: &[Id],
     req: &Request,
@@ -112,7 +191,7 @@ pub fn execute(
                 let n = n.ok_or(ZkError::NoNode)?;
                 readable(n, ids)
             })?;
-            w.i32(count_descendants(tree, path) as i32);
+            w.i32(tree.descendants(path) as i32);
             Ok(())
         }
         Request::MultiRead { ops } => {
@@ -150,7 +229,7 @@ pub fn execute(
 
 /// Builds a whole reply frame for a read.
 pub fn reply(
-    tree: &DataTree,
+    tree: &impl Lookup,
     cfg: &Config,
     ids: &[Id],
     xid: i32,
@@ -169,3 +248,54 @@ pub fn reply(
     };
     (w.finish_frame(), err)
 }
+
+/// A reactor's read: the whole reply frame from one consistent view of the tree (no txn
+/// partly in it), with that view's applied zxid (`applied`, which the writer moves in the
+/// same publish window) in the header. Returns (frame, error code, header zxid).
+///
+/// First it encodes straight from the tree, taking no reference; if a publish overlapped,
+/// it pins the nodes in a short window and encodes from them after. It waits for the
+/// writer at most while one txn publishes; the writer never waits for it.
+pub fn reply_consistent(
+    tree: &DataTree,
+    applied: &AtomicI64,
+    cfg: &Config,
+    ids: &[Id],
+    xid: i32,
+    req: &Request,
+) -> (Vec<u8>, i32, i64) {
+    if let Some(begun) = tree.read_begin() {
+        let zxid = applied.load(Acquire);
+        let (frame, err) = reply(tree, cfg, ids, xid, zxid, req);
+        if tree.read_valid(begun) {
+            return (frame, err, zxid);
+        }
+    }
+    let mut tries = 0u32;
+    let (pinned, zxid) = loop {
+        if let Some(begun) = tree.read_begin() {
+            let zxid = applied.load(Acquire);
+            let pinned = gather(tree, req);
+            if tree.read_valid(begun) {
+                break (pinned, zxid);
+            }
+        }
+        tries += 1;
+        if tries >= PIN_TRIES_MAX {
+            // Only a read of a huge subtree (getAllChildrenNumber) under a constant
+            // stream of txns gets here: its count is taken as it stands rather than
+            // holding this reactor's other connections any longer.
+            break (gather(tree, req), applied.load(Acquire));
+        }
+        if tries % 64 == 0 {
+            std::thread::yield_now(); // the writer may be off its core mid-publish
+        } else {
+            std::hint::spin_loop();
+        }
+    };
+    let (frame, err) = reply(&pinned, cfg, ids, xid, zxid, req);
+    (frame, err, zxid)
+}
+
+/// Pinning attempts before `reply_consistent` gives up on a consistent count.
+const PIN_TRIES_MAX: u32 = 100_000;

@@ -104,15 +104,25 @@ impl<'a> Committed<'a> {
             self.held_at.insert(self.held[n - 1].0.clone(), n - 1);
         }
     }
-    /// Makes the held changes visible, in the order apply made them.
+    /// Makes the held changes visible, all at once (one publish window of the tree).
     pub fn publish(&mut self) {
+        self.publish_with(|| {});
+    }
+
+    /// As `publish`, and runs `also` in the same window: what it stores (the applied
+    /// zxid) becomes visible together with the changes.
+    pub fn publish_with(&mut self, also: impl FnOnce()) {
         self.held_at.clear();
-        for (p, n) in self.held.drain(..) {
-            match n {
-                Some(n) => self.tree.put_path(p, n),
-                None => self.tree.remove(&p),
+        let (tree, held) = (self.tree, &mut self.held);
+        tree.publish(|| {
+            for (p, n) in held.drain(..) {
+                match n {
+                    Some(n) => tree.put_path(p, n),
+                    None => tree.remove(&p),
+                }
             }
-        }
+            also();
+        });
     }
 }
 
@@ -1276,8 +1286,9 @@ impl<L: TxnLog> WriterLoop<L> {
         self.session_changes(&p);
         let mut store = Committed::new(&shared.tree, &mut self.idx, shared.cfg.extended_types);
         store.held = held;
-        store.publish();
-        shared.last_zxid.store(p.hdr.zxid, Release);
+        // The applied zxid moves in the same window: a read's header zxid is never below
+        // the zxids of the data it returns.
+        store.publish_with(|| shared.last_zxid.store(p.hdr.zxid, Release));
         let (zxid, session) = (p.hdr.zxid, p.hdr.client_id);
         self.answer(p);
         self.answer_deferred(zxid, session);

@@ -8,9 +8,12 @@
 //! - A reader sees one whole version of a node: versions are immutable `NodeRef`s that are
 //!   replaced, never changed in place; memory of replaced versions is reclaimed by the map's
 //!   epoch scheme and by reference counts.
-//! - The writer publishes a created child before the parent that lists it, and removes a
-//!   deleted child after the parent stops listing it, so a reader walking down the tree
-//!   sees a prefix of the writer's order.
+//! - A txn becomes visible to readers whole or not at all (ARCHITECTURE.md invariant 4):
+//!   the writer makes each txn's changes inside `publish`, a seqlock window (the sequence
+//!   number is odd while it lasts), and a reader that wants a consistent view reads
+//!   between `read_begin` and `read_valid` and tries again if a window overlapped. The
+//!   writer never waits for a reader; a reader waits at most for one txn's publish.
+//!   Since txns publish in zxid order, a reader's consistent views never go back.
 //!
 //! Not here: what a txn changes (txn/), who may read what (acl/).
 
@@ -23,6 +26,7 @@ pub use noderef::NodeRef;
 pub use pathref::PathRef;
 
 use crate::proto::records::Acl;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// An ACL list, shared by every node that has it.
 pub type AclRef = triomphe::Arc<AclList>;
@@ -139,17 +143,49 @@ type Map = papaya::HashMap<PathRef, NodeRef, std::hash::BuildHasherDefault<FxHas
 /// The published tree. Owned by the writer thread; shared read-only with the reactors.
 pub struct DataTree {
     nodes: Map,
+    /// The publish sequence: odd while the writer is making a txn's changes.
+    seq: AtomicU64,
 }
 
 impl Default for DataTree {
     fn default() -> Self {
         DataTree {
             nodes: Map::with_hasher(Default::default()),
+            seq: AtomicU64::new(0),
         }
     }
 }
 
 impl DataTree {
+    /// Writer only: the changes `f` makes (and whatever else it stores, such as the
+    /// applied zxid) become visible to consistent readers all at once.
+    pub fn publish<R>(&self, f: impl FnOnce() -> R) -> R {
+        let s = self.seq.load(Ordering::Relaxed);
+        debug_assert!(s % 2 == 0, "publish windows do not nest");
+        self.seq.store(s + 1, Ordering::Relaxed);
+        // Orders the odd sequence before every change f makes: a reader that sees any
+        // of them sees the sequence moved when it checks (`read_valid`).
+        fence(Ordering::Release);
+        let r = f();
+        self.seq.store(s + 2, Ordering::Release);
+        r
+    }
+
+    /// Opens a consistent read: `None` while a publish is under way (try again).
+    #[inline]
+    pub fn read_begin(&self) -> Option<u64> {
+        let s = self.seq.load(Ordering::Acquire);
+        (s % 2 == 0).then_some(s)
+    }
+
+    /// Whether what was read since `read_begin` returned `begun` is one consistent view
+    /// (no publish overlapped it).
+    #[inline]
+    pub fn read_valid(&self, begun: u64) -> bool {
+        fence(Ordering::Acquire);
+        self.seq.load(Ordering::Relaxed) == begun
+    }
+
     pub fn get(&self, path: &str) -> Option<NodeRef> {
         self.nodes.pin().get(path).cloned()
     }

@@ -1287,11 +1287,15 @@ impl<L: TxnLog> WriterLoop<L> {
         let tree = &shared.tree;
         let mut old = Vec::with_capacity(tree.len());
         tree.for_each(|p, _| old.push(p.to_owned()));
-        for p in old {
-            tree.remove(&p);
-        }
-        st.tree
-            .for_each(|p, n| tree.put_path(crate::tree::PathRef::from(p), n.clone()));
+        // One window: no reader sees the old tree and the new one mixed.
+        tree.publish(|| {
+            for p in old {
+                tree.remove(&p);
+            }
+            st.tree
+                .for_each(|p, n| tree.put_path(crate::tree::PathRef::from(p), n.clone()));
+            shared.last_zxid.store(st.last_zxid, Release);
+        });
         self.idx = st.idx;
         self.sessions = st.sessions;
         self.session_ids.clear();
@@ -1302,7 +1306,6 @@ impl<L: TxnLog> WriterLoop<L> {
         self.recent = st.recent;
         self.next_zxid = st.last_zxid + 1;
         self.durable = st.last_zxid;
-        shared.last_zxid.store(st.last_zxid, Release);
         self.publish_stats();
         Ok(())
     }
