@@ -287,7 +287,7 @@ pub fn reply_consistent(
             // holding this reactor's other connections any longer.
             break (gather(tree, req), applied.load(Acquire));
         }
-        if tries % 64 == 0 {
+        if tries.is_multiple_of(64) {
             std::thread::yield_now(); // the writer may be off its core mid-publish
         } else {
             std::hint::spin_loop();

@@ -161,7 +161,7 @@ impl DataTree {
     /// applied zxid) become visible to consistent readers all at once.
     pub fn publish<R>(&self, f: impl FnOnce() -> R) -> R {
         let s = self.seq.load(Ordering::Relaxed);
-        debug_assert!(s % 2 == 0, "publish windows do not nest");
+        debug_assert!(s.is_multiple_of(2), "publish windows do not nest");
         self.seq.store(s + 1, Ordering::Relaxed);
         // Orders the odd sequence before every change f makes: a reader that sees any
         // of them sees the sequence moved when it checks (`read_valid`).
@@ -175,7 +175,7 @@ impl DataTree {
     #[inline]
     pub fn read_begin(&self) -> Option<u64> {
         let s = self.seq.load(Ordering::Acquire);
-        (s % 2 == 0).then_some(s)
+        s.is_multiple_of(2).then_some(s)
     }
 
     /// Whether what was read since `read_begin` returned `begun` is one consistent view
