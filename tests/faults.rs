@@ -10,7 +10,8 @@
 //! checked: writes linearizable and reads per-session ordered (the register checker),
 //! no acknowledged write lost and no version given twice, every acknowledged
 //! sequential create present and no sequence number given twice, no ephemeral left
-//! once its session is closed, and equal trees on every member after the heal.
+//! once its session is closed (each client closes its session and opens a new one every
+//! 150 ops, faults or not), and equal trees on every member after the heal.
 //!
 //! Needs root (namespaces, nftables); the test installs `nftables` from Debian's
 //! packages when `nft` is missing. `PADDOCK_FAULT_ROUNDS=N` runs N rounds instead of
@@ -353,6 +354,11 @@ async fn client_loop(
             };
             if expired {
                 continue 'sessions;
+            }
+            if n % 150 == 0 {
+                // Session churn: this session closes (with its ephemeral), whatever
+                // fault is on, and a new one begins.
+                break;
             }
             tokio::time::sleep(Duration::from_millis(4)).await;
         }
