@@ -355,7 +355,7 @@ async fn client_loop(
             if expired {
                 continue 'sessions;
             }
-            if n % 150 == 0 {
+            if n.is_multiple_of(150) {
                 // Session churn: this session closes (with its ephemeral), whatever
                 // fault is on, and a new one begins.
                 break;

@@ -281,17 +281,14 @@ pub fn reply_consistent(
             }
         }
         tries += 1;
-        if tries >= PIN_TRIES_MAX {
-            // Only a read of a huge subtree (getAllChildrenNumber) under a constant
-            // stream of txns gets here: its count is taken as it stands rather than
-            // holding this reactor's other connections any longer.
+        if tries >= PIN_TRIES_MAX && matches!(req, Request::GetAllChildrenNumber { .. }) {
+            // Only a count of a huge subtree, under a constant stream of txns, gets
+            // here: it is taken as it stands (a count, read in one pass) rather than
+            // holding this reactor's other connections any longer. Every other read
+            // pins a few nodes, which fits between any two publishes: it waits.
             break (gather(tree, req), applied.load(Acquire));
         }
-        if tries.is_multiple_of(64) {
-            std::thread::yield_now(); // the writer may be off its core mid-publish
-        } else {
-            std::hint::spin_loop();
-        }
+        back_off(tries);
     };
     let (frame, err) = reply(&pinned, cfg, ids, xid, zxid, req);
     (frame, err, zxid)
@@ -299,3 +296,16 @@ pub fn reply_consistent(
 
 /// Pinning attempts before `reply_consistent` gives up on a consistent count.
 const PIN_TRIES_MAX: u32 = 100_000;
+
+/// Between tries of a consistent read: spin while the writer's publish is short; then
+/// give up the core, and then sleep a little, for a writer that was preempted mid-publish
+/// (it cannot finish while readers spin on the cores it needs).
+fn back_off(tries: u32) {
+    if tries < 64 {
+        std::hint::spin_loop();
+    } else if tries < 1024 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+}

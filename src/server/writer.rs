@@ -1324,6 +1324,7 @@ impl<L: TxnLog> WriterLoop<L> {
         }
         for s in std::mem::take(&mut self.idx.closed_sessions) {
             self.session_ids.remove(&s);
+            self.forget_owner(s);
             if let Some(sess) = self.sessions.remove(s) {
                 self.watches.remove_session(s);
                 if let Some(c) = sess.conn {

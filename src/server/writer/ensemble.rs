@@ -670,6 +670,10 @@ impl<L: TxnLog> WriterLoop<L> {
             self.apply_upto(last);
         }
         if let Role::Learning(mut t) = was {
+            // Reconnects waiting for the leader's word: the client tries elsewhere.
+            for (_, (conn, ..)) in std::mem::take(&mut t.revalidating) {
+                self.send(conn, ToReactor::Close { conn });
+            }
             for (_, f) in std::mem::take(&mut t.forwarded) {
                 match f {
                     Forwarded::Waiter(w) => self.hang_up(w),
@@ -1019,6 +1023,13 @@ impl<L: TxnLog> WriterLoop<L> {
             return true;
         };
         *t.owners.entry(session).or_insert(from) == from
+    }
+
+    /// A leader forgets a closed session's owner.
+    pub(super) fn forget_owner(&mut self, session: SessionId) {
+        if let Role::Leading(t) = &mut self.role {
+            t.owners.remove(&session);
+        }
     }
 
     /// A leader notes that a session is (again) attached to `to`.
