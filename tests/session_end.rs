@@ -320,3 +320,75 @@ fn a_closing_session_hears_its_own_ephemerals_go() {
         "NodeDeleted of /pw/e"
     );
 }
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Issue 13, item 2: a session's expiry is credited at the time of its last packet, not
+/// when the reactor next reports its traffic to the writer (every tickTime/2, 2 s here).
+/// Expiry buckets are multiples of tickTime (4 s); the session's last packet is sent so
+/// that its deadline (packet + 1 s timeout) falls 500 ms before its bucket's end B. Credited on time, it expires at the
+/// writer's first tick at or after B (ticks are 2 s apart), so by B + 2 s; credited up
+/// to 2 s late, its bucket is the next one and it cannot expire before B + 4 s. The
+/// check is at B + 3.5 s. (Before the fix this fails unless the report happened to
+/// follow the packet within 500 ms, about a quarter of runs; or earlier, when a session
+/// pinging every 300 ms expires because its pings are reported 2 s late.)
+#[test]
+fn expiry_is_credited_at_the_last_packet() {
+    let s = Server::start("tickTime=4000\nminSessionTimeout=1000\n");
+    let (mut owner, _, timeout) = resume(&s.addr(), 0, &[], 1000);
+    assert_eq!(timeout, 1000);
+    let mut watcher = Raw::connect(&s);
+    owner.send(1, CREATE, &create_body("/credited", b"", 1));
+    assert_eq!(owner.reply().unwrap().2, 0);
+    // Keep the session alive (a ping each 300 ms) until the moment to go silent.
+    let tick = 4000u64;
+    let mut b = (epoch_ms() + 1000 + 500) / tick * tick + tick; // a bucket end ahead
+    if b - 1000 - 500 < epoch_ms() + 200 {
+        b += tick;
+    }
+    let last = b - 1000 - 500;
+    let ping = |r: &mut Raw| {
+        r.send(-2, 11, &[]);
+        assert!(r.reply().is_some(), "ping answered");
+    };
+    while epoch_ms() + 300 < last {
+        ping(&mut owner);
+        ping(&mut watcher);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    while epoch_ms() < last {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut get = jute_string("/credited");
+    get.push(0);
+    owner.send(2, EXISTS, &get);
+    assert_eq!(
+        owner.reply().unwrap().2,
+        0,
+        "the session lives at its last packet"
+    );
+    // Silent from now on; the watcher keeps its own (longer) session alive.
+    while epoch_ms() < b + 3500 {
+        ping(&mut watcher);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut xid = 10;
+    let gone = loop {
+        watcher.send(xid, EXISTS, &get);
+        let (x, _, err, _) = watcher.reply().expect("exists answered");
+        if x == xid {
+            break err == -101;
+        }
+        xid += 1;
+    };
+    drop(owner);
+    assert!(
+        gone,
+        "the session outlived its bucket: its last packet was credited late"
+    );
+}

@@ -71,7 +71,9 @@ struct Conn {
     read_only: Option<bool>,
     paused: bool,
     eof: bool,
-    touched: bool,
+    /// When its latest packet was read (ms since the epoch), if not yet reported to the
+    /// writer: expiry is credited from then.
+    touched_ms: u64,
     info: Arc<ConnInfo>,
 }
 
@@ -115,6 +117,8 @@ pub struct Reactor {
     /// Messages for the writer, sent as one batch per loop turn (one channel operation and
     /// at most one wake-up of the writer, however many requests the turn decoded).
     outbox: Vec<ToWriter>,
+    /// When this loop turn began (ms since the epoch): the time of the packets it reads.
+    turn_ms: u64,
 }
 
 fn token_of(conn: ConnId) -> Token {
@@ -150,12 +154,18 @@ impl Reactor {
             to_read: Vec::new(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             outbox: Vec::new(),
+            turn_ms: 0,
         })
     }
 
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        let touch_every = Duration::from_millis((self.shared.cfg.tick_ms as u64 / 2).max(1));
+        // Often enough that a session's traffic reaches the writer well within the
+        // shortest timeout a session may have (the writer credits it from the packet's
+        // own time): half a tick, or a quarter of minSessionTimeout when that is less.
+        let cfg = &self.shared.cfg;
+        let touch_every_ms = (cfg.tick_ms as u64 / 2).min(cfg.session_timeout_ms_min as u64 / 4);
+        let touch_every = Duration::from_millis(touch_every_ms.max(1));
         let mut last_touch = Instant::now();
         loop {
             let any_paused = self.conns.values().any(|c| c.paused);
@@ -172,6 +182,7 @@ impl Reactor {
                     return;
                 }
             }
+            self.turn_ms = crate::server::now_ms() as u64;
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
@@ -209,11 +220,11 @@ impl Reactor {
             self.flush_dirty();
             if last_touch.elapsed() >= touch_every {
                 last_touch = Instant::now();
-                let touched: Vec<SessionId> = self
+                let touched: Vec<(SessionId, u64)> = self
                     .conns
                     .values_mut()
-                    .filter_map(|c| match (std::mem::take(&mut c.touched), c.state) {
-                        (true, State::Ready(s)) => Some(s),
+                    .filter_map(|c| match (std::mem::take(&mut c.touched_ms), c.state) {
+                        (at, State::Ready(s)) if at > 0 => Some((s, at)),
                         _ => None,
                     })
                     .collect();
@@ -306,7 +317,7 @@ impl Reactor {
                 read_only: None,
                 paused: false,
                 eof: false,
-                touched: false,
+                touched_ms: 0,
                 info,
             },
         );
@@ -540,7 +551,7 @@ impl Reactor {
     fn on_frame(&mut self, c: &mut Conn, body: &[u8]) -> Result<(), String> {
         self.shared.stats.packets_received.fetch_add(1, Relaxed);
         c.info.received.fetch_add(1, Relaxed);
-        c.touched = true;
+        c.touched_ms = self.turn_ms;
         let read_only = !self.shared.serving() && self.shared.read_only();
         if !self.shared.serving() && !read_only {
             // An ensemble member between terms serves nobody; the client tries another.

@@ -36,8 +36,9 @@ pub enum ToWriter {
         /// The request's bytes, kept only on a learner, which forwards writes as they came.
         raw: Option<Vec<u8>>,
     },
-    /// Sessions with traffic since the last report.
-    Touch(Vec<SessionId>),
+    /// Sessions with traffic since the last report, each with the time (ms since the
+    /// epoch) of its latest packet.
+    Touch(Vec<(SessionId, u64)>),
     /// A connection's auth ids changed (addauth, answered by the reactor): the writer
     /// checks watch events against them.
     Auth {

@@ -831,12 +831,14 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
             }
             ToWriter::Connect { conn, req } => self.connect(conn, req),
-            ToWriter::Touch(ids) => {
-                let now = now_ms() as u64;
-                for &s in &ids {
-                    self.sessions.touch(s, now);
+            ToWriter::Touch(touches) => {
+                // Credited at each session's latest packet, as ZooKeeper touches a
+                // session when the packet arrives.
+                for &(s, at) in &touches {
+                    self.sessions.touch(s, at);
                 }
                 if self.is_learner() {
+                    let ids: Vec<SessionId> = touches.iter().map(|&(s, _)| s).collect();
                     self.touched(&ids);
                 }
             }
