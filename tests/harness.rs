@@ -223,22 +223,42 @@ impl Raw {
     }
     /// A session of 2 s asked at `addr` (any member of an ensemble).
     pub fn connect_addr(addr: &str) -> Raw {
-        let mut sock = TcpStream::connect(addr).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (raw, _, _) =
+            Raw::try_session(addr, 0, &[], 2000).unwrap_or_else(|| panic!("no session at {addr}"));
+        raw
+    }
+    /// One try at a raw session at `addr`: resumes `session` with `passwd` (0 and empty:
+    /// a new session), asking `timeout_ms`. The connection, the session's password and
+    /// its negotiated timeout; `None` if the connection or the handshake fails or the
+    /// session is refused (id 0).
+    pub fn try_session(
+        addr: &str,
+        session: i64,
+        passwd: &[u8],
+        timeout_ms: i32,
+    ) -> Option<(Raw, Vec<u8>, i32)> {
+        let mut sock = TcpStream::connect(addr).ok()?;
+        sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        sock.set_nodelay(true).ok()?;
         let mut b = Vec::new();
         b.extend_from_slice(&0i32.to_be_bytes());
         b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&2000i32.to_be_bytes());
-        b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&16i32.to_be_bytes());
-        b.extend_from_slice(&[0u8; 16]);
+        b.extend_from_slice(&timeout_ms.to_be_bytes());
+        b.extend_from_slice(&session.to_be_bytes());
+        b.extend_from_slice(&(passwd.len() as i32).to_be_bytes());
+        b.extend_from_slice(passwd);
         b.push(0);
-        sock.write_all(&frame(&b)).unwrap();
+        sock.write_all(&frame(&b)).ok()?;
         let mut raw = Raw { sock, session: 0 };
-        let resp = raw.read_frame().expect("connect response");
-        assert_eq!(resp.len(), 37, "ConnectResponse with the readOnly byte");
+        let resp = raw.read_frame()?;
+        // protocolVersion · timeOut · sessionId · passwd · readOnly
+        if resp.len() != 37 {
+            return None;
+        }
+        let timeout = i32::from_be_bytes(resp[4..8].try_into().unwrap());
         raw.session = i64::from_be_bytes(resp[8..16].try_into().unwrap());
-        raw
+        let passwd = resp[20..36].to_vec();
+        (raw.session != 0).then_some((raw, passwd, timeout))
     }
     pub fn send(&mut self, xid: i32, op: i32, body: &[u8]) {
         self.send_all(&[(xid, op, body)]);

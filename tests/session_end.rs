@@ -7,10 +7,9 @@ use crate::ensemble::Ensemble;
 use crate::harness::{create_body, jute_string, Raw, Server};
 use std::time::{Duration, Instant};
 
-const CREATE: i32 = 1;
-const EXISTS: i32 = 3;
-const GET_DATA: i32 = 4;
-const CLOSE_SESSION: i32 = -11;
+use paddock::proto::ops::op::{
+    ADD_WATCH, CLOSE_SESSION, CREATE, EXISTS, GET_DATA, PING, SET_DATA, SYNC,
+};
 
 /// `n` raw sessions at `addrs` (cycled), each pipelining create(`/e/<tag><i>`, EPHEMERAL) and
 /// closeSession without waiting; returns how many creates were answered OK. Every
@@ -130,33 +129,12 @@ fn requests_pipelined_behind_close_session_do_not_overtake_it() {
     }
 }
 
-/// A raw connect that resumes `session` (or makes a new one with 0), asking `timeout_ms`:
-/// the connection and the session's id, password and negotiated timeout (id 0: refused).
+/// A raw session at `addr` that resumes `session` (0: a new one), asking `timeout_ms`:
+/// the connection, the session's password and its negotiated timeout.
 fn resume(addr: &str, session: i64, passwd: &[u8], timeout_ms: i32) -> (Raw, Vec<u8>, i32) {
-    use std::io::Write;
-    let mut sock = std::net::TcpStream::connect(addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&timeout_ms.to_be_bytes());
-    b.extend_from_slice(&session.to_be_bytes());
-    b.extend_from_slice(&(passwd.len() as i32).to_be_bytes());
-    b.extend_from_slice(passwd);
-    b.push(0);
-    sock.write_all(&crate::harness::frame(&b)).unwrap();
-    let mut raw = Raw { sock, session: 0 };
-    let resp = raw.read_frame().expect("connect response");
-    let timeout = i32::from_be_bytes(resp[4..8].try_into().unwrap());
-    raw.session = i64::from_be_bytes(resp[8..16].try_into().unwrap());
-    let plen = i32::from_be_bytes(resp[16..20].try_into().unwrap()) as usize;
-    let passwd = resp[20..20 + plen].to_vec();
-    (raw, passwd, timeout)
+    Raw::try_session(addr, session, passwd, timeout_ms)
+        .unwrap_or_else(|| panic!("no session 0x{session:x} at {addr}"))
 }
-
-const SET_DATA: i32 = 5;
-const SYNC: i32 = 9;
-const ADD_WATCH: i32 = 106;
 
 fn set_body(path: &str, data: &[u8]) -> Vec<u8> {
     let mut b = jute_string(path);
@@ -353,7 +331,7 @@ fn expiry_is_credited_at_the_last_packet() {
     }
     let last = b - 1000 - 500;
     let ping = |r: &mut Raw| {
-        r.send(-2, 11, &[]);
+        r.send(-2, PING, &[]);
         assert!(r.reply().is_some(), "ping answered");
     };
     while epoch_ms() + 300 < last {

@@ -31,23 +31,15 @@
 //! stays on one member.
 
 use crate::ensemble::Ensemble;
-use crate::harness::{create_body, frame, jute_string, Raw, Server};
-use std::io::Write;
-use std::net::TcpStream;
+use crate::harness::{create_body, jute_string, Raw, Server};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const CREATE: i32 = 1;
-const DELETE: i32 = 2;
-const EXISTS: i32 = 3;
-const GET_DATA: i32 = 4;
-const SET_DATA: i32 = 5;
-const GET_CHILDREN2: i32 = 12;
-const MULTI: i32 = 14;
-const MULTI_READ: i32 = 22;
-const CLOSE_SESSION: i32 = -11;
-const SYNC: i32 = 9;
+use paddock::proto::ops::op::{
+    CLOSE_SESSION, CREATE, DELETE, EXISTS, GET_CHILDREN2, GET_DATA, MULTI, MULTI_READ, SET_DATA,
+    SYNC,
+};
 const NO_NODE: i32 = -101;
 
 /// How long writers and readers run.
@@ -180,23 +172,11 @@ fn session_at(addr: &str, within: Duration) -> Result<Raw, String> {
     let deadline = Instant::now() + within;
     loop {
         let attempt = || -> Option<Raw> {
-            let mut sock = TcpStream::connect(addr).ok()?;
-            sock.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-            sock.set_nodelay(true).ok()?;
-            let mut b = Vec::new();
-            b.extend_from_slice(&0i32.to_be_bytes());
-            b.extend_from_slice(&0i64.to_be_bytes());
-            b.extend_from_slice(&4000i32.to_be_bytes());
-            b.extend_from_slice(&0i64.to_be_bytes());
-            b.extend_from_slice(&16i32.to_be_bytes());
-            b.extend_from_slice(&[0u8; 16]);
-            b.push(0);
-            sock.write_all(&frame(&b)).ok()?;
-            let mut raw = Raw { sock, session: 0 };
-            let resp = raw.read_frame()?;
-            (resp.len() >= 16).then_some(())?;
-            raw.session = i64::from_be_bytes(resp[8..16].try_into().unwrap());
-            (raw.session != 0).then_some(raw)
+            let (raw, _, _) = Raw::try_session(addr, 0, &[], 4000)?;
+            raw.sock
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .ok()?;
+            Some(raw)
         };
         if let Some(r) = attempt() {
             return Ok(r);
