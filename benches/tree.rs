@@ -184,7 +184,7 @@ fn tree(c: &mut Criterion) {
         b.iter(|| {
             next = (next + 1) % picks;
             let req = Request::decode(op::GET_DATA, black_box(&bodies[next])).unwrap();
-            reads::reply_consistent(&tree, &applied, &cfg, &ids, 1, &req)
+            reads::reply_consistent(&tree, &applied, || true, &cfg, &ids, 1, &req)
         })
     });
     // The same without the consistent view (the read path before issue 13), side by
@@ -199,7 +199,7 @@ fn tree(c: &mut Criterion) {
     g.bench_function("read_path_get_data_hot", |b| {
         b.iter(|| {
             let req = Request::decode(op::GET_DATA, black_box(&bodies[0])).unwrap();
-            reads::reply_consistent(&tree, &applied, &cfg, &ids, 1, &req)
+            reads::reply_consistent(&tree, &applied, || true, &cfg, &ids, 1, &req)
         })
     });
     g.bench_function("read_path_get_data_hot_unguarded", |b| {

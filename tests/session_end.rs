@@ -370,3 +370,38 @@ fn expiry_is_credited_at_the_last_packet() {
         "the session outlived its bucket: its last packet was credited late"
     );
 }
+
+/// Issue 13, item 2 (found in review): a follower that marked a session closing for a
+/// close it forwarded, whose leader then died before proposing it, must not keep the
+/// mark when it leads next: the session would never expire and its ephemeral (a lock)
+/// would stay. Server 3 leads; the close goes through server 2, which leads next (the
+/// highest id of equal zxids).
+#[test]
+fn a_close_lost_with_its_leader_leaves_no_session_stuck() {
+    let mut e = Ensemble::start(3, 0, 27980, "");
+    assert_eq!(e.settled(Duration::from_secs(20)), 3);
+    let (mut owner, _, _) = resume(&e.member(2).client, 0, &[], 2000);
+    owner.send(1, CREATE, &create_body("/stuck-lock", b"", 1));
+    assert_eq!(owner.reply().unwrap().2, 0);
+    crate::ensemble::signal(&e, &[3], "STOP");
+    owner.send(2, CLOSE_SESSION, &[]);
+    // Server 2 forwards the close to a leader that never proposes it, gives up on that
+    // leader after the sync limit, and leads with server 1.
+    e.member(2)
+        .wait_not_serving(Duration::from_secs(10))
+        .unwrap();
+    e.member_mut(3).kill9();
+    assert_eq!(e.settled(Duration::from_secs(30)), 2);
+    drop(owner);
+    let mut r = Raw::connect_addr(&e.member(1).client);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut xid = 10;
+    while synced_get(&mut r, "/stuck-lock", xid).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the 2 s session still holds /stuck-lock 20 s after a new leader took over"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        xid += 2;
+    }
+}

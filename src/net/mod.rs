@@ -649,17 +649,7 @@ impl Reactor {
             }
             let q = c.pending.pop_front().unwrap();
             if to_writer {
-                self.shared.outstanding.fetch_add(1, Relaxed);
-                c.at_writer.push_back(Instant::now());
-                self.outbox.push(ToWriter::Request {
-                    conn: c.id,
-                    session,
-                    xid: q.xid,
-                    op: q.op,
-                    req: q.req,
-                    ids: c.ids.clone(),
-                    raw: q.raw,
-                });
+                self.send_to_writer(c, session, q);
                 continue;
             }
             let mut zxid = self.shared.last_zxid();
@@ -692,16 +682,29 @@ impl Reactor {
                     return Ok(());
                 }
                 r => {
-                    let (f, _, view) = reads::reply_consistent(
-                        &self.shared.tree,
-                        &self.shared.last_zxid,
-                        &self.shared.cfg,
+                    let shared = &self.shared;
+                    match reads::reply_consistent(
+                        &shared.tree,
+                        &shared.last_zxid,
+                        || shared.serving() || shared.read_only(),
+                        &shared.cfg,
                         &c.ids,
                         q.xid,
                         r,
-                    );
-                    zxid = view;
-                    f
+                    ) {
+                        reads::Consistent::Answered { frame, zxid: view } => {
+                            zxid = view;
+                            frame
+                        }
+                        reads::Consistent::Busy => {
+                            // Answered by the writer, in this session's order.
+                            self.send_to_writer(c, session, q);
+                            continue;
+                        }
+                        reads::Consistent::NotServing => {
+                            return Err("this server stopped serving (no leader)".into());
+                        }
+                    }
                 }
             };
             // Invariant 5: events queued before the data we just read was published go first.
@@ -712,6 +715,21 @@ impl Reactor {
         }
         c.info.queued.store(c.inflight() as u64, Relaxed);
         Ok(())
+    }
+
+    /// Sends a request to the writer; the session's later requests wait behind it.
+    fn send_to_writer(&mut self, c: &mut Conn, session: SessionId, q: Queued) {
+        self.shared.outstanding.fetch_add(1, Relaxed);
+        c.at_writer.push_back(Instant::now());
+        self.outbox.push(ToWriter::Request {
+            conn: c.id,
+            session,
+            xid: q.xid,
+            op: q.op,
+            req: q.req,
+            ids: c.ids.clone(),
+            raw: q.raw,
+        });
     }
 
     fn authenticate(&self, c: &mut Conn, scheme: &str, auth: &[u8]) -> Result<(), ZkError> {

@@ -249,63 +249,79 @@ pub fn reply(
     (w.finish_frame(), err)
 }
 
+/// What a reactor's read came to (`reply_consistent`).
+pub enum Consistent {
+    /// The reply frame, and the applied zxid of the view it was read in (its header's).
+    Answered { frame: Vec<u8>, zxid: i64 },
+    /// No consistent view within `BUSY_AFTER` (a long read under a stream of txns): the
+    /// writer, where every view is consistent, is to answer it.
+    Busy,
+    /// The server stopped serving: the view may hold txns a quorum never committed
+    /// (a leader's or learner's fast-forward as it leaves its role). Not to be answered.
+    NotServing,
+}
+
 /// A reactor's read: the whole reply frame from one consistent view of the tree (no txn
 /// partly in it), with that view's applied zxid (`applied`, which the writer moves in the
-/// same publish window) in the header. Returns (frame, error code, header zxid).
+/// same publish window) in the header. `serving` is asked inside the view: a server that
+/// left its role (and may have applied uncommitted txns since) answers nothing.
 ///
 /// First it encodes straight from the tree, taking no reference; if a publish overlapped,
 /// it pins the nodes in a short window and encodes from them after. It waits for the
-/// writer at most while one txn publishes; the writer never waits for it.
+/// writer at most while one txn publishes, and gives up (`Busy`) after `BUSY_AFTER`; the
+/// writer never waits for it.
+#[allow(clippy::too_many_arguments)]
 pub fn reply_consistent(
     tree: &DataTree,
     applied: &AtomicI64,
+    serving: impl Fn() -> bool,
     cfg: &Config,
     ids: &[Id],
     xid: i32,
     req: &Request,
-) -> (Vec<u8>, i32, i64) {
+) -> Consistent {
     if let Some(begun) = tree.read_begin() {
+        if !serving() {
+            return Consistent::NotServing;
+        }
         let zxid = applied.load(Acquire);
-        let (frame, err) = reply(tree, cfg, ids, xid, zxid, req);
+        let (frame, _) = reply(tree, cfg, ids, xid, zxid, req);
         if tree.read_valid(begun) {
-            return (frame, err, zxid);
+            return Consistent::Answered { frame, zxid };
         }
     }
+    let started = std::time::Instant::now();
     let mut tries = 0u32;
-    let (pinned, zxid) = loop {
+    loop {
         if let Some(begun) = tree.read_begin() {
+            if !serving() {
+                return Consistent::NotServing;
+            }
             let zxid = applied.load(Acquire);
             let pinned = gather(tree, req);
             if tree.read_valid(begun) {
-                break (pinned, zxid);
+                let (frame, _) = reply(&pinned, cfg, ids, xid, zxid, req);
+                return Consistent::Answered { frame, zxid };
             }
         }
         tries += 1;
-        if tries >= PIN_TRIES_MAX && matches!(req, Request::GetAllChildrenNumber { .. }) {
-            // Only a count of a huge subtree, under a constant stream of txns, gets
-            // here: it is taken as it stands (a count, read in one pass) rather than
-            // holding this reactor's other connections any longer. Every other read
-            // pins a few nodes, which fits between any two publishes: it waits.
-            break (gather(tree, req), applied.load(Acquire));
+        if started.elapsed() >= BUSY_AFTER {
+            return Consistent::Busy;
         }
         back_off(tries);
-    };
-    let (frame, err) = reply(&pinned, cfg, ids, xid, zxid, req);
-    (frame, err, zxid)
+    }
 }
 
-/// Pinning attempts before `reply_consistent` gives up on a consistent count.
-const PIN_TRIES_MAX: u32 = 100_000;
+/// How long a reactor tries for a consistent view before handing the read to the writer:
+/// its other connections wait meanwhile.
+const BUSY_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Between tries of a consistent read: spin while the writer's publish is short; then
-/// give up the core, and then sleep a little, for a writer that was preempted mid-publish
-/// (it cannot finish while readers spin on the cores it needs).
+/// Between tries of a consistent read: spin while the writer's publish is short, then
+/// give up the core, for a writer that was preempted mid-publish.
 fn back_off(tries: u32) {
     if tries < 64 {
         std::hint::spin_loop();
-    } else if tries < 1024 {
-        std::thread::yield_now();
     } else {
-        std::thread::sleep(std::time::Duration::from_micros(20));
+        std::thread::yield_now();
     }
 }

@@ -695,9 +695,11 @@ impl<L: TxnLog> WriterLoop<L> {
                 self.encode_buf = w.buf;
             }
             Err(LogError::NoSpace { .. }) if self.ens.is_some() => {
-                // Proposals may be out already: a leader never takes a zxid back.
+                // Earlier proposals may be out already: a leader never takes a zxid back,
+                // it leaves its role. This txn reached neither the log nor a learner: it
+                // is not applied with the logged ones; its client hears nothing.
                 self.encode_buf = w.buf;
-                self.pending.push_back(p);
+                self.hang_up(p.waiter);
                 self.abandon("the txn log is out of space");
             }
             Err(e @ LogError::NoSpace { .. }) => {
@@ -835,7 +837,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 // Credited at each session's latest packet, as ZooKeeper touches a
                 // session when the packet arrives.
                 for &(s, at) in &touches {
-                    self.sessions.touch(s, at);
+                    self.sessions.touch_later(s, at);
                 }
                 if self.is_learner() {
                     let ids: Vec<SessionId> = touches.iter().map(|&(s, _)| s).collect();
@@ -852,6 +854,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
                     self.ro_sessions.remove(&session);
                     self.sessions.remove(session);
+                    self.session_ids.remove(&session);
                     self.watches.remove_session(session);
                 }
             }
@@ -915,12 +918,12 @@ impl<L: TxnLog> WriterLoop<L> {
                     .collect()
             })
             .unwrap_or_default();
-        let applied = paths.len();
+        let applied: std::collections::HashSet<String> = paths.iter().cloned().collect();
         for (path, node) in &self.staged {
             if node
                 .as_ref()
                 .is_some_and(|n| n.fields().ephemeral_owner == session)
-                && !paths[..applied].contains(path)
+                && !applied.contains(path)
             {
                 paths.push(path.clone());
             }
@@ -1174,6 +1177,9 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
                 reply_frame(xid, zxid, 0, |_| {})
             }
+            // A plain read a reactor could not take a consistent view for (Busy): here
+            // every view is.
+            r if r.is_plain_read() => reads::reply(tree, cfg, ids, xid, zxid, r).0,
             _ => reply_frame(xid, zxid, ZkError::Unimplemented.code(), |_| {}),
         }
     }
@@ -1644,10 +1650,10 @@ impl<L: TxnLog> WriterLoop<L> {
                 Waiter::Reply { conn, xid, .. } => self.frame(conn, refused(xid), true),
                 Waiter::Connect { conn, .. } => self.send(conn, ToReactor::Close { conn }),
                 Waiter::CloseSession { conn, xid } => {
-                    self.reopen(session);
                     if let Some(conn) = conn {
                         self.frame(conn, refused(xid), true);
                     }
+                    self.reopen(session);
                 }
                 Waiter::Internal => self.reopen(session),
             }
@@ -1659,7 +1665,13 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 
     /// A refused closeSession: the session lives on and will expire (or close) again.
+    /// Requests its connection sent while it was closing got no answer (they wait behind
+    /// the close): that connection closes, and the client resumes the session.
     fn reopen(&mut self, session: SessionId) {
+        if let Some(c) = self.sessions.get_mut(session).and_then(|s| s.conn.take()) {
+            self.watches.remove_session(session);
+            self.send(c, ToReactor::Close { conn: c });
+        }
         let now = now_ms() as u64;
         if let Some(s) = self.sessions.get_mut(session) {
             s.closing = false;

@@ -137,6 +137,22 @@ impl SessionTracker {
         true
     }
 
+    /// As `touch`, but never earlier than the session's expiry already is: for traffic
+    /// reported after the fact (a packet's time may precede a later credit, such as a
+    /// resume on another connection).
+    pub fn touch_later(&mut self, id: SessionId, at_ms: u64) -> bool {
+        let Some(s) = self.sessions.get(&id) else {
+            return false;
+        };
+        if s.closing {
+            return false;
+        }
+        if self.bucket_of(at_ms + s.timeout_ms.max(0) as u64) <= s.expires_at_ms {
+            return true;
+        }
+        self.touch(id, at_ms)
+    }
+
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {
         let s = self.sessions.remove(&id)?;
         self.unbucket(id, s.expires_at_ms);

@@ -429,7 +429,7 @@ impl<L: TxnLog> WriterLoop<L> {
                     return;
                 }
                 if pkt.kind == kind::PING {
-                    self.touch_from_learner(pkt.data.as_deref().unwrap_or(&[]));
+                    self.touch_from_learner(sid, pkt.data.as_deref().unwrap_or(&[]));
                 }
                 let Some(msg) = message(&pkt, false) else {
                     log::warn!("learner {sid}: unexpected packet type {}", pkt.kind);
@@ -539,17 +539,22 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
                 Effect::Truncate { zxid } => {
                     if let Err(why) = self.truncate_to(zxid) {
-                        log::error!("cannot truncate the txn log to 0x{zxid:x}: {why}");
-                        self.abandon("truncating the txn log failed");
-                        return;
+                        // The log may be changed partway, the tree not: stop, as for any
+                        // failed disk write, and recover from disk on restart.
+                        log::error!("stopping: cannot truncate the txn log to 0x{zxid:x}: {why}");
+                        eprintln!("paddock: stopping: cannot truncate the txn log: {why}");
+                        std::process::exit(3);
                     }
                 }
                 Effect::InstallSnapshot { zxid } => {
                     let bytes = snap.take().unwrap_or_default();
                     if let Err(why) = self.install_snapshot(zxid, &bytes) {
-                        log::error!("cannot install the leader's snapshot 0x{zxid:x}: {why}");
-                        self.abandon("installing the leader's snapshot failed");
-                        return;
+                        // As a failed truncation: the data directory may be half changed.
+                        log::error!(
+                            "stopping: cannot install the leader's snapshot 0x{zxid:x}: {why}"
+                        );
+                        eprintln!("paddock: stopping: cannot install the leader's snapshot: {why}");
+                        std::process::exit(3);
                     }
                 }
                 Effect::Apply { zxid } => match &self.role {
@@ -687,6 +692,23 @@ impl<L: TxnLog> WriterLoop<L> {
         self.pending.clear();
         self.staged.clear();
         self.staged_digest = self.idx.digest;
+        // A close that was logged has been applied (the session is gone); one still
+        // marked closing never reached the log (a learner's forwarded close, an expiry
+        // that found no zxid): the session lives on, to expire or close under the next
+        // leader. Left marked, it would never expire and its ephemerals would stay.
+        let closing: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.closing)
+            .map(|(id, _)| *id)
+            .collect();
+        let now = now_ms() as u64;
+        for id in closing {
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.closing = false;
+            }
+            self.sessions.touch(id, now);
+        }
         self.wake_reactors();
         let last = self.next_zxid - 1;
         if let Some(ens) = &self.ens {
@@ -696,7 +718,7 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// A waiter whose txn will never be answered: its connection closes, so its client
     /// learns the outcome is unknown (ConnectionLoss) and never takes silence for OK.
-    fn hang_up(&mut self, w: Waiter) {
+    pub(super) fn hang_up(&mut self, w: Waiter) {
         let conn = match w {
             Waiter::Reply { conn, .. } | Waiter::Connect { conn, .. } => conn,
             Waiter::CloseSession {
@@ -921,11 +943,17 @@ impl<L: TxnLog> WriterLoop<L> {
     /// The leader hears a learner's sessions in its ping reply (id i64 · timeout i32)*.
     /// The timeout is the one the learner negotiated at the session's latest
     /// (re)connect, which may differ from the one the session was created with.
-    fn touch_from_learner(&mut self, data: &[u8]) {
+    /// A learner the session has moved away from speaks for it no more.
+    fn touch_from_learner(&mut self, sid: i64, data: &[u8]) {
         let now = now_ms() as u64;
         for c in data.chunks_exact(12) {
             let id = i64::from_be_bytes(c[..8].try_into().unwrap());
             let timeout = i32::from_be_bytes(c[8..].try_into().unwrap());
+            if let Role::Leading(t) = &self.role {
+                if t.owners.get(&id).is_some_and(|&o| o != sid) {
+                    continue;
+                }
+            }
             if let Some(s) = self.sessions.get_mut(id) {
                 if timeout > 0 && !s.closing {
                     s.timeout_ms = timeout;
