@@ -198,6 +198,9 @@ enum Fault {
     KillLeader,
     /// SIGSTOP of enough followers that the leader has no quorum; SIGCONT at the heal.
     PauseFollowers,
+    /// SIGSTOP of the leader (its clients wait on it); SIGCONT at the heal, when it finds
+    /// a newer leader.
+    PauseLeader,
     /// kill -9 of one follower and SIGSTOP of another at once (3 members: both).
     KillAndPause,
 }
@@ -436,6 +439,7 @@ async fn run_faults(net_id: u8, base: u16, voters: i64, faults: &[Fault]) -> Str
             }
             Fault::KillLeader => killed.push(leader),
             Fault::PauseFollowers => paused.extend(&followers[..voters as usize / 2 + 1]),
+            Fault::PauseLeader => paused.push(leader),
             Fault::KillAndPause => {
                 killed.push(followers[0]);
                 paused.push(followers[1]);
@@ -563,7 +567,7 @@ async fn three_members_keep_every_guarantee_under_partitions_kills_and_pauses() 
             Fault::KillLeader,
             Fault::IsolateFollower,
             Fault::PauseFollowers,
-            Fault::IsolateLeader,
+            Fault::PauseLeader,
             Fault::KillAndPause,
         ],
     )
@@ -582,6 +586,7 @@ async fn five_members_keep_every_guarantee_under_partitions_kills_and_pauses() {
             Fault::Bridge,
             Fault::KillLeader,
             Fault::PauseFollowers,
+            Fault::PauseLeader,
         ],
     )
     .await;
