@@ -486,7 +486,9 @@ impl<L: TxnLog> WriterLoop<L> {
             std::collections::VecDeque::with_capacity(batch_max);
         loop {
             if queue.is_empty() {
-                let wait = next_tick.saturating_duration_since(Instant::now());
+                let wait = next_tick
+                    .saturating_duration_since(Instant::now())
+                    .min(self.until_expiry());
                 match self.inbox.recv_timeout(wait) {
                     Ok(ToWriter::Batch(v)) => queue.extend(v),
                     Ok(m) => queue.push_back(m),
@@ -521,6 +523,11 @@ impl<L: TxnLog> WriterLoop<L> {
                 self.on_tick();
                 self.flush_or_die();
                 self.reap_snapshot_child();
+            } else if self.until_expiry().is_zero() {
+                // A bucket fell due between ticks: sessions expire on time, at most a
+                // tick past their deadline (ZooKeeper's bound), not at the next tick.
+                self.expire_sessions();
+                self.flush_or_die();
             }
             self.maybe_snapshot();
             // Acks, commits, pings.
@@ -1492,10 +1499,7 @@ impl<L: TxnLog> WriterLoop<L> {
         self.maybe_read_only();
         // Sessions and containers are the leader's (or the standalone server's) to end.
         if self.owns_sessions() {
-            for id in self.sessions.expire(now) {
-                log::info!("session 0x{id:x} expired");
-                self.close_session_expired(id);
-            }
+            self.expire_sessions_at(now);
             let interval = Duration::from_millis(self.shared.cfg.container_check_interval_ms);
             if self.last_container_check.elapsed() >= interval {
                 self.last_container_check = Instant::now();
@@ -1503,6 +1507,29 @@ impl<L: TxnLog> WriterLoop<L> {
             }
         }
         self.publish_stats();
+    }
+
+    /// How long until the next expiry bucket falls due; `Duration::MAX` when this server
+    /// does not end sessions (a learner) or none is in a bucket.
+    fn until_expiry(&self) -> Duration {
+        if !self.owns_sessions() {
+            return Duration::MAX;
+        }
+        match self.sessions.next_expiry_ms() {
+            Some(at) => Duration::from_millis(at.saturating_sub(now_ms() as u64)),
+            None => Duration::MAX,
+        }
+    }
+
+    fn expire_sessions(&mut self) {
+        self.expire_sessions_at(now_ms() as u64);
+    }
+
+    fn expire_sessions_at(&mut self, now: u64) {
+        for id in self.sessions.expire(now) {
+            log::info!("session 0x{id:x} expired");
+            self.close_session_expired(id);
+        }
     }
 
     /// Starts a snapshot when enough txns were applied since the last: at a txn boundary
