@@ -269,3 +269,86 @@ async fn ttl_needs_extended_types() {
     let err = zk.create("/t", b"", &ttl).await.unwrap_err();
     assert!(matches!(err, Error::Unimplemented), "{err:?}");
 }
+
+/// Issue 14, section 3: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`
+/// hold empty data, as ZooKeeper's DataTree makes them (`new byte[0]`; zkCli prints an
+/// empty line), not null; also after a restart from the server's own snapshot and log.
+#[test]
+fn system_nodes_hold_empty_data_not_null() {
+    let s = Server::start("");
+    let check = |s: &Server| {
+        let mut r = Raw::connect(s);
+        for (i, path) in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut get = jute_string(path);
+            get.push(0);
+            r.send(i as i32 + 1, 4, &get);
+            let (_, _, err, body) = r.reply().expect("getData answered");
+            assert_eq!(err, 0, "{path}");
+            let len = i32::from_be_bytes(body[..4].try_into().unwrap());
+            assert_eq!(len, 0, "{path}: data length {len} (-1 is null)");
+        }
+    };
+    check(&s);
+    let s = s.restart();
+    check(&s);
+}
+
+/// Issue 14, section 3: delete checks in ZooKeeper's order (PrepRequestProcessor): the
+/// parent must exist, then the parent's DELETE permission, then the node. So a path with
+/// a trailing slash is NONODE (its "parent" is the node itself), and deleting a missing
+/// child of a parent that denies DELETE is NOAUTH, not NONODE.
+#[test]
+fn delete_checks_the_parent_first_as_zookeeper_does() {
+    let s = Server::start("");
+    let mut r = Raw::connect(&s);
+    r.send(1, 1, &create_body("/a", b"", 0));
+    assert_eq!(r.reply().unwrap().2, 0);
+    let mut del = jute_string("/a/");
+    del.extend_from_slice(&(-1i32).to_be_bytes());
+    r.send(2, 2, &del);
+    assert_eq!(r.reply().unwrap().2, -101, "delete /a/: NONODE");
+    // world:anyone with every permission but DELETE (8).
+    let mut b = jute_string("/nodelete");
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&(31i32 - 8).to_be_bytes());
+    b.extend(jute_string("world"));
+    b.extend(jute_string("anyone"));
+    b.extend_from_slice(&0i32.to_be_bytes());
+    r.send(3, 1, &b);
+    assert_eq!(r.reply().unwrap().2, 0);
+    let mut del = jute_string("/nodelete/missing");
+    del.extend_from_slice(&(-1i32).to_be_bytes());
+    r.send(4, 2, &del);
+    assert_eq!(
+        r.reply().unwrap().2,
+        -102,
+        "delete under a parent without DELETE: NOAUTH"
+    );
+    let mut del = jute_string("/missing/child");
+    del.extend_from_slice(&(-1i32).to_be_bytes());
+    r.send(5, 2, &del);
+    assert_eq!(r.reply().unwrap().2, -101, "a missing parent: NONODE");
+}
+
+/// Issue 14, section 3: reads of the path "" (kazoo sends it for a client's root) answer
+/// for "/", as ZooKeeper's DataTree maps "" to the root.
+#[test]
+fn reads_of_the_empty_path_answer_for_the_root() {
+    let s = Server::start("");
+    let mut r = Raw::connect(&s);
+    let mut get = jute_string("");
+    get.push(0);
+    r.send(1, 8, &get); // getChildren
+    let (_, _, err, body) = r.reply().unwrap();
+    assert_eq!(err, 0, "getChildren(\"\")");
+    let n = i32::from_be_bytes(body[..4].try_into().unwrap());
+    assert_eq!(n, 1, "the root's one child, /zookeeper");
+    r.send(2, 3, &get); // exists
+    assert_eq!(r.reply().unwrap().2, 0, "exists(\"\")");
+    r.send(3, 4, &get); // getData
+    assert_eq!(r.reply().unwrap().2, 0, "getData(\"\")");
+}

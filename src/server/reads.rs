@@ -29,9 +29,19 @@ pub trait Lookup {
     fn descendants(&self, path: &str) -> i64;
 }
 
+/// The tree's key for a read's path: "" is the root, as in ZooKeeper's DataTree (kazoo
+/// sends "" for a client's root).
+fn key(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
 impl Lookup for DataTree {
     fn with<R>(&self, path: &str, f: impl FnOnce(Option<&NodeRef>) -> R) -> R {
-        DataTree::with(self, path, f)
+        DataTree::with(self, key(path), f)
     }
     fn descendants(&self, path: &str) -> i64 {
         count_descendants(self, path)
@@ -74,15 +84,15 @@ fn gather<'r>(tree: &DataTree, req: &'r Request) -> Pinned<'r> {
         | Request::Exists { path, .. }
         | Request::GetChildren { path, .. }
         | Request::GetChildren2 { path, .. }
-        | Request::GetAcl { path } => nodes.push((path.as_str(), tree.get(path))),
+        | Request::GetAcl { path } => nodes.push((path.as_str(), tree.get(key(path)))),
         Request::GetAllChildrenNumber { path } => {
-            nodes.push((path.as_str(), tree.get(path)));
+            nodes.push((path.as_str(), tree.get(key(path))));
             descendants = count_descendants(tree, path);
         }
         Request::MultiRead { ops } => {
             for o in ops {
                 if let MultiOp::GetData { path } | MultiOp::GetChildren { path } = o {
-                    nodes.push((path.as_str(), tree.get(path)));
+                    nodes.push((path.as_str(), tree.get(key(path))));
                 }
             }
         }
@@ -139,7 +149,7 @@ fn get_children(
 
 fn count_descendants(tree: &DataTree, path: &str) -> i64 {
     let mut total = 0;
-    let mut stack = vec![path.to_owned()];
+    let mut stack = vec![key(path).to_owned()];
     while let Some(p) = stack.pop() {
         if let Some(n) = tree.get(&p) {
             for c in n.children_iter() {

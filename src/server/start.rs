@@ -66,15 +66,18 @@ pub fn initial_tree() -> DataTree {
         id: crate::acl::world_anyone(),
     }]));
     config.aversion = -1;
-    tree.put("/".into(), NodeRef::new("/", root, None));
-    tree.put("/zookeeper".into(), NodeRef::new("/zookeeper", zk, None));
+    // Empty data, not null, as ZooKeeper's DataTree makes them (`new byte[0]`): the
+    // digest is the same either way.
+    let empty: Option<&[u8]> = Some(&[]);
+    tree.put("/".into(), NodeRef::new("/", root, empty));
+    tree.put("/zookeeper".into(), NodeRef::new("/zookeeper", zk, empty));
     tree.put(
         "/zookeeper/quota".into(),
-        NodeRef::new("/zookeeper/quota", Node::empty(open), None),
+        NodeRef::new("/zookeeper/quota", Node::empty(open), empty),
     );
     tree.put(
         "/zookeeper/config".into(),
-        NodeRef::new("/zookeeper/config", config, None),
+        NodeRef::new("/zookeeper/config", config, empty),
     );
     tree
 }

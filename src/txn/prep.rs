@@ -175,14 +175,21 @@ fn prep_delete(
     path: &str,
     version: i32,
 ) -> Result<Txn, ZkError> {
-    if is_special(path) {
-        return Err(ZkError::BadArguments);
-    }
-    let parent_path = parent_of(path)?;
-    valid(path)?;
+    // ZooKeeper's order (PrepRequestProcessor): the parent is what precedes the last
+    // slash, with no other check of the path; then the parent's DELETE permission, and
+    // only then the node. "/a/" is NONODE (its parent is /a, its name empty).
+    let last_slash = match path.rfind('/') {
+        Some(i) if !path.contains('\0') && !is_special(path) => i,
+        _ => return Err(ZkError::BadArguments),
+    };
+    let parent_path = if last_slash == 0 {
+        "/"
+    } else {
+        &path[..last_slash]
+    };
     let parent = node(store, parent_path)?;
-    let n = node(store, path)?;
     acl::check(&parent.acl, perm::DELETE, ctx.ids)?;
+    let n = node(store, path)?;
     check_version(n.version, version)?;
     if n.num_children() > 0 {
         return Err(ZkError::NotEmpty);
