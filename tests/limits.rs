@@ -2,6 +2,7 @@
 
 use crate::harness::*;
 use std::io::Write;
+use std::time::Duration;
 use zookeeper_client::{Acls, CreateMode, Error};
 
 fn rss_kib(pid: u32) -> u64 {
@@ -166,4 +167,45 @@ fn a_group_commit_takes_at_most_batch_txns_max() {
     let commits = mntr_num(&s, "zk_paddock_group_commits") - before;
     assert!(commits >= 16, "64 creates in {commits} group commits");
     assert!(mntr_num(&s, "zk_paddock_writer_part") <= 4);
+}
+
+/// Issue 14, section 1 (log floods): a flood of connections over maxClientCnxns logs a
+/// few lines and a summary of the rest, not one line per refused connection.
+#[test]
+fn a_connection_flood_is_logged_in_a_few_lines() {
+    let s = Server::start("maxClientCnxns=5\n");
+    let held: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| std::net::TcpStream::connect(s.addr()).unwrap())
+        .collect();
+    // Wait until the five count (the server accepted them).
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..300 {
+        if let Ok(c) = std::net::TcpStream::connect(s.addr()) {
+            drop(c);
+        }
+    }
+    assert!(
+        s.logged("too many connections from 127.0.0.1"),
+        "the refusals are logged at all"
+    );
+    // The summary of the suppressed lines comes once the window closes (or with the
+    // next line): give it time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !s.log_text().contains("more like this") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = s.log_text();
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("too many connections"))
+        .count();
+    assert!(
+        lines <= 10,
+        "{lines} lines for one flood of 300 refused connections"
+    );
+    assert!(
+        text.contains("more like this"),
+        "no summary of the suppressed lines:\n{text}"
+    );
+    drop(held);
 }

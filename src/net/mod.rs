@@ -119,6 +119,76 @@ pub struct Reactor {
     outbox: Vec<ToWriter>,
     /// When this loop turn began (ms since the epoch): the time of the packets it reads.
     turn_ms: u64,
+    logs: LogRates,
+}
+
+/// Log lines of one kind that a flood could repeat (refused connections, failed accepts,
+/// misbehaving clients): at most `LOG_LINES_PER_WINDOW` per `LOG_WINDOW` per reactor;
+/// the rest are counted and summed up in one line when the window has passed.
+#[derive(Default)]
+struct LogRate {
+    window_start: Option<Instant>,
+    lines: u32,
+    suppressed: u64,
+}
+
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+const LOG_LINES_PER_WINDOW: u32 = 5;
+
+impl LogRate {
+    /// Whether a line may go out now.
+    fn admit(&mut self) -> bool {
+        self.roll();
+        if self.lines < LOG_LINES_PER_WINDOW {
+            self.lines += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    /// Starts a new window once the current one has passed, first logging how many
+    /// lines it held back (`what` names them).
+    fn roll_logging(&mut self, what: &str) {
+        if self.window_start.is_some_and(|t| t.elapsed() >= LOG_WINDOW) && self.suppressed > 0 {
+            log::warn!(
+                "{} more like this in the last {} s: {what}",
+                std::mem::take(&mut self.suppressed),
+                LOG_WINDOW.as_secs()
+            );
+        }
+        self.roll();
+    }
+
+    fn roll(&mut self) {
+        match self.window_start {
+            Some(t) if t.elapsed() < LOG_WINDOW => {}
+            _ if self.suppressed > 0 => {} // summed up first, by roll_logging
+            _ => {
+                self.window_start = Some(Instant::now());
+                self.lines = 0;
+            }
+        }
+    }
+}
+
+/// The kinds of flood-prone lines a reactor rate-limits.
+#[derive(Default)]
+struct LogRates {
+    refused: LogRate,
+    accept_failed: LogRate,
+    bad_client: LogRate,
+}
+
+impl LogRates {
+    fn roll(&mut self) {
+        self.refused
+            .roll_logging("connections refused (maxClientCnxns)");
+        self.accept_failed.roll_logging("accepts failed");
+        self.bad_client
+            .roll_logging("connections closed for bad input");
+    }
 }
 
 fn token_of(conn: ConnId) -> Token {
@@ -155,6 +225,7 @@ impl Reactor {
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             outbox: Vec::new(),
             turn_ms: 0,
+            logs: LogRates::default(),
         })
     }
 
@@ -220,6 +291,7 @@ impl Reactor {
             self.flush_dirty();
             if last_touch.elapsed() >= touch_every {
                 last_touch = Instant::now();
+                self.logs.roll();
                 let touched: Vec<(SessionId, u64)> = self
                     .conns
                     .values_mut()
@@ -259,7 +331,12 @@ impl Reactor {
                         let mut per_ip = self.shared.per_ip.lock().unwrap();
                         let n = per_ip.entry(addr.ip()).or_insert(0);
                         if *n >= max {
-                            log::warn!("too many connections from {} - max is {max}", addr.ip());
+                            if self.logs.refused.admit() {
+                                log::warn!(
+                                    "too many connections from {} - max is {max}",
+                                    addr.ip()
+                                );
+                            }
                             continue;
                         }
                         *n += 1;
@@ -276,7 +353,9 @@ impl Reactor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    log::warn!("accept failed: {e}");
+                    if self.logs.accept_failed.admit() {
+                        log::warn!("accept failed: {e}");
+                    }
                     return;
                 }
             }
@@ -505,10 +584,12 @@ impl Reactor {
             match next_frame(buf, maxbuf) {
                 Frame::Partial => break Ok(()),
                 Frame::BadLength(len) => {
-                    log::warn!(
-                        "closing {}: Len error {len} (jute.maxbuffer is {maxbuf})",
-                        c.remote
-                    );
+                    if self.logs.bad_client.admit() {
+                        log::warn!(
+                            "closing {}: Len error {len} (jute.maxbuffer is {maxbuf})",
+                            c.remote
+                        );
+                    }
                     break Err(format!("bad frame length {len}"));
                 }
                 Frame::Complete { start: s, end } => {
@@ -559,7 +640,9 @@ impl Reactor {
         }
         if c.state == State::Handshake {
             let req = ConnectRequest::decode(body).map_err(|e| {
-                log::warn!("closing {}: malformed ConnectRequest: {e}", c.remote);
+                if self.logs.bad_client.admit() {
+                    log::warn!("closing {}: malformed ConnectRequest: {e}", c.remote);
+                }
                 format!("malformed ConnectRequest: {e}")
             })?;
             if read_only && req.read_only != Some(true) {
@@ -575,7 +658,9 @@ impl Reactor {
         let (xid_, opcode) = match (r.read_i32(), r.read_i32()) {
             (Ok(x), Ok(o)) => (x, o),
             _ => {
-                log::warn!("closing {}: request shorter than its header", c.remote);
+                if self.logs.bad_client.admit() {
+                    log::warn!("closing {}: request shorter than its header", c.remote);
+                }
                 return Err("short request header".into());
             }
         };
@@ -583,7 +668,9 @@ impl Reactor {
         let req = match Request::decode(opcode, body) {
             Ok(r) => r,
             Err(crate::proto::DecodeError::Invalid("unknown opcode")) => {
-                log::warn!("closing {}: unknown opcode {opcode}", c.remote);
+                if self.logs.bad_client.admit() {
+                    log::warn!("closing {}: unknown opcode {opcode}", c.remote);
+                }
                 let f = reply_frame(
                     xid_,
                     self.shared.last_zxid(),
@@ -595,11 +682,13 @@ impl Reactor {
                 return Ok(());
             }
             Err(e) => {
-                log::warn!(
-                    "closing {}: malformed {} request: {e}",
-                    c.remote,
-                    op::name(opcode)
-                );
+                if self.logs.bad_client.admit() {
+                    log::warn!(
+                        "closing {}: malformed {} request: {e}",
+                        c.remote,
+                        op::name(opcode)
+                    );
+                }
                 return Err(format!("malformed request: {e}"));
             }
         };
@@ -798,11 +887,13 @@ impl Reactor {
                 c.out_pos = 0;
             }
             if failed.is_none() && c.out_len() > 4 * self.shared.cfg.outbound_bytes_max {
-                log::warn!(
-                    "closing {}: {} bytes queued and not read by the client",
-                    c.remote,
-                    c.out_len()
-                );
+                if self.logs.bad_client.admit() {
+                    log::warn!(
+                        "closing {}: {} bytes queued and not read by the client",
+                        c.remote,
+                        c.out_len()
+                    );
+                }
                 failed = Some("slow reader".into());
             }
             let done = c.state == State::Closing && c.out_len() == 0;
