@@ -209,3 +209,45 @@ fn a_connection_flood_is_logged_in_a_few_lines() {
     );
     drop(held);
 }
+
+/// Issue 14, section 1 (handshakes that never finish): a connection that does not
+/// complete its ConnectRequest within 10 s is closed, as ZooKeeper closes sessionless
+/// connections (zookeeper.nio.sessionlessCnxnTimeout, 10 s), so such sockets cannot
+/// hold maxClientCnxns (nor their partial frames) for good.
+#[test]
+fn a_connection_that_never_handshakes_is_closed() {
+    use std::io::Read;
+    let s = Server::start("maxClientCnxns=3\n");
+    let mut idle: Vec<std::net::TcpStream> = (0..3)
+        .map(|i| {
+            let mut c = std::net::TcpStream::connect(s.addr()).unwrap();
+            if i == 0 {
+                // A frame that says 1 MB is coming, and then nothing.
+                c.write_all(&(1_000_000i32).to_be_bytes()).unwrap();
+                c.write_all(&[0u8; 1000]).unwrap();
+            }
+            c
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for (i, c) in idle.iter_mut().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut b = [0u8; 16];
+        match c.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!(
+                "idle connection {i} still open after {:?}: {other:?}",
+                started.elapsed()
+            ),
+        }
+    }
+    // The address is free again: a real client gets its session.
+    let mut r = Raw::connect(&s);
+    r.send(1, 3, &{
+        let mut b = jute_string("/");
+        b.push(0);
+        b
+    });
+    assert_eq!(r.reply().unwrap().2, 0);
+}

@@ -74,6 +74,9 @@ struct Conn {
     /// When its latest packet was read (ms since the epoch), if not yet reported to the
     /// writer: expiry is credited from then.
     touched_ms: u64,
+    /// When it was accepted: a connection still without a ConnectRequest (or a
+    /// four-letter word) `HANDSHAKE_TIMEOUT` later is closed.
+    accepted: Instant,
     info: Arc<ConnInfo>,
 }
 
@@ -133,6 +136,10 @@ struct LogRate {
 }
 
 const LOG_WINDOW: Duration = Duration::from_secs(10);
+
+/// How long a connection may take to send its ConnectRequest: ZooKeeper's default for
+/// sessionless connections (zookeeper.nio.sessionlessCnxnTimeout).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const LOG_LINES_PER_WINDOW: u32 = 5;
 
 impl LogRate {
@@ -292,6 +299,7 @@ impl Reactor {
             if last_touch.elapsed() >= touch_every {
                 last_touch = Instant::now();
                 self.logs.roll();
+                self.close_stalled_handshakes();
                 let touched: Vec<(SessionId, u64)> = self
                     .conns
                     .values_mut()
@@ -397,6 +405,7 @@ impl Reactor {
                 paused: false,
                 eof: false,
                 touched_ms: 0,
+                accepted: Instant::now(),
                 info,
             },
         );
@@ -413,6 +422,32 @@ impl Reactor {
                     per_ip.remove(&remote.ip());
                 }
             }
+        }
+    }
+
+    /// Closes connections that never sent a ConnectRequest (or a four-letter word)
+    /// within `HANDSHAKE_TIMEOUT`: they hold a maxClientCnxns slot and maybe a partial
+    /// frame.
+    fn close_stalled_handshakes(&mut self) {
+        let stalled: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.state == State::Handshake && c.accepted.elapsed() >= HANDSHAKE_TIMEOUT
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        for t in stalled {
+            if self.logs.bad_client.admit() {
+                if let Some(c) = self.conns.get(&t) {
+                    log::warn!(
+                        "closing {}: no ConnectRequest within {} s",
+                        c.remote,
+                        HANDSHAKE_TIMEOUT.as_secs()
+                    );
+                }
+            }
+            self.close(t, "no ConnectRequest in time");
         }
     }
 
