@@ -202,3 +202,48 @@ async fn a_watch_set_before_addauth_fires_for_a_node_only_the_new_identity_may_r
         );
     }
 }
+
+/// Issue 14, section 3: digest ACL ids are valid as ZooKeeper's `id.split(":").length ==
+/// 2` says (Java's split drops trailing empty parts): `alice:` is InvalidACL, `a:b:` is
+/// taken. A digest addauth that is not UTF-8 is taken as ZooKeeper takes it (decoded with
+/// replacement), not refused with AuthFailed.
+#[test]
+fn digest_ids_are_checked_as_zookeeper_splits_them() {
+    let s = Server::start("");
+    let mut r = Raw::connect(&s);
+    let create_with = |path: &str, id: &str| {
+        let mut b = jute_string(path);
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&31i32.to_be_bytes());
+        b.extend(jute_string("digest"));
+        b.extend(jute_string(id));
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b
+    };
+    for (i, (id, want)) in [
+        ("alice:", -114),
+        ("a:b:", 0),
+        ("a::b", -114),
+        ("alice:hash", 0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        r.send(i as i32 + 1, 1, &create_with(&format!("/d{i}"), id));
+        assert_eq!(r.reply().unwrap().2, want, "digest id {id:?}");
+    }
+    // addauth digest with bytes that are not UTF-8.
+    let mut auth = 0i32.to_be_bytes().to_vec();
+    auth.extend(jute_string("digest"));
+    let bytes = b"al\xffice:pw";
+    auth.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+    auth.extend_from_slice(bytes);
+    r.send(-4, 100, &auth);
+    let (xid, _, err, _) = r.reply().expect("addauth answered");
+    assert_eq!((xid, err), (-4, 0), "a non-UTF-8 digest addauth is taken");
+    let mut get = jute_string("/");
+    get.push(0);
+    r.send(10, 3, &get);
+    assert_eq!(r.reply().expect("the connection stays").2, 0);
+}

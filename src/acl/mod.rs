@@ -22,6 +22,17 @@ pub fn open_acl() -> Vec<Acl> {
     }]
 }
 
+/// How many parts Java's `s.split(sep)` gives, which ZooKeeper's digest provider counts
+/// to validate an id: trailing empty parts are dropped ("alice:" is one part, "a:b:"
+/// two), and an empty string is one part.
+pub fn java_split_len(s: &str, sep: char) -> usize {
+    if s.is_empty() {
+        return 1;
+    }
+    let parts: Vec<&str> = s.split(sep).collect();
+    parts.len() - parts.iter().rev().take_while(|p| p.is_empty()).count()
+}
+
 /// `user:password` → `user:BASE64(SHA1("user:password"))`.
 pub fn digest(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
@@ -139,7 +150,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
                     return Err(ZkError::InvalidAcl);
                 }
             }
-            "digest" if a.id.id.split(':').count() == 2 => push(a.clone(), &mut out),
+            "digest" if java_split_len(&a.id.id, ':') == 2 => push(a.clone(), &mut out),
             "ip" if valid_ip(&a.id.id) => push(a.clone(), &mut out),
             _ => return Err(ZkError::InvalidAcl),
         }
@@ -175,6 +186,16 @@ pub fn user_name(id: &Id) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn digest_ids_split_as_java_does() {
+        assert_eq!(java_split_len("alice:", ':'), 1);
+        assert_eq!(java_split_len("a:b:", ':'), 2);
+        assert_eq!(java_split_len("a::b", ':'), 3);
+        assert_eq!(java_split_len(":b", ':'), 2);
+        assert_eq!(java_split_len(":", ':'), 0);
+        assert_eq!(java_split_len("", ':'), 1);
+    }
+
     #[test]
     fn digest_matches_zookeeper() {
         assert_eq!(digest("alice:secret"), "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=");

@@ -860,8 +860,10 @@ impl Reactor {
         let mut ids: Vec<Id> = c.ids.to_vec();
         match scheme {
             "digest" => {
-                let text = std::str::from_utf8(auth).map_err(|_| ZkError::AuthFailed)?;
-                let digest = crate::acl::digest(text);
+                // As ZooKeeper's `new String(authData)`: bytes that are not UTF-8 become
+                // U+FFFD, and the digest is of that text.
+                let text = String::from_utf8_lossy(auth);
+                let digest = crate::acl::digest(&text);
                 if self.shared.cfg.super_digest.as_deref() == Some(digest.as_str()) {
                     ids.push(Id::new("super", ""));
                 }
