@@ -81,18 +81,12 @@ struct Conn {
 }
 
 impl Conn {
-    /// Queues one reply or event frame. A reply larger than `jute.maxbuffer` would be
-    /// refused by the client anyway: it becomes a MarshallingError reply, with a log line.
-    fn queue(&mut self, bytes: &[u8], maxbuffer: usize) {
-        if bytes.len() > maxbuffer + 4 && bytes.len() >= 20 {
-            log::warn!("reply of {} bytes to {} exceeds jute.maxbuffer ({maxbuffer}): sent as MarshallingError", bytes.len() - 4, self.remote);
-            self.out.extend_from_slice(&16i32.to_be_bytes());
-            self.out.extend_from_slice(&bytes[4..16]);
-            self.out
-                .extend_from_slice(&ZkError::MarshallingError.code().to_be_bytes());
-        } else {
-            self.out.extend_from_slice(bytes);
-        }
+    /// Queues one reply or event frame. `jute.maxbuffer` bounds requests, not replies, as
+    /// in ZooKeeper: what the server accepted (a node's data up to the limit, however many
+    /// children) can be read back, even when its reply is larger than the limit. The
+    /// connection's outbound budget bounds what waits for a slow reader.
+    fn queue(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
         self.info.sent.fetch_add(1, Relaxed);
     }
     fn out_len(&self) -> usize {
@@ -493,7 +487,7 @@ impl Reactor {
             let shared = &self.shared;
             match m {
                 ToReactor::Frame { bytes, reply, .. } => {
-                    conn.queue(&bytes, shared.cfg.jute_maxbuffer);
+                    conn.queue(&bytes);
                     shared.stats.packets_sent.fetch_add(1, Relaxed);
                     if reply {
                         if let Some(t0) = conn.at_writer.pop_front() {
@@ -712,7 +706,7 @@ impl Reactor {
                     ZkError::Unimplemented.code(),
                     |_| {},
                 );
-                c.queue(&f, self.shared.cfg.jute_maxbuffer);
+                c.queue(&f);
                 c.state = State::Closing;
                 return Ok(());
             }
@@ -793,7 +787,7 @@ impl Reactor {
                     Err(e) => {
                         self.shared.stats.auth_failed.fetch_add(1, Relaxed);
                         let f = reply_frame(q.xid, 0, e.code(), |_| {});
-                        c.queue(&f, self.shared.cfg.jute_maxbuffer);
+                        c.queue(&f);
                         c.state = State::Closing;
                         return Ok(());
                     }
@@ -801,7 +795,7 @@ impl Reactor {
                 Request::Check { .. } | Request::Sasl => {
                     // Standalone check outside multi: rejected as ZooKeeper 3.8.5+ does.
                     let f = reply_frame(q.xid, zxid, ZkError::Unimplemented.code(), |_| {});
-                    c.queue(&f, self.shared.cfg.jute_maxbuffer);
+                    c.queue(&f);
                     c.state = State::Closing;
                     return Ok(());
                 }
@@ -833,7 +827,7 @@ impl Reactor {
             };
             // Invariant 5: events queued before the data we just read was published go first.
             self.drain_inbox(Some(c));
-            c.queue(&frame, self.shared.cfg.jute_maxbuffer);
+            c.queue(&frame);
             self.shared.stats.packets_sent.fetch_add(1, Relaxed);
             c.info.last_zxid.store(zxid, Relaxed);
         }
