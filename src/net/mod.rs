@@ -122,21 +122,31 @@ pub struct Reactor {
 /// Log lines of one kind that a flood could repeat (refused connections, failed accepts,
 /// misbehaving clients): at most `LOG_LINES_PER_WINDOW` per `LOG_WINDOW` per reactor;
 /// the rest are counted and summed up in one line when the window has passed.
-#[derive(Default)]
 struct LogRate {
-    window_start: Option<Instant>,
+    /// What the summary line calls the held-back lines.
+    what: &'static str,
+    window_start: Instant,
     lines: u32,
     suppressed: u64,
 }
 
 const LOG_WINDOW: Duration = Duration::from_secs(10);
+const LOG_LINES_PER_WINDOW: u32 = 5;
 
 /// How long a connection may take to send its ConnectRequest: ZooKeeper's default for
 /// sessionless connections (zookeeper.nio.sessionlessCnxnTimeout).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const LOG_LINES_PER_WINDOW: u32 = 5;
 
 impl LogRate {
+    fn new(what: &'static str) -> LogRate {
+        LogRate {
+            what,
+            window_start: Instant::now(),
+            lines: 0,
+            suppressed: 0,
+        }
+    }
+
     /// Whether a line may go out now.
     fn admit(&mut self) -> bool {
         self.roll();
@@ -149,33 +159,25 @@ impl LogRate {
         }
     }
 
-    /// Starts a new window once the current one has passed, first logging how many
-    /// lines it held back (`what` names them).
-    fn roll_logging(&mut self, what: &str) {
-        if self.window_start.is_some_and(|t| t.elapsed() >= LOG_WINDOW) && self.suppressed > 0 {
+    /// Once the window has passed: sums up what it held back, and starts a new one.
+    fn roll(&mut self) {
+        if self.window_start.elapsed() < LOG_WINDOW {
+            return;
+        }
+        if self.suppressed > 0 {
             log::warn!(
-                "{} more like this in the last {} s: {what}",
+                "{} more like this in the last {} s: {}",
                 std::mem::take(&mut self.suppressed),
-                LOG_WINDOW.as_secs()
+                LOG_WINDOW.as_secs(),
+                self.what
             );
         }
-        self.roll();
-    }
-
-    fn roll(&mut self) {
-        match self.window_start {
-            Some(t) if t.elapsed() < LOG_WINDOW => {}
-            _ if self.suppressed > 0 => {} // summed up first, by roll_logging
-            _ => {
-                self.window_start = Some(Instant::now());
-                self.lines = 0;
-            }
-        }
+        self.window_start = Instant::now();
+        self.lines = 0;
     }
 }
 
 /// The kinds of flood-prone lines a reactor rate-limits.
-#[derive(Default)]
 struct LogRates {
     refused: LogRate,
     accept_failed: LogRate,
@@ -183,12 +185,19 @@ struct LogRates {
 }
 
 impl LogRates {
+    fn new() -> LogRates {
+        LogRates {
+            refused: LogRate::new("connections refused (maxClientCnxns)"),
+            accept_failed: LogRate::new("accepts failed"),
+            bad_client: LogRate::new("connections closed for bad input"),
+        }
+    }
+
+    /// Sums up a flood that has stopped (no later line would report it).
     fn roll(&mut self) {
-        self.refused
-            .roll_logging("connections refused (maxClientCnxns)");
-        self.accept_failed.roll_logging("accepts failed");
-        self.bad_client
-            .roll_logging("connections closed for bad input");
+        self.refused.roll();
+        self.accept_failed.roll();
+        self.bad_client.roll();
     }
 }
 
@@ -226,7 +235,7 @@ impl Reactor {
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             outbox: Vec::new(),
             turn_ms: 0,
-            logs: LogRates::default(),
+            logs: LogRates::new(),
         })
     }
 

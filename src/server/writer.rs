@@ -764,7 +764,7 @@ impl<L: TxnLog> WriterLoop<L> {
                     self.send(conn, ToReactor::Close { conn });
                     return;
                 }
-                if self.sessions.get(session).and_then(|s| s.conn) != Some(conn) {
+                if !live_conn {
                     // The session moved to another connection: ZooKeeper closes this one
                     // without a reply (SESSIONMOVED is never sent).
                     log::info!("closing a connection of session 0x{session:x}: the session moved");
@@ -1691,10 +1691,11 @@ impl<L: TxnLog> WriterLoop<L> {
         self.wake_reactors();
     }
 
-    /// A refused closeSession: the session lives on and will expire (or close) again.
+    /// A close that will not happen (refused for want of disk space, or never logged
+    /// before the term ended): the session lives on and will expire (or close) again.
     /// Requests its connection sent while it was closing got no answer (they wait behind
     /// the close): that connection closes, and the client resumes the session.
-    fn reopen(&mut self, session: SessionId) {
+    pub(super) fn reopen(&mut self, session: SessionId) {
         if let Some(c) = self.sessions.get_mut(session).and_then(|s| s.conn.take()) {
             self.watches.remove_session(session);
             self.send(c, ToReactor::Close { conn: c });

@@ -702,12 +702,8 @@ impl<L: TxnLog> WriterLoop<L> {
             .filter(|(_, s)| s.closing)
             .map(|(id, _)| *id)
             .collect();
-        let now = now_ms() as u64;
         for id in closing {
-            if let Some(s) = self.sessions.get_mut(id) {
-                s.closing = false;
-            }
-            self.sessions.touch(id, now);
+            self.reopen(id);
         }
         self.wake_reactors();
         let last = self.next_zxid - 1;
