@@ -2,7 +2,9 @@
 
 use crate::harness::*;
 use std::io::Write;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use zookeeper_client::{Acls, CreateMode};
 
 fn rss_kib(pid: u32) -> u64 {
@@ -257,4 +259,190 @@ fn a_connection_that_never_handshakes_is_closed() {
         b
     });
     assert_eq!(r.reply().unwrap().2, 0);
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A probe session doing getData and setData on its own small node every 50 ms until
+/// `stop`; returns its worst round trip and how many rounds it made.
+fn probe(addr: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(Duration, u32)> {
+    std::thread::spawn(move || {
+        let mut p = Raw::connect_addr(&addr);
+        p.send(1, 1, &create_body("/probe", b"0", 0));
+        assert_eq!(p.reply().unwrap().2, 0);
+        let mut worst = Duration::ZERO;
+        let mut rounds = 0;
+        let mut xid = 2;
+        while !stop.load(Relaxed) {
+            let t0 = Instant::now();
+            let mut get = jute_string("/probe");
+            get.push(0);
+            p.send(xid, 4, &get);
+            assert_eq!(p.reply().expect("probe getData answered").2, 0);
+            let mut set = jute_string("/probe");
+            set.extend_from_slice(&1i32.to_be_bytes());
+            set.push(b'1');
+            set.extend_from_slice(&(-1i32).to_be_bytes());
+            p.send(xid + 1, 5, &set);
+            assert_eq!(p.reply().expect("probe setData answered").2, 0);
+            worst = worst.max(t0.elapsed());
+            rounds += 1;
+            xid += 2;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (worst, rounds)
+    })
+}
+
+/// Issue 14, section 1 (replies from the writer): four clients each pipeline 1000
+/// getData(watch=true) of a 1 MB node in one write (about 21 kB) and never read the
+/// replies, and a fifth pipelines setData/getData pairs, whose reads the writer answers
+/// too. Before, the writer's replies skipped the connection's outbound cap: about 1 GB
+/// queued per client, 2.86 GB peak RSS, other clients stalled for seconds. Now every
+/// byte owed to a connection counts against one budget, room for the writer's replies
+/// is reserved before they are asked for, and the server's peak RSS stays far below
+/// 512 MB while a probe client is answered throughout.
+#[test]
+fn unread_replies_from_the_writer_stay_within_the_outbound_budget() {
+    let s = Server::start("");
+    let addr = s.addr();
+    let mut setup = Raw::connect(&s);
+    setup.send(1, 1, &create_body("/big", &vec![b'x'; 1_000_000], 0));
+    assert_eq!(setup.reply().unwrap().2, 0);
+    setup.send(2, 1, &create_body("/w", b"", 0));
+    assert_eq!(setup.reply().unwrap().2, 0);
+    let pid = s.child.id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = probe(addr.clone(), stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut get_watch = jute_string("/big");
+    get_watch.push(1);
+    let mut get = jute_string("/big");
+    get.push(0);
+    let mut set = jute_string("/w");
+    set.extend_from_slice(&1i32.to_be_bytes());
+    set.push(b'y');
+    set.extend_from_slice(&(-1i32).to_be_bytes());
+    let mut attackers = Vec::new();
+    for a in 0..5 {
+        // A long session: its requests are not read while it owes so much, pings neither.
+        let (mut r, _, _) = Raw::try_session(&addr, 0, &[], 30_000).unwrap();
+        r.sock
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let reqs: Vec<(i32, i32, &[u8])> = if a < 4 {
+            (1..=1000).map(|x| (x, 4, &get_watch[..])).collect()
+        } else {
+            (1..=1000)
+                .map(|x| {
+                    if x % 2 == 1 {
+                        (x, 5, &set[..])
+                    } else {
+                        (x, 4, &get[..])
+                    }
+                })
+                .collect()
+        };
+        r.send_all(&reqs);
+        attackers.push(r);
+    }
+    let mut peak_sampled = 0;
+    for _ in 0..30 {
+        peak_sampled = peak_sampled.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let hwm = status_kib(pid, "VmHWM:");
+    stop.store(true, Relaxed);
+    let (worst, rounds) = prober.join().unwrap();
+    eprintln!(
+        "peak RSS {} MiB (sampled {} MiB); probe: {rounds} rounds, worst {worst:?}",
+        hwm / 1024,
+        peak_sampled / 1024
+    );
+    assert!(
+        hwm < 512 * 1024,
+        "peak RSS {} MiB under five clients that do not read",
+        hwm / 1024
+    );
+    assert!(
+        worst < Duration::from_secs(1),
+        "the probe waited {worst:?} for an answer"
+    );
+    // The attackers are owed their replies still, in order: one reads them all.
+    let mut a = attackers.pop().unwrap();
+    a.sock
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    for x in 1..=1000 {
+        let (xid, _, err, body) = a.reply().expect("reply owed to the attacker");
+        assert_eq!((xid, err), (x, 0));
+        if x % 2 == 0 {
+            assert_eq!(body.len(), 4 + 1_000_000 + 68);
+        }
+    }
+}
+
+/// Issue 14, section 1: past 4x `paddock.outboundBytesMax` owed, a connection is closed
+/// and what the writer had for it is dropped; its session lives on. The reactor reserves
+/// room for a read's reply from the node as it stands, so a node that grows before the
+/// writer answers is the way past it: a 1 MB setData and 200 getData(watch) of the same
+/// node behind it, read in one go while the node is still empty, would be 200 MB.
+#[test]
+fn a_connection_owing_past_the_hard_limit_is_closed_and_its_session_lives() {
+    let s = Server::start("paddock.outboundBytesMax=1048576\n");
+    let addr = s.addr();
+    let mut setup = Raw::connect(&s);
+    setup.send(1, 1, &create_body("/grow", b"", 0));
+    assert_eq!(setup.reply().unwrap().2, 0);
+    let (mut r, passwd, _) = Raw::try_session(&addr, 0, &[], 30_000).unwrap();
+    let mut set = jute_string("/grow");
+    set.extend_from_slice(&1_000_000i32.to_be_bytes());
+    set.extend_from_slice(&vec![b'x'; 1_000_000]);
+    set.extend_from_slice(&(-1i32).to_be_bytes());
+    let mut get = jute_string("/grow");
+    get.push(1);
+    let mut reqs: Vec<(i32, i32, &[u8])> = vec![(1, 5, &set[..])];
+    reqs.extend((2..=201).map(|x| (x, 4, &get[..])));
+    r.send_all(&reqs);
+    std::thread::sleep(Duration::from_millis(1000));
+    let hwm = status_kib(s.child.id(), "VmHWM:");
+    assert!(
+        hwm < 128 * 1024,
+        "peak RSS {} MiB for one connection owed 200 MB",
+        hwm / 1024
+    );
+    // What was queued before the limit arrives, then the end: at most the hard limit
+    // (and the frame that crossed it was not sent).
+    let mut got = 0usize;
+    r.sock
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    while let Some(f) = r.read_frame() {
+        got += 4 + f.len();
+    }
+    assert!(
+        got <= 4 << 20,
+        "{got} bytes arrived past the 4 MiB hard limit"
+    );
+    assert!(got > 0, "the setData's reply and some reads arrived");
+    assert!(s.logged("over 4x paddock.outboundBytesMax"));
+    // The session lives on: its client reconnects, and the write stands.
+    let (mut again, _, _) = Raw::try_session(&addr, r.session, &passwd, 30_000)
+        .expect("the session survives its connection");
+    let mut plain = jute_string("/grow");
+    plain.push(0);
+    again.send(1, 4, &plain);
+    let (_, _, err, body) = again.reply().unwrap();
+    assert_eq!((err, body.len()), (0, 4 + 1_000_000 + 68));
 }

@@ -10,8 +10,10 @@
 //! - after a read runs and before its response is queued, the inbox is drained, so a watch
 //!   event the writer queued before publishing a change precedes any response showing it;
 //! - a connection reads no more requests while it has `outstanding_per_connection_max` in
-//!   flight, while the server has `globalOutstandingLimit` at the writer, or while its
-//!   outbound buffer holds `outbound_bytes_max`; at 4x that it is disconnected;
+//!   flight, while the server has `globalOutstandingLimit` at the writer, or while it
+//!   owes its client `outbound_bytes_max` (one budget: bytes queued by the reactor or the
+//!   writer and not yet written, plus room reserved for replies the writer has yet to
+//!   make); past 4x that it is disconnected;
 //! - a malformed or oversize frame closes that connection with a log line, nothing else.
 
 use crate::admin;
@@ -53,6 +55,8 @@ struct Queued {
     local: bool,
     /// The request's bytes, on a learner, for forwarding to the leader.
     raw: Option<Vec<u8>>,
+    /// The request's size, from which a write's reply is estimated.
+    body_len: usize,
 }
 
 /// Owned by one reactor thread; never crosses cores.
@@ -66,8 +70,12 @@ struct Conn {
     out_pos: usize,
     ids: Arc<[Id]>,
     pending: VecDeque<Queued>,
-    /// Send times of requests with the writer, oldest first.
-    at_writer: VecDeque<Instant>,
+    /// Requests with the writer, oldest first: when each was sent, and the bytes it
+    /// reserved of the outbound budget for its reply.
+    at_writer: VecDeque<(Instant, usize)>,
+    /// The sum of `at_writer`'s reservations: with `info.unsent`, what the connection
+    /// owes its client.
+    reserved: usize,
     read_only: Option<bool>,
     paused: bool,
     eof: bool,
@@ -86,8 +94,19 @@ impl Conn {
     /// children) can be read back, even when its reply is larger than the limit. The
     /// connection's outbound budget bounds what waits for a slow reader.
     fn queue(&mut self, bytes: &[u8]) {
+        self.info.unsent.fetch_add(bytes.len(), Relaxed);
         self.out.extend_from_slice(bytes);
         self.info.sent.fetch_add(1, Relaxed);
+    }
+    /// Takes bytes the writer sent (and already counted in `info.unsent`).
+    fn take_from_writer(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+        self.info.sent.fetch_add(1, Relaxed);
+    }
+    /// What the connection owes its client (queued anywhere, or reserved for replies the
+    /// writer has yet to make), against `outbound_bytes_max`.
+    fn owed(&self) -> usize {
+        self.info.unsent.load(Relaxed) + self.reserved
     }
     fn out_len(&self) -> usize {
         self.out.len() - self.out_pos
@@ -404,6 +423,7 @@ impl Reactor {
                 ids,
                 pending: VecDeque::new(),
                 at_writer: VecDeque::new(),
+                reserved: 0,
                 read_only: None,
                 paused: false,
                 eof: false,
@@ -496,10 +516,11 @@ impl Reactor {
             let shared = &self.shared;
             match m {
                 ToReactor::Frame { bytes, reply, .. } => {
-                    conn.queue(&bytes);
+                    conn.take_from_writer(&bytes);
                     shared.stats.packets_sent.fetch_add(1, Relaxed);
                     if reply {
-                        if let Some(t0) = conn.at_writer.pop_front() {
+                        if let Some((t0, reserved)) = conn.at_writer.pop_front() {
+                            conn.reserved -= reserved;
                             shared.outstanding.fetch_sub(1, Relaxed);
                             let ms = t0.elapsed().as_millis() as u64;
                             shared.stats.latency.record(ms);
@@ -529,8 +550,10 @@ impl Reactor {
                 }
                 // The session is gone or moved: the writer needs no Closed for this one.
                 ToReactor::Close { .. } => conn.state = State::Closing,
+                // `flush_dirty` closes it (ConnInfo::overflowed).
+                ToReactor::Overflow { .. } => {}
                 ToReactor::Admin { text, .. } => {
-                    conn.out.extend_from_slice(text.as_bytes());
+                    conn.queue(text.as_bytes());
                     conn.state = State::Closing;
                 }
                 ToReactor::NewConn(..) => unreachable!(),
@@ -557,7 +580,7 @@ impl Reactor {
         let cfg = &self.shared.cfg;
         c.inflight() >= cfg.outstanding_per_connection_max
             || self.shared.outstanding.load(Relaxed) >= cfg.global_outstanding_limit
-            || c.out_len() >= cfg.outbound_bytes_max
+            || c.owed() >= cfg.outbound_bytes_max
     }
 
     /// Reads what the socket has, runs complete requests. `Err` closes the connection.
@@ -657,7 +680,7 @@ impl Reactor {
         c.state = State::Admin;
         if !admin::needs_writer(w) || !self.shared.cfg.four_letter_word_enabled(w) {
             let text = admin::answer(&self.shared, w, None);
-            c.out.extend_from_slice(text.as_bytes());
+            c.queue(text.as_bytes());
             c.state = State::Closing;
         } else {
             self.outbox.push(ToWriter::Admin {
@@ -689,7 +712,11 @@ impl Reactor {
             }
             c.read_only = req.read_only;
             c.state = State::Waiting;
-            self.outbox.push(ToWriter::Connect { conn: c.id, req });
+            self.outbox.push(ToWriter::Connect {
+                conn: c.id,
+                req,
+                info: c.info.clone(),
+            });
             return Ok(());
         }
         let mut r = Reader::new(body);
@@ -747,6 +774,7 @@ impl Reactor {
             req,
             local,
             raw,
+            body_len: body.len(),
         });
         self.drive(c)
     }
@@ -762,7 +790,12 @@ impl Reactor {
         // waiting for the read. (In an ensemble it waits here, as every local request
         // does, until the writes are answered.)
         let defer_reads = self.shared.is_standalone();
+        let budget = self.shared.cfg.outbound_bytes_max;
         while let Some(front) = c.pending.front() {
+            if c.owed() >= budget {
+                // The rest waits until the client has read some of what it is owed.
+                break;
+            }
             let behind_writes = !c.at_writer.is_empty();
             // Only when a request for the writer waits behind the read: otherwise waiting
             // here costs the writer nothing, and answering here is cheaper.
@@ -847,7 +880,10 @@ impl Reactor {
     /// Sends a request to the writer; the session's later requests wait behind it.
     fn send_to_writer(&mut self, c: &mut Conn, session: SessionId, q: Queued) {
         self.shared.outstanding.fetch_add(1, Relaxed);
-        c.at_writer.push_back(Instant::now());
+        let budget = self.shared.cfg.outbound_bytes_max;
+        let reserve = reads::reply_estimate(&self.shared.tree, &q.req, q.body_len, budget);
+        c.reserved += reserve;
+        c.at_writer.push_back((Instant::now(), reserve));
         self.outbox.push(ToWriter::Request {
             conn: c.id,
             session,
@@ -900,6 +936,7 @@ impl Reactor {
                 continue;
             };
             let mut failed = None;
+            let written_from = c.out_pos;
             while c.out_pos < c.out.len() {
                 match c.sock.write(&c.out[c.out_pos..]) {
                     Ok(0) => {
@@ -915,6 +952,7 @@ impl Reactor {
                     }
                 }
             }
+            c.info.unsent.fetch_sub(c.out_pos - written_from, Relaxed);
             if c.out_pos == c.out.len() {
                 c.out.clear();
                 c.out_pos = 0;
@@ -935,6 +973,15 @@ impl Reactor {
                     );
                 }
                 failed = Some("slow reader".into());
+            }
+            if failed.is_none() && c.info.overflowed.load(Relaxed) {
+                if self.logs.bad_client.admit() {
+                    log::warn!(
+                        "closing {}: over 4x paddock.outboundBytesMax queued and not read by the client",
+                        c.remote
+                    );
+                }
+                failed = Some("slow reader (over the hard limit)".into());
             }
             let done = c.state == State::Closing && c.out_len() == 0;
             if let Some(why) = failed {

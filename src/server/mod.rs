@@ -25,6 +25,8 @@ pub enum ToWriter {
     Connect {
         conn: ConnId,
         req: ConnectRequest,
+        /// The connection's figures, where the writer counts the bytes it queues for it.
+        info: Arc<ConnInfo>,
     },
     Request {
         conn: ConnId,
@@ -47,15 +49,9 @@ pub enum ToWriter {
         ids: Arc<[crate::proto::records::Id]>,
     },
     /// The connection is gone (the session lives on until it expires).
-    Closed {
-        conn: ConnId,
-        session: SessionId,
-    },
+    Closed { conn: ConnId, session: SessionId },
     /// A four-letter word the writer answers (it owns what most of them report).
-    Admin {
-        conn: ConnId,
-        cmd: String,
-    },
+    Admin { conn: ConnId, cmd: String },
     /// Several of the above, in order: what one reactor turn produced.
     Batch(Vec<ToWriter>),
     /// From the quorum side: a decision, a learner link, a packet.
@@ -81,6 +77,12 @@ pub enum ToReactor {
     Close {
         conn: ConnId,
     },
+    /// Close now: more is queued for the connection than its hard limit, and the writer
+    /// has dropped what it had for it (ConnInfo::overflowed). The session lives on; its
+    /// client may reconnect.
+    Overflow {
+        conn: ConnId,
+    },
     Admin {
         conn: ConnId,
         text: String,
@@ -94,6 +96,7 @@ impl ToReactor {
             ToReactor::Frame { conn, .. }
             | ToReactor::Connected { conn, .. }
             | ToReactor::Close { conn }
+            | ToReactor::Overflow { conn }
             | ToReactor::Admin { conn, .. } => Some(*conn),
         }
     }
@@ -106,7 +109,8 @@ pub struct ReactorHandle {
     pub waker: Arc<mio::Waker>,
 }
 
-/// Per-connection figures for `cons`/`stat`; written by the owning reactor only.
+/// Per-connection figures for `cons`/`stat`, written by the owning reactor only; and the
+/// connection's outbound account, shared with the writer.
 pub struct ConnInfo {
     pub remote: SocketAddr,
     pub established_ms: i64,
@@ -121,6 +125,13 @@ pub struct ConnInfo {
     pub last_response_ms: AtomicI64,
     pub last_latency_ms: AtomicU64,
     pub latency: Latency,
+    /// Bytes queued for the client and not yet written to its socket, wherever they wait
+    /// (the writer's channel, the reactor's buffer): the writer adds what it sends, the
+    /// reactor what it queues itself, and takes off what it writes. One budget for all.
+    pub unsent: AtomicUsize,
+    /// Set by the writer when `unsent` would pass the hard limit: from then on it drops
+    /// what it has for the connection, and the reactor closes it.
+    pub overflowed: AtomicBool,
 }
 
 impl ConnInfo {
@@ -139,6 +150,8 @@ impl ConnInfo {
             last_response_ms: AtomicI64::new(0),
             last_latency_ms: AtomicU64::new(0),
             latency: Latency::default(),
+            unsent: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
         }
     }
     pub fn reset(&self) {

@@ -147,6 +147,54 @@ fn get_children(
     })
 }
 
+/// About how many bytes the reply to `req` will take, from `tree` as it stands
+/// (`body_len`: the request's own size; a write's reply is about that or less). A
+/// connection reserves this much of its outbound budget while the request is with the
+/// writer, so that replies it cannot yet see are counted before they exist. Not exact:
+/// a node may change before the writer answers (the writer's hard limit covers that).
+/// Counts no further than `cap`: past the budget, the size no longer matters.
+pub fn reply_estimate(tree: &DataTree, req: &Request, body_len: usize, cap: usize) -> usize {
+    /// A reply header and a Stat, about.
+    const FIXED: usize = 96;
+    let node = |path: &str, children: bool| -> usize {
+        tree.with(key(path), |n| match n {
+            None => 0,
+            Some(n) if children => {
+                let mut sum = 4;
+                for name in n.children_iter() {
+                    sum += 4 + name.len();
+                    if sum >= cap {
+                        break;
+                    }
+                }
+                sum
+            }
+            Some(n) => 4 + n.data_len(),
+        })
+    };
+    let size = match req {
+        Request::GetData { path, .. } => node(path, false),
+        Request::GetChildren { path, .. } | Request::GetChildren2 { path, .. } => node(path, true),
+        Request::MultiRead { ops } => {
+            let mut sum = 0;
+            for o in ops {
+                sum += FIXED
+                    + match o {
+                        MultiOp::GetData { path } => node(path, false),
+                        MultiOp::GetChildren { path } => node(path, true),
+                        _ => 0,
+                    };
+                if sum >= cap {
+                    break;
+                }
+            }
+            sum
+        }
+        _ => body_len,
+    };
+    FIXED + size.min(cap)
+}
+
 fn count_descendants(tree: &DataTree, path: &str) -> i64 {
     let mut total = 0;
     let mut stack = vec![key(path).to_owned()];

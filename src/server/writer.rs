@@ -248,6 +248,9 @@ pub struct WriterLoop<L: TxnLog> {
     inbox: Receiver<ToWriter>,
     reactors: Vec<ReactorHandle>,
     wake: Vec<bool>,
+    /// Each client connection's outbound account (ConnInfo::unsent), from its Connect
+    /// until it closes.
+    outbound: FastMap<ConnId, Arc<crate::server::ConnInfo>>,
     pub sessions: SessionTracker,
     watches: WatchTable,
     idx: Indexes,
@@ -396,6 +399,7 @@ impl<L: TxnLog> WriterLoop<L> {
             inbox,
             reactors,
             wake: vec![false; n],
+            outbound: FastMap::default(),
             sessions,
             watches: WatchTable::default(),
             idx,
@@ -444,7 +448,28 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 
     /// Bytes for a client; `reply` = answers its oldest request at the writer.
+    ///
+    /// The bytes count against the connection's one outbound budget (ConnInfo::unsent)
+    /// from now until its reactor writes them. Its reactor stops reading a connection
+    /// over `outbound_bytes_max` and reserves room for what it sends here, so only a
+    /// reply far larger than its reactor saw coming (a node that grew meanwhile) can
+    /// pass 4x that: then the connection is closed and what it was owed is dropped,
+    /// instead of queueing gigabytes for a client that does not read.
     fn frame(&mut self, conn: ConnId, bytes: Vec<u8>, reply: bool) {
+        if let Some(info) = self.outbound.get(&conn) {
+            if info.overflowed.load(Relaxed) {
+                return;
+            }
+            let hard = 4 * self.shared.cfg.outbound_bytes_max;
+            let before = info.unsent.fetch_add(bytes.len(), Relaxed);
+            // One frame alone always goes: what was accepted can be read back.
+            if before > 0 && before + bytes.len() > hard {
+                info.unsent.fetch_sub(bytes.len(), Relaxed);
+                info.overflowed.store(true, Relaxed);
+                self.send(conn, ToReactor::Overflow { conn });
+                return;
+            }
+        }
         self.send(conn, ToReactor::Frame { conn, bytes, reply });
     }
 
@@ -839,7 +864,10 @@ impl<L: TxnLog> WriterLoop<L> {
                     }
                 }
             }
-            ToWriter::Connect { conn, req } => self.connect(conn, req),
+            ToWriter::Connect { conn, req, info } => {
+                self.outbound.insert(conn, info);
+                self.connect(conn, req);
+            }
             ToWriter::Touch(touches) => {
                 // Credited at each session's latest packet, as ZooKeeper touches a
                 // session when the packet arrives.
@@ -858,6 +886,7 @@ impl<L: TxnLog> WriterLoop<L> {
             }
             ToWriter::Quorum(ev) => self.quorum_event(ev),
             ToWriter::Closed { conn, session } if self.ro_sessions.contains(&session) => {
+                self.outbound.remove(&conn);
                 if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
                     self.ro_sessions.remove(&session);
                     self.sessions.remove(session);
@@ -866,6 +895,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
             }
             ToWriter::Closed { conn, session } => {
+                self.outbound.remove(&conn);
                 if let Some(s) = self.sessions.get_mut(session) {
                     if s.conn == Some(conn) {
                         s.conn = None;
@@ -1495,6 +1525,9 @@ impl<L: TxnLog> WriterLoop<L> {
             // ACL lists no node uses any more (only the cache holds them) go.
             self.idx.acls.retain(|_, a| AclRef::strong_count(a) > 1);
         }
+        // Connections closed before their session was established send no Closed: only
+        // this map still holds their account.
+        self.outbound.retain(|_, i| Arc::strong_count(i) > 1);
         self.core_tick();
         self.maybe_read_only();
         // Sessions and containers are the leader's (or the standalone server's) to end.
