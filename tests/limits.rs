@@ -446,3 +446,127 @@ fn a_connection_owing_past_the_hard_limit_is_closed_and_its_session_lives() {
     let (_, _, err, body) = again.reply().unwrap();
     assert_eq!((err, body.len()), (0, 4 + 1_000_000 + 68));
 }
+
+/// Issue 14, section 1 (partial frames): 300 connections each send all but the last byte
+/// of a 1,000,000-byte frame and hold it. Before, each pinned its megabyte until the
+/// handshake timeout (2,000 of them: 2.27 GB). Now a frame over `largeRequestThreshold`
+/// counts against `largeRequestMaxBytes` in total from its length prefix, as in
+/// ZooKeeper: past it the connection is closed, and the server's memory stays bounded.
+#[test]
+fn partial_frames_are_bounded_in_total() {
+    let s = Server::start("largeRequestMaxBytes=33554432\n");
+    let pid = s.child.id();
+    let base = status_kib(pid, "VmRSS:");
+    let mut chunk = 1_000_000i32.to_be_bytes().to_vec();
+    chunk.extend_from_slice(&vec![0u8; 999_999]);
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        let Ok(mut c) = std::net::TcpStream::connect(s.addr()) else {
+            continue;
+        };
+        c.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = c.write_all(&chunk);
+        held.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let hwm = status_kib(pid, "VmHWM:");
+    let closed = held
+        .iter_mut()
+        .filter(|c| {
+            let mut c: &std::net::TcpStream = c;
+            use std::io::Read;
+            c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            match c.read(&mut [0u8; 8]) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+            }
+        })
+        .count();
+    eprintln!(
+        "RSS {} MiB before, peak {} MiB; {closed} of 300 connections closed",
+        base / 1024,
+        hwm / 1024
+    );
+    assert!(
+        hwm < base + 96 * 1024,
+        "peak RSS {} MiB (from {} MiB) with 300 MB of partial frames sent",
+        hwm / 1024,
+        base / 1024
+    );
+    assert!(s.logged("rejecting a large request"));
+    assert!(mntr_num(&s, "zk_large_requests_rejected") > 0);
+    // Everyone else is still served, and a large request goes through once the
+    // partial frames are gone.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut r = Raw::connect(&s);
+    r.send(1, 1, &create_body("/after", &vec![b'z'; 900_000], 0));
+    assert_eq!(r.reply().unwrap().2, 0);
+}
+
+/// How many of the process's descriptors are numbered below `below` (a descriptor it
+/// inherited may sit far above the rest).
+fn open_fds(pid: u32, below: usize) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<usize>().ok())
+        .filter(|&fd| fd < below)
+        .count()
+}
+
+/// Issue 14, section 1 (EMFILE): connections that wait in the listen backlog while the
+/// server has no file descriptor left are accepted once descriptors are free again,
+/// without another connection arriving to wake the listener (and without a busy loop:
+/// the server retries accepting every few ms, and at once when it closes a connection).
+#[test]
+fn connections_queued_while_descriptors_ran_out_are_accepted_when_they_free() {
+    let s = Server::start("");
+    let pid = s.child.id();
+    let mut held: Vec<Raw> = Vec::new();
+    let limit = open_fds(pid, 200) + 8;
+    let ok = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .unwrap();
+    assert!(ok.success(), "prlimit failed");
+    // Use up the descriptors with real sessions.
+    while open_fds(pid, limit) < limit {
+        held.push(Raw::connect(&s));
+    }
+    // These wait in the backlog: accept fails with EMFILE.
+    let waiting: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(s.addr()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        open_fds(pid, limit),
+        limit,
+        "the server has no descriptor left"
+    );
+    // Free descriptors; no new connection arrives after this.
+    held.truncate(held.len() - 4);
+    for mut c in waiting {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hs = Vec::new();
+        hs.extend_from_slice(&0i32.to_be_bytes());
+        hs.extend_from_slice(&0i64.to_be_bytes());
+        hs.extend_from_slice(&10_000i32.to_be_bytes());
+        hs.extend_from_slice(&0i64.to_be_bytes());
+        hs.extend_from_slice(&16i32.to_be_bytes());
+        hs.extend_from_slice(&[0u8; 16]);
+        c.write_all(&frame(&hs)).unwrap();
+        let mut r = Raw {
+            sock: c,
+            session: 0,
+        };
+        let resp = r
+            .read_frame()
+            .expect("a connection from the backlog gets its session once descriptors free");
+        assert_eq!(resp.len(), 36);
+    }
+}

@@ -181,6 +181,10 @@ fn mntr(s: &Shared) -> String {
         "auth_failed_count",
         s.stats.auth_failed.load(Relaxed).to_string(),
     ));
+    m.push((
+        "large_requests_rejected",
+        s.stats.large_requests_rejected.load(Relaxed).to_string(),
+    ));
     m.push(("non_mtls_remote_conn_count", "0".into()));
     m.push(("non_mtls_local_conn_count", "0".into()));
     // Summaries expand as ZooKeeper's do: avg, min, max, cnt, sum.

@@ -122,6 +122,13 @@ pub struct Config {
     pub prealloc_bytes: u64,
     pub force_sync: bool,
     pub jute_maxbuffer: usize,
+    /// Requests larger than this (`largeRequestThreshold`; `None`: -1, not counted) count,
+    /// from their length prefix until they are answered, against `large_request_max_bytes`
+    /// in total (`largeRequestMaxBytes`, ZooKeeper's 100 MiB). ZooKeeper counts none by
+    /// default; Paddock counts requests over 64 KiB, so partial frames are bounded in
+    /// total.
+    pub large_request_threshold: Option<usize>,
+    pub large_request_max_bytes: usize,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_hours: u32,
     /// Enabled four-letter words; contains "*" for all.
@@ -436,6 +443,8 @@ impl Config {
             prealloc_bytes: 64 * 1024 * 1024,
             force_sync: true,
             jute_maxbuffer: crate::types::JUTE_MAXBUFFER_DEFAULT,
+            large_request_threshold: Some(64 << 10),
+            large_request_max_bytes: 100 << 20,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,
             four_letter_words: vec!["srvr".into()],
@@ -515,6 +524,21 @@ impl Config {
                         return Err(bad(k, v, "must be > 0"));
                     }
                     c.jute_maxbuffer = n as usize;
+                }
+                "largeRequestMaxBytes" => {
+                    let n: i32 = num(k, v)?;
+                    if n <= 0 {
+                        return Err(bad(k, v, "must be > 0"));
+                    }
+                    c.large_request_max_bytes = n as usize;
+                }
+                "largeRequestThreshold" => {
+                    let n: i32 = num(k, v)?;
+                    c.large_request_threshold = match n {
+                        -1 => None,
+                        n if n > 0 => Some(n as usize),
+                        _ => return Err(bad(k, v, "must be -1 (off) or > 0")),
+                    };
                 }
                 "autopurge.snapRetainCount" => {
                     c.autopurge_snap_retain_count = num(k, v)?;

@@ -36,6 +36,11 @@ use std::time::{Duration, Instant};
 pub const WAKER: Token = Token(0);
 pub const LISTENER: Token = Token(1);
 const READ_CHUNK: usize = 64 * 1024;
+/// What one connection may have read per visit, and all of them per loop turn: many
+/// connections sending bulk frames cannot hold a turn (and everyone's answers, events
+/// and session touches behind it) for long; the ones not read go first next turn.
+const VISIT_READ_BUDGET: usize = 2 * READ_CHUNK;
+const TURN_READ_BUDGET: usize = 16 * READ_CHUNK;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -57,6 +62,17 @@ struct Queued {
     raw: Option<Vec<u8>>,
     /// The request's size, from which a write's reply is estimated.
     body_len: usize,
+    /// What it holds of `Shared::large_requests`, until it is answered.
+    large: usize,
+}
+
+/// A request with the writer.
+struct AtWriter {
+    sent: Instant,
+    /// Bytes reserved of the outbound budget for its reply.
+    reserved: usize,
+    /// What it holds of `Shared::large_requests`.
+    large: usize,
 }
 
 /// Owned by one reactor thread; never crosses cores.
@@ -70,12 +86,14 @@ struct Conn {
     out_pos: usize,
     ids: Arc<[Id]>,
     pending: VecDeque<Queued>,
-    /// Requests with the writer, oldest first: when each was sent, and the bytes it
-    /// reserved of the outbound budget for its reply.
-    at_writer: VecDeque<(Instant, usize)>,
+    /// Requests with the writer, oldest first.
+    at_writer: VecDeque<AtWriter>,
     /// The sum of `at_writer`'s reservations: with `info.unsent`, what the connection
     /// owes its client.
     reserved: usize,
+    /// What the frame being read holds of `Shared::large_requests` (a large request
+    /// counts from its length prefix on).
+    large: usize,
     read_only: Option<bool>,
     paused: bool,
     eof: bool,
@@ -129,12 +147,21 @@ pub struct Reactor {
     next_seq: u64,
     dirty: Vec<Token>,
     to_read: Vec<Token>,
+    /// Connections that used their visit's read budget with more to read: read again
+    /// next turn, after the ones with fresh events.
+    read_more: Vec<Token>,
     scratch: Box<[u8]>,
     /// Messages for the writer, sent as one batch per loop turn (one channel operation and
     /// at most one wake-up of the writer, however many requests the turn decoded).
     outbox: Vec<ToWriter>,
     /// When this loop turn began (ms since the epoch): the time of the packets it reads.
     turn_ms: u64,
+    /// Bytes read so far this turn (TURN_READ_BUDGET).
+    turn_read: usize,
+    /// Accepting failed for want of descriptors (or memory): when to try again. The
+    /// listener is edge-triggered, so connections left in its backlog would otherwise
+    /// wait for the next one to arrive.
+    accept_retry: Option<Instant>,
     logs: LogRates,
 }
 
@@ -155,6 +182,10 @@ const LOG_LINES_PER_WINDOW: u32 = 5;
 /// How long a connection may take to send its ConnectRequest: ZooKeeper's default for
 /// sessionless connections (zookeeper.nio.sessionlessCnxnTimeout).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long accepting pauses when the process is out of descriptors (ZooKeeper's
+/// AcceptThread pauses 10 ms).
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 
 impl LogRate {
     fn new(what: &'static str) -> LogRate {
@@ -251,9 +282,12 @@ impl Reactor {
             next_seq: 2,
             dirty: Vec::new(),
             to_read: Vec::new(),
+            read_more: Vec::new(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             outbox: Vec::new(),
             turn_ms: 0,
+            turn_read: 0,
+            accept_retry: None,
             logs: LogRates::new(),
         })
     }
@@ -269,12 +303,18 @@ impl Reactor {
         let mut last_touch = Instant::now();
         loop {
             let any_paused = self.conns.values().any(|c| c.paused);
-            let timeout = if !self.to_read.is_empty() || !self.dirty.is_empty() {
-                Duration::ZERO
-            } else if any_paused {
-                Duration::from_millis(5)
-            } else {
-                touch_every
+            let timeout =
+                if !self.to_read.is_empty() || !self.read_more.is_empty() || !self.dirty.is_empty()
+                {
+                    Duration::ZERO
+                } else if any_paused {
+                    Duration::from_millis(5)
+                } else {
+                    touch_every
+                };
+            let timeout = match self.accept_retry {
+                Some(at) => timeout.min(at.saturating_duration_since(Instant::now())),
+                None => timeout,
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -297,9 +337,20 @@ impl Reactor {
                     }
                 }
             }
+            if self.accept_retry.is_some_and(|at| at <= Instant::now()) {
+                self.accept_retry = None;
+                self.accept();
+            }
+            self.to_read.append(&mut self.read_more);
             self.drain_inbox(None);
-            let reads = std::mem::take(&mut self.to_read);
-            for t in reads {
+            self.turn_read = 0;
+            let mut reads = std::mem::take(&mut self.to_read).into_iter();
+            while let Some(t) = reads.next() {
+                if self.turn_read >= TURN_READ_BUDGET {
+                    let rest: Vec<Token> = std::iter::once(t).chain(reads).collect();
+                    self.to_read.splice(0..0, rest);
+                    break;
+                }
                 self.read_conn(t);
             }
             if any_paused {
@@ -350,6 +401,7 @@ impl Reactor {
     }
 
     fn accept(&mut self) {
+        let mut failures = 0;
         loop {
             let Some(l) = self.listener.as_ref() else {
                 return;
@@ -382,11 +434,26 @@ impl Reactor {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     if self.logs.accept_failed.admit() {
                         log::warn!("accept failed: {e}");
                     }
-                    return;
+                    failures += 1;
+                    if failures >= 16
+                        || matches!(
+                            e.raw_os_error(),
+                            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                        )
+                    {
+                        // Out of descriptors: try again in a while, or as soon as a
+                        // connection closes, as ZooKeeper pauses accepting for 10 ms.
+                        self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
+                        return;
+                    }
+                    // Anything else concerns that one connection (ECONNABORTED,
+                    // EPERM from a firewall): the next one may be fine (but an error
+                    // that repeats is not spun on).
                 }
             }
         }
@@ -424,6 +491,7 @@ impl Reactor {
                 pending: VecDeque::new(),
                 at_writer: VecDeque::new(),
                 reserved: 0,
+                large: 0,
                 read_only: None,
                 paused: false,
                 eof: false,
@@ -488,7 +556,15 @@ impl Reactor {
         self.shared
             .outstanding
             .fetch_sub(c.at_writer.len(), Relaxed);
+        let large = c.large
+            + c.at_writer.iter().map(|w| w.large).sum::<usize>()
+            + c.pending.iter().map(|q| q.large).sum::<usize>();
+        self.shared.large_requests.fetch_sub(large, Relaxed);
         self.release_ip(c.remote);
+        if self.accept_retry.is_some() {
+            // A descriptor is free now.
+            self.accept_retry = Some(Instant::now());
+        }
         if let State::Ready(s) = c.state {
             self.outbox.push(ToWriter::Closed {
                 conn: c.id,
@@ -519,10 +595,11 @@ impl Reactor {
                     conn.take_from_writer(&bytes);
                     shared.stats.packets_sent.fetch_add(1, Relaxed);
                     if reply {
-                        if let Some((t0, reserved)) = conn.at_writer.pop_front() {
-                            conn.reserved -= reserved;
+                        if let Some(w) = conn.at_writer.pop_front() {
+                            conn.reserved -= w.reserved;
+                            shared.large_requests.fetch_sub(w.large, Relaxed);
                             shared.outstanding.fetch_sub(1, Relaxed);
-                            let ms = t0.elapsed().as_millis() as u64;
+                            let ms = w.sent.elapsed().as_millis() as u64;
                             shared.stats.latency.record(ms);
                             conn.info.latency.record(ms);
                             conn.info.last_latency_ms.store(ms, Relaxed);
@@ -592,7 +669,7 @@ impl Reactor {
         c.paused = self.limits_reached(c);
         if !c.paused && !c.eof {
             let max_frame = self.shared.cfg.jute_maxbuffer + 4;
-            let mut budget = 4 * READ_CHUNK;
+            let mut budget = VISIT_READ_BUDGET;
             // Read through the reactor's scratch buffer: an idle connection keeps no
             // read buffer of its own.
             let scratch = &mut self.scratch;
@@ -605,9 +682,10 @@ impl Reactor {
                     Ok(n) => {
                         c.inbuf.extend_from_slice(&scratch[..n]);
                         budget = budget.saturating_sub(n);
+                        self.turn_read += n;
                         if budget == 0 || c.inbuf.len() > 2 * max_frame {
                             // Fairness: others get a turn; mio will not re-notify, so come back.
-                            self.to_read.push(token_of(c.id));
+                            self.read_more.push(token_of(c.id));
                             break;
                         }
                     }
@@ -642,6 +720,12 @@ impl Reactor {
                     break Ok(());
                 }
             }
+            if c.large == 0 && buf.len() >= 4 {
+                if let Err(e) = self.admit_large(c, start) {
+                    break Err(e);
+                }
+            }
+            let buf = &c.inbuf[start..];
             match next_frame(buf, maxbuf) {
                 Frame::Partial => break Ok(()),
                 Frame::BadLength(len) => {
@@ -658,6 +742,11 @@ impl Reactor {
                     let inbuf = std::mem::take(&mut c.inbuf);
                     let r = self.on_frame(c, &inbuf[start + s..start + end]);
                     c.inbuf = inbuf;
+                    // A frame that queued no request (a handshake, a bad one) holds
+                    // nothing once it is read.
+                    self.shared
+                        .large_requests
+                        .fetch_sub(std::mem::take(&mut c.large), Relaxed);
                     start += end;
                     if let Err(e) = r {
                         break Err(e);
@@ -674,6 +763,46 @@ impl Reactor {
             c.inbuf.drain(..start);
         }
         result
+    }
+
+    /// A frame longer than `largeRequestThreshold` counts against `largeRequestMaxBytes`
+    /// in total from its length prefix until it is answered, as in ZooKeeper
+    /// (checkRequestSize): past that the connection is closed. One alone always fits, so
+    /// every frame `jute.maxbuffer` allows can be sent. Its buffer is sized for it once.
+    fn admit_large(&mut self, c: &mut Conn, start: usize) -> Result<(), String> {
+        let cfg = &self.shared.cfg;
+        let Some(threshold) = cfg.large_request_threshold else {
+            return Ok(());
+        };
+        let len = i32::from_be_bytes(c.inbuf[start..start + 4].try_into().unwrap());
+        if len < 0 || len as usize <= threshold || len as usize > cfg.jute_maxbuffer {
+            return Ok(()); // small, or a bad length next_frame reports
+        }
+        let len = len as usize;
+        let total = &self.shared.large_requests;
+        let before = total.fetch_add(len, Relaxed);
+        if before > 0 && before + len > cfg.large_request_max_bytes {
+            total.fetch_sub(len, Relaxed);
+            self.shared
+                .stats
+                .large_requests_rejected
+                .fetch_add(1, Relaxed);
+            if self.logs.bad_client.admit() {
+                log::warn!(
+                    "closing {}: rejecting a large request of {len} bytes: {before} bytes of \
+                     large requests are being read or answered (largeRequestMaxBytes is {})",
+                    c.remote,
+                    cfg.large_request_max_bytes
+                );
+            }
+            return Err("large request rejected".into());
+        }
+        c.large = len;
+        let want = start + 4 + len;
+        if want > c.inbuf.capacity() {
+            c.inbuf.reserve_exact(want - c.inbuf.len());
+        }
+        Ok(())
     }
 
     fn four_letter(&mut self, c: &mut Conn, w: &'static str) {
@@ -775,6 +904,7 @@ impl Reactor {
             local,
             raw,
             body_len: body.len(),
+            large: std::mem::take(&mut c.large),
         });
         self.drive(c)
     }
@@ -807,11 +937,15 @@ impl Reactor {
             if front.local && behind_writes && !to_writer {
                 break;
             }
-            let q = c.pending.pop_front().unwrap();
+            let mut q = c.pending.pop_front().unwrap();
             if to_writer {
                 self.send_to_writer(c, session, q);
                 continue;
             }
+            // Answered here and now (or by the writer with nothing held, when Busy).
+            self.shared
+                .large_requests
+                .fetch_sub(std::mem::take(&mut q.large), Relaxed);
             let mut zxid = self.shared.last_zxid();
             let frame = match &q.req {
                 Request::Ping => reply_frame(xid::PING, zxid, 0, |_| {}),
@@ -883,7 +1017,11 @@ impl Reactor {
         let budget = self.shared.cfg.outbound_bytes_max;
         let reserve = reads::reply_estimate(&self.shared.tree, &q.req, q.body_len, budget);
         c.reserved += reserve;
-        c.at_writer.push_back((Instant::now(), reserve));
+        c.at_writer.push_back(AtWriter {
+            sent: Instant::now(),
+            reserved: reserve,
+            large: q.large,
+        });
         self.outbox.push(ToWriter::Request {
             conn: c.id,
             session,

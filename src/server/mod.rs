@@ -229,6 +229,8 @@ pub struct ServerStats {
     pub writer_part: AtomicU64,
     pub txns: AtomicU64,
     pub auth_failed: AtomicU64,
+    /// Connections closed for a large request over largeRequestMaxBytes.
+    pub large_requests_rejected: AtomicU64,
     pub last_response_bytes: AtomicU64,
     pub max_response_bytes: AtomicU64,
     pub min_response_bytes: AtomicU64,
@@ -261,6 +263,9 @@ pub struct Shared {
     pub stats: ServerStats,
     /// Requests sent to the writer and not yet answered (globalOutstandingLimit).
     pub outstanding: AtomicUsize,
+    /// Bytes of large requests (cfg.large_request_threshold) from their length prefix
+    /// until they are answered, on every reactor (largeRequestMaxBytes).
+    pub large_requests: AtomicUsize,
     pub conns: Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
     pub per_ip: Mutex<HashMap<IpAddr, u32>>,
     pub started: Instant,

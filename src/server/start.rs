@@ -655,6 +655,7 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
         read_only: AtomicBool::new(false),
         stats: ServerStats::default(),
         outstanding: AtomicUsize::new(0),
+        large_requests: AtomicUsize::new(0),
         conns: Mutex::new(Default::default()),
         per_ip: Mutex::new(Default::default()),
         started: Instant::now(),
