@@ -101,7 +101,9 @@ async fn full_disk_refuses_writes_keeps_reads_and_recovers() {
     // Reads go on, and so does a session's other traffic.
     let (d, _) = zk.get_data("/before-3").await.unwrap();
     assert_eq!(d, b"kept");
-    assert_eq!(four(&s, "ruok"), "imok");
+    // Issue 14: no claim of health the server does not have.
+    assert_eq!(four(&s, "ruok"), "", "ruok while writes are refused");
+    assert!(four(&s, "srvr").contains("Refusing writes: no space left for the txn log"));
     assert_eq!(
         zk.create("/still-full", b"", &opts).await.unwrap_err(),
         Error::UnexpectedErrorCode(-1)
@@ -110,6 +112,8 @@ async fn full_disk_refuses_writes_keeps_reads_and_recovers() {
     std::fs::remove_file(&filler).unwrap();
     zk.create("/after-free", b"back", &opts).await.unwrap();
     answered.push("/after-free".into());
+    assert_eq!(four(&s, "ruok"), "imok");
+    assert!(!four(&s, "srvr").contains("Refusing writes"));
     assert!(!s.log_text().contains("stopping"), "{}", s.log_text());
 
     // Everything answered is on disk.
@@ -242,4 +246,32 @@ async fn a_snapshot_that_runs_out_of_space_leaves_nothing_behind() {
     assert_eq!(d, big);
     std::fs::remove_file(&filler).unwrap();
     assert!(!s.log_text().contains("stopping"), "{}", s.log_text());
+}
+
+/// Issue 14, section 1 (small volumes): the data directory on a 16 MiB volume with
+/// ZooKeeper's default preAllocSize (64 MiB). Before, every txn (session creates too)
+/// was refused for want of 64 MiB while ruok answered imok. Now preallocation takes what
+/// the volume has, says so once, and the server serves until the volume is really full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_smaller_than_prealloc_size_still_takes_writes() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let data = dir.path().join("data");
+    let _fs = Tmpfs::mount(&data, 16 * 1024);
+    let s = Server::start_in(dir.clone(), "preAllocSize=65536", 0);
+    let zk = connect(&s).await;
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    for i in 0..200 {
+        zk.create(&format!("/n-{i}"), &[b'v'; 1024], &opts)
+            .await
+            .unwrap();
+    }
+    assert_eq!(four(&s, "ruok"), "imok");
+    assert!(
+        s.logged("less than preAllocSize (65536 KiB) free for the txn log"),
+        "{}",
+        s.log_text()
+    );
+    let s = s.restart();
+    let zk = connect(&s).await;
+    assert_eq!(zk.get_data("/n-199").await.unwrap().0.len(), 1024);
 }

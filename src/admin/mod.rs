@@ -44,6 +44,9 @@ fn version_line() -> String {
 }
 
 fn srvr_body(s: &Shared, out: &mut String) {
+    if s.writes_refused.load(Relaxed) {
+        out.push_str("Refusing writes: no space left for the txn log\n");
+    }
     let (min, avg, max) = s.stats.latency.get();
     let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:?}/{max}");
     let _ = writeln!(out, "Received: {}", s.stats.packets_received.load(Relaxed));
@@ -229,6 +232,10 @@ fn mntr(s: &Shared) -> String {
         "paddock_writer_part",
         s.stats.writer_part.load(Relaxed).to_string(),
     ));
+    m.push((
+        "paddock_writes_refused",
+        u8::from(s.writes_refused.load(Relaxed)).to_string(),
+    ));
     if s.mode_name() == "leader" {
         // As ZooKeeper 3.8's leader adds them.
         let st = &s.stats;
@@ -263,7 +270,10 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
         // ZooKeeper's answer while its server is down for an election.
         return "This ZooKeeper instance is not currently serving requests\n".into();
     }
+    let refusing = s.writes_refused.load(Relaxed);
     match cmd {
+        // A health check must not pass while writes fail (ZooKeeper would have exited).
+        "ruok" if refusing => {}
         "ruok" => out.push_str("imok"),
         "isro" => out.push_str(if s.read_only() && !s.serving() {
             "ro"

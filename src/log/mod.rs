@@ -192,6 +192,9 @@ pub struct FileTxnLog {
     durable: Zxid,
     poisoned: bool,
     pub syncs: u64,
+    /// The volume had less than `prealloc_bytes` free at the last preallocation (said
+    /// once, until a whole one fits again).
+    prealloc_short: bool,
 }
 
 struct Segment {
@@ -248,6 +251,7 @@ impl FileTxnLog {
             durable: last_zxid,
             poisoned: false,
             syncs: 0,
+            prealloc_short: false,
         })
     }
 
@@ -300,7 +304,7 @@ impl FileTxnLog {
             zeroed: HEADER_BYTES,
             cached_from: 0,
         };
-        if let Err(e) = preallocate(&mut seg, self.prealloc_bytes) {
+        if let Err(e) = self.preallocate(&mut seg, 4096) {
             // Leave no segment behind: the next append makes it again.
             drop(seg.file);
             let _ = std::fs::remove_file(&seg.path);
@@ -316,12 +320,17 @@ impl FileTxnLog {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let seg = self.segment.as_mut().expect("append starts a segment");
+        let mut seg = self.segment.take().expect("append starts a segment");
         let end = seg.offset + self.pending.len() as u64;
         if end + 4096 > seg.allocated {
-            let grow = (end + 4096 - seg.allocated).max(self.prealloc_bytes);
-            preallocate(seg, grow)?;
+            let need = end + 4096 - seg.allocated;
+            let grown = self.preallocate(&mut seg, need);
+            self.segment = Some(seg);
+            grown?;
+        } else {
+            self.segment = Some(seg);
         }
+        let seg = self.segment.as_mut().expect("put back");
         if end > seg.zeroed {
             // Zero the next stretch ahead of the records, so record writes land in
             // written blocks; the zeros reach the disk with this batch's sync, once per
@@ -339,6 +348,47 @@ impl FileTxnLog {
         seg.offset = end;
         self.pending.clear();
         Ok(())
+    }
+}
+
+impl FileTxnLog {
+    /// Preallocates at least `need` more bytes of `seg`: `preAllocSize` when the volume
+    /// has that much, else what it has (halving down to `need`), so that a volume
+    /// smaller than `preAllocSize` takes records until it is really full instead of
+    /// refusing every write. Said once when it falls short, and when it no longer does.
+    fn preallocate(&mut self, seg: &mut Segment, need: u64) -> Result<(), LogError> {
+        let need = need.max(1).next_multiple_of(4096);
+        let want = self.prealloc_bytes.max(need);
+        let mut size = want;
+        loop {
+            match preallocate(seg, size) {
+                Ok(()) => {
+                    if size < want && !self.prealloc_short {
+                        self.prealloc_short = true;
+                        log::warn!(
+                            "{}: less than preAllocSize ({} KiB) free for the txn log: \
+                             preallocating {} KiB at a time; writes are refused when the \
+                             volume is full",
+                            seg.path.display(),
+                            want / 1024,
+                            size / 1024
+                        );
+                    } else if size == want && self.prealloc_short {
+                        self.prealloc_short = false;
+                        log::info!(
+                            "{}: preallocating preAllocSize ({} KiB) again",
+                            seg.path.display(),
+                            want / 1024
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(LogError::NoSpace { .. }) if size > need => {
+                    size = (size / 2).next_multiple_of(4096).max(need);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

@@ -266,6 +266,9 @@ pub struct Shared {
     /// Bytes of large requests (cfg.large_request_threshold) from their length prefix
     /// until they are answered, on every reactor (largeRequestMaxBytes).
     pub large_requests: AtomicUsize,
+    /// The txn log has no space: writes are refused (SystemError) until it has again.
+    /// `ruok` does not answer imok meanwhile, and `srvr`/`stat` say why.
+    pub writes_refused: AtomicBool,
     pub conns: Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
     pub per_ip: Mutex<HashMap<IpAddr, u32>>,
     pub started: Instant,

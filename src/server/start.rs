@@ -656,6 +656,7 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
         stats: ServerStats::default(),
         outstanding: AtomicUsize::new(0),
         large_requests: AtomicUsize::new(0),
+        writes_refused: AtomicBool::new(false),
         conns: Mutex::new(Default::default()),
         per_ip: Mutex::new(Default::default()),
         started: Instant::now(),

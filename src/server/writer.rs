@@ -1252,6 +1252,7 @@ impl<L: TxnLog> WriterLoop<L> {
         self.log_dirty = false;
         if self.disk_full {
             self.disk_full = false;
+            self.shared.writes_refused.store(false, Relaxed);
             log::info!("txn log: space again; writes are accepted");
         }
         self.shared
@@ -1691,6 +1692,7 @@ impl<L: TxnLog> WriterLoop<L> {
         let pending = std::mem::take(&mut self.pending);
         if !self.disk_full {
             self.disk_full = true;
+            self.shared.writes_refused.store(true, Relaxed);
             log::error!(
                 "{e}: refusing writes (SystemError to clients) until space is freed; reads go on"
             );
