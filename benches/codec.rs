@@ -146,7 +146,7 @@ fn codec(c: &mut Criterion) {
     let prep = |opcode: i32, body: &[u8]| {
         let req = Request::decode(opcode, body).unwrap();
         let mut ov = Overlay::new(&base);
-        prep_and_stage(&ctx, &mut ov, &header(100, 0), &req, &mut Vec::new())
+        prep_and_stage(&ctx, &mut ov, &header(100, 0), &req, &mut Vec::new()).0
     };
     assert!(matches!(prep(op::SET_DATA, &set_body), Txn::SetData { .. }));
     assert!(matches!(prep(op::CREATE, &create_body), Txn::Create { .. }));

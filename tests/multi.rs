@@ -108,3 +108,55 @@ async fn multi_read_answers_each_op() {
         MultiReadResult::Error { err: Error::NoNode }
     ));
 }
+
+/// Issue 14, section 3: each op of a multi answers with the Stat that op left, as
+/// ZooKeeper's does, not the node as the whole multi left it: a setData followed by
+/// another setData and a child create, a create2 of a node the same multi deletes (an
+/// all-zero Stat before), on a standalone server and through a follower of an ensemble
+/// (whose reply comes from applying the committed txn).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_multi_op_answers_with_its_own_stat() {
+    let s = Server::start("");
+    own_stats(&connect(&s).await).await;
+    let e = crate::ensemble::Ensemble::start(3, 0, 28700, "");
+    let leader = e.settled(std::time::Duration::from_secs(20));
+    let follower = if leader == 1 { 2 } else { 1 };
+    own_stats(&crate::ensemble::connect(&e.member(follower).client).await).await;
+}
+
+async fn own_stats(zk: &zookeeper_client::Client) {
+    let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let mut m = zk.new_multi_writer();
+    m.add_create("/own", b"a", &opts).unwrap();
+    m.add_set_data("/own", b"bb", None).unwrap();
+    m.add_set_data("/own", b"ccc", None).unwrap();
+    m.add_create("/own/child", b"", &opts).unwrap();
+    m.add_create("/gone", b"xy", &opts).unwrap();
+    m.add_delete("/gone", None).unwrap();
+    let r = m.commit().await.unwrap();
+    let MultiWriteResult::SetData { stat: first } = &r[1] else {
+        panic!("{:?}", r[1])
+    };
+    let MultiWriteResult::SetData { stat: second } = &r[2] else {
+        panic!("{:?}", r[2])
+    };
+    assert_eq!(
+        (first.version, first.data_length, first.num_children),
+        (1, 2, 0),
+        "the first setData's own Stat"
+    );
+    assert_eq!(
+        (second.version, second.data_length, second.num_children),
+        (2, 3, 0),
+        "the second setData's Stat, before the child"
+    );
+    assert_eq!(first.mzxid, second.mzxid, "one txn");
+    let MultiWriteResult::Create { stat, .. } = &r[4] else {
+        panic!("{:?}", r[4])
+    };
+    assert_eq!(
+        (stat.data_length, stat.czxid, stat.version),
+        (2, first.mzxid, 0),
+        "a deleted node's create still has its Stat"
+    );
+}

@@ -225,10 +225,20 @@ struct DeferredRead {
 struct Pending {
     hdr: TxnHeader,
     txn: Txn,
+    /// A multi's per-op nodes for its reply (txn::apply_with_results).
+    results: Vec<Option<NodeRef>>,
     /// What applying the txn changes, recorded at prep: the commit publishes these.
     changes: Vec<Change>,
     triggers: Vec<Trigger>,
     waiter: Waiter,
+}
+
+/// A txn prepped (or taken) and applied to the batch's overlay.
+struct Recorded {
+    txn: Txn,
+    changes: Vec<Change>,
+    triggers: Vec<Trigger>,
+    results: Vec<Option<NodeRef>>,
 }
 
 /// What to stage: a client request to prep, or a txn the server makes itself.
@@ -602,17 +612,13 @@ impl<L: TxnLog> WriterLoop<L> {
             time: now_ms(),
             op: 0,
         };
-        if let Some((txn, changes, triggers)) =
-            self.record(&hdr, Make::Request { session, ids, req })
-        {
+        if let Some(r) = self.record(&hdr, Make::Request { session, ids, req }) {
             self.append(
                 TxnHeader {
-                    op: txn.op(),
+                    op: r.txn.op(),
                     ..hdr
                 },
-                txn,
-                changes,
-                triggers,
+                r,
                 waiter,
             );
         }
@@ -636,14 +642,14 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// Stages a txn the server makes itself (sessions, expiry).
     fn stage_txn(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter) {
-        if let Some((txn, changes, triggers)) = self.record(&hdr, Make::Txn(txn)) {
-            self.append(hdr, txn, changes, triggers, waiter);
+        if let Some(r) = self.record(&hdr, Make::Txn(txn)) {
+            self.append(hdr, r, waiter);
         }
     }
 
     /// Preps (or takes) a txn and applies it to the batch's overlay through a `Recorder`,
     /// so later requests of the batch see it and the commit can publish what it recorded.
-    fn record(&mut self, hdr: &TxnHeader, what: Make) -> Option<(Txn, Vec<Change>, Vec<Trigger>)> {
+    fn record(&mut self, hdr: &TxnHeader, what: Make) -> Option<Recorded> {
         let shared = self.shared.clone();
         let ext = shared.cfg.extended_types;
         let base = TreeView(&shared.tree);
@@ -656,6 +662,7 @@ impl<L: TxnLog> WriterLoop<L> {
             digest_delta: 0,
         };
         let mut triggers = Vec::new();
+        let mut results = Vec::new();
         let txn = match what {
             Make::Request {
                 req: Request::Reconfig,
@@ -669,7 +676,9 @@ impl<L: TxnLog> WriterLoop<L> {
                     ids,
                     extended_types: ext,
                 };
-                Some(prep_and_stage(&ctx, &mut rec, hdr, req, &mut triggers))
+                let (txn, r) = prep_and_stage(&ctx, &mut rec, hdr, req, &mut triggers);
+                results = r;
+                Some(txn)
             }
             Make::Txn(t) => {
                 let _ = apply(&mut rec, hdr, &t, &mut triggers);
@@ -688,17 +697,21 @@ impl<L: TxnLog> WriterLoop<L> {
         self.staged_digest = self.staged_digest.wrapping_add(rec.digest_delta);
         drop(rec);
         std::mem::swap(ov.changes_mut(), &mut self.staged);
-        txn.map(|t| (t, changes, triggers))
+        txn.map(|txn| Recorded {
+            txn,
+            changes,
+            triggers,
+            results,
+        })
     }
 
-    fn append(
-        &mut self,
-        hdr: TxnHeader,
-        txn: Txn,
-        changes: Vec<Change>,
-        triggers: Vec<Trigger>,
-        waiter: Waiter,
-    ) {
+    fn append(&mut self, hdr: TxnHeader, r: Recorded, waiter: Waiter) {
+        let Recorded {
+            txn,
+            changes,
+            triggers,
+            results,
+        } = r;
         let mut w = Jute {
             buf: std::mem::take(&mut self.encode_buf),
         };
@@ -712,6 +725,7 @@ impl<L: TxnLog> WriterLoop<L> {
         let p = Pending {
             hdr,
             txn,
+            results,
             changes,
             triggers,
             waiter,
@@ -1440,18 +1454,31 @@ impl<L: TxnLog> WriterLoop<L> {
                 xid,
                 op: opcode,
             } => {
-                let f = self.write_reply(xid, zxid, opcode, &p.txn);
+                let f = self.write_reply(xid, zxid, opcode, &p.txn, &p.results);
                 self.frame(conn, f, true);
             }
         }
     }
 
-    fn write_reply(&self, xid: i32, zxid: Zxid, opcode: i32, txn: &Txn) -> Vec<u8> {
+    /// The reply to a write: a node's Stat is read from the tree right after its txn
+    /// applied, or for a multi's ops from `results` (each op's own node).
+    fn write_reply(
+        &self,
+        xid: i32,
+        zxid: Zxid,
+        opcode: i32,
+        txn: &Txn,
+        results: &[Option<NodeRef>],
+    ) -> Vec<u8> {
         let tree = &self.shared.tree;
         let ext = self.shared.cfg.extended_types;
         let stat_of = |path: &str, w: &mut Jute| {
             let st = tree.get(path).map(|n| n.stat(ext)).unwrap_or_default();
             st.write(w);
+        };
+        let op_stat = |i: usize, path: &str, w: &mut Jute| match results.get(i) {
+            Some(Some(n)) => n.stat(ext).write(w),
+            _ => stat_of(path, w),
         };
         match txn {
             Txn::Error { err } => reply_frame(xid, zxid, *err, |_| {}),
@@ -1471,7 +1498,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 let failed = txns
                     .iter()
                     .any(|t| matches!(t, Txn::Error { err } if *err != 0));
-                for t in txns {
+                for (i, t) in txns.iter().enumerate() {
                     match t {
                         Txn::Error { err } => {
                             w.i32(op::ERROR).bool(false).i32(*err).i32(*err);
@@ -1480,12 +1507,12 @@ impl<L: TxnLog> WriterLoop<L> {
                         Txn::Create { op: o, path, .. } => {
                             w.i32(*o).bool(false).i32(0).string(path);
                             if *o != op::CREATE {
-                                stat_of(path, w);
+                                op_stat(i, path, w);
                             }
                         }
                         Txn::CreateContainer { path, .. } | Txn::CreateTtl { path, .. } => {
                             w.i32(op::CREATE2).bool(false).i32(0).string(path);
-                            stat_of(path, w);
+                            op_stat(i, path, w);
                         }
                         Txn::Delete { .. } => {
                             w.i32(op::DELETE).bool(false).i32(0);
@@ -1495,7 +1522,7 @@ impl<L: TxnLog> WriterLoop<L> {
                         }
                         Txn::SetData { path, .. } => {
                             w.i32(op::SET_DATA).bool(false).i32(0);
-                            stat_of(path, w);
+                            op_stat(i, path, w);
                         }
                         _ => {
                             w.i32(op::ERROR)
@@ -1827,12 +1854,13 @@ impl<L: TxnLog> WriterLoop<L> {
                 time: now_ms(),
                 op: op::DELETE_CONTAINER,
             };
-            if let Some((t, changes, triggers)) = self.record(&hdr, Make::DeleteContainer(p)) {
+            if let Some(r) = self.record(&hdr, Make::DeleteContainer(p)) {
                 self.append(
-                    TxnHeader { op: t.op(), ..hdr },
-                    t,
-                    changes,
-                    triggers,
+                    TxnHeader {
+                        op: r.txn.op(),
+                        ..hdr
+                    },
+                    r,
                     Waiter::Internal,
                 );
             }

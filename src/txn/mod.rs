@@ -559,6 +559,43 @@ pub fn apply(
     }
 }
 
+/// Applies `txn` as `apply` does, and for a multi that succeeds returns each op's node
+/// as that op left it (the node a create made or a setData wrote; `None` for the other
+/// ops): a multi's reply carries each op's own Stat, as ZooKeeper's does, not the node
+/// as the whole multi (a later setData or delete of it) left it. Empty for other txns,
+/// whose reply may read the tree right after this txn.
+pub fn apply_with_results(
+    store: &mut impl Store,
+    hdr: &TxnHeader,
+    txn: &Txn,
+    out: &mut Vec<Trigger>,
+) -> Vec<Option<NodeRef>> {
+    let Txn::Multi(txns) = txn else {
+        let _ = apply(store, hdr, txn, out);
+        return Vec::new();
+    };
+    if txns
+        .iter()
+        .any(|t| matches!(t, Txn::Error { err } if *err != 0))
+    {
+        return Vec::new();
+    }
+    let mut results = Vec::with_capacity(txns.len());
+    for t in txns {
+        if apply(store, hdr, t, out).is_err() {
+            break; // as `apply` stops
+        }
+        results.push(match t {
+            Txn::Create { path, .. }
+            | Txn::CreateContainer { path, .. }
+            | Txn::CreateTtl { path, .. }
+            | Txn::SetData { path, .. } => store.get(path),
+            _ => None,
+        });
+    }
+    results
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -310,14 +310,15 @@ fn multi_op_request(op: &MultiOp) -> Request {
 }
 
 /// Preps `req` and stages the resulting txn in `store`. A rejected request becomes an
-/// error txn (ZooKeeper logs those too, so zxids match its numbering).
+/// error txn (ZooKeeper logs those too, so zxids match its numbering). With the txn, a
+/// multi's per-op nodes for its reply (`apply_with_results`).
 pub fn prep_and_stage<S: Store>(
     ctx: &PrepCtx,
     store: &mut S,
     hdr: &super::TxnHeader,
     req: &Request,
     triggers: &mut Vec<Trigger>,
-) -> Txn {
+) -> (Txn, Vec<Option<NodeRef>>) {
     let txn = match req {
         Request::Multi { ops } => {
             let mut layer = Overlay::new(&*store);
@@ -358,8 +359,8 @@ pub fn prep_and_stage<S: Store>(
             Err(e) => Txn::Error { err: e.code() },
         },
     };
-    let _ = apply(store, hdr, &txn, triggers);
-    txn
+    let results = super::apply_with_results(store, hdr, &txn, triggers);
+    (txn, results)
 }
 
 /// One change apply made to a store, recorded at prep time so that the commit can publish

@@ -801,12 +801,13 @@ impl<L: TxnLog> WriterLoop<L> {
         let ext = shared.cfg.extended_types;
         let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
         let mut triggers = Vec::new();
-        let _ = apply(&mut store, &hdr, &txn, &mut triggers);
+        let results = crate::txn::apply_with_results(&mut store, &hdr, &txn, &mut triggers);
         let held = std::mem::take(&mut store.held);
         drop(store);
         let p = Pending {
             hdr,
             txn,
+            results,
             changes: Vec::new(),
             triggers,
             waiter,
