@@ -183,9 +183,86 @@ pub fn user_name(id: &Id) -> String {
     }
 }
 
+/// Java's `String.hashCode`: over UTF-16 code units, wrapping.
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(u as i32))
+}
+
+/// The order in which ZooKeeper lists a connection's auth ids (whoAmI): they are a set
+/// backed by a `ConcurrentHashMap`, iterated by hash bucket (the jute `Id.hashCode` of
+/// scheme and id, spread as the map does), and in insertion order within a bucket. The
+/// table has 16 buckets until 12 ids, then doubles.
+pub fn java_set_order(ids: &[Id]) -> Vec<&Id> {
+    let mut buckets = 16usize;
+    while ids.len() >= buckets - buckets / 4 {
+        buckets *= 2;
+    }
+    let bucket = |id: &Id| {
+        let h = 17i32
+            .wrapping_mul(37)
+            .wrapping_add(java_string_hash(&id.scheme))
+            .wrapping_mul(37)
+            .wrapping_add(java_string_hash(&id.id));
+        let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
+        spread as usize & (buckets - 1)
+    };
+    let mut out: Vec<&Id> = ids.iter().collect();
+    out.sort_by_key(|id| bucket(id)); // stable: insertion order within a bucket
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn java_hashes() {
+        // Values Java gives.
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("ip"), 3367);
+        assert_eq!(java_string_hash("digest"), -1331913276);
+        assert_eq!(java_string_hash("hello world"), 1794106052);
+    }
+
+    #[test]
+    fn ids_in_zookeepers_order() {
+        // Each printed by Java from ZooKeeper's own Id in its authInfo set, after adding
+        // them in the order given.
+        let cases: [(&[(&str, &str)], &str); 3] = [
+            (
+                &[("ip", "127.0.0.1"), ("digest", "alice:abc=")],
+                "digest:alice:abc= ip:127.0.0.1",
+            ),
+            (
+                &[
+                    ("ip", "127.0.0.1"),
+                    ("digest", "bob:x"),
+                    ("digest", "carol:y"),
+                    ("super", ""),
+                ],
+                "digest:carol:y super: ip:127.0.0.1 digest:bob:x",
+            ),
+            (
+                &[
+                    ("ip", "10.1.2.3"),
+                    ("digest", "u1:h"),
+                    ("digest", "u2:h"),
+                    ("digest", "u3:h"),
+                    ("digest", "u4:h"),
+                ],
+                "digest:u3:h digest:u2:h digest:u4:h ip:10.1.2.3 digest:u1:h",
+            ),
+        ];
+        for (ids, want) in cases {
+            let ids: Vec<Id> = ids.iter().map(|(s, i)| Id::new(s, i)).collect();
+            let got: Vec<String> = java_set_order(&ids)
+                .iter()
+                .map(|id| format!("{}:{}", id.scheme, id.id))
+                .collect();
+            assert_eq!(got.join(" "), want);
+        }
+    }
     #[test]
     fn digest_ids_split_as_java_does() {
         assert_eq!(java_split_len("alice:", ':'), 1);

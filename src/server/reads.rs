@@ -276,7 +276,7 @@ pub fn execute(
         }
         Request::WhoAmI => {
             w.i32(ids.len() as i32);
-            for id in ids {
+            for id in acl::java_set_order(ids) {
                 w.string(&id.scheme).string(&acl::user_name(id));
             }
             Ok(())

@@ -17,8 +17,9 @@
 # of first appearance (so "same zxid" relations are still compared; 0x0, as on the root
 # node, is kept); a non-zero
 # ephemeralOwner (and any other long 0x... value) becomes <session>; the port becomes
-# <port>; whoami lines and getEphemerals lists are sorted (their order is Java hash order on
-# the real server). Everything else (versions, lengths, counts, names, sequence suffixes, ACLs,
+# <port>; getEphemerals lists are sorted (their order is Java hash order on the real
+# server); whoami lines are compared as they come (Paddock lists ids in ZooKeeper's
+# order). Everything else (versions, lengths, counts, names, sequence suffixes, ACLs,
 # error texts, event lines) is kept verbatim.
 #
 # Environment: ZKCLI (default /usr/share/zookeeper/bin/zkCli.sh),
@@ -182,15 +183,10 @@ section_filter() {
     END { for (i = 1; i <= n; i++) print ev[i] }'
 }
 
-# Order-insensitive results: the real server returns whoami ids (a ConcurrentHashMap key
-# set) and getEphemerals paths (a hash set) in Java hash order, which the protocol does not
-# promise, so those are sorted. (ls is already sorted by zkCli itself.)
+# Order-insensitive results: the real server returns getEphemerals paths (a hash set) in
+# Java hash order, which the protocol does not promise, so those are sorted. (ls is already sorted by zkCli itself.)
 sort_unordered() { # cmd
   case "$1" in
-    whoami*)
-      local first
-      IFS= read -r first && printf '%s\n' "$first"
-      LC_ALL=C sort ;;
     getEphemerals*)
       local l inner
       while IFS= read -r l; do
