@@ -185,3 +185,66 @@ fn set_watches_rearms_and_catches_up() {
     assert_eq!(xid, -1);
     assert_eq!(&ev[0..4], &1i32.to_be_bytes(), "NodeCreated on /gone");
 }
+
+/// Sends one request and reads up to its reply: (err, the watch events that came first
+/// as (type, path)).
+fn call(r: &mut Raw, xid: i32, op: i32, body: &[u8]) -> (i32, Vec<(i32, String)>) {
+    r.send(xid, op, body);
+    let mut events = Vec::new();
+    loop {
+        let (x, _, err, b) = r.reply().expect("answered on a live connection");
+        if x == -1 {
+            let t = i32::from_be_bytes(b[0..4].try_into().unwrap());
+            let len = i32::from_be_bytes(b[8..12].try_into().unwrap()) as usize;
+            events.push((t, String::from_utf8(b[12..12 + len].to_vec()).unwrap()));
+            continue;
+        }
+        assert_eq!(x, xid);
+        return (err, events);
+    }
+}
+
+fn path_type(path: &str, t: i32) -> Vec<u8> {
+    let mut b = jute_string(path);
+    b.extend_from_slice(&t.to_be_bytes());
+    b
+}
+
+/// Issue 14, section 3: a persistent (or recursive) watch is in both of ZooKeeper's
+/// watch tables, so checkWatches and removeWatches of type Data or Children find it
+/// (before: NOWATCHER), and removing one half leaves the other firing. A watcher type
+/// ZooKeeper 3.8 does not know answers MarshallingError and keeps the connection.
+#[test]
+fn check_and_remove_watches_find_each_half_of_a_persistent_watch() {
+    let s = Server::start("");
+    let mut r = Raw::connect(&s);
+    let (data, children, any) = (2, 1, 3);
+    assert_eq!(call(&mut r, 1, 1, &create_body("/pw", b"", 0)).0, 0);
+    assert_eq!(call(&mut r, 2, 106, &path_type("/pw", 0)).0, 0);
+    for (i, t) in [data, children, any].into_iter().enumerate() {
+        assert_eq!(call(&mut r, 10 + i as i32, 17, &path_type("/pw", t)).0, 0);
+    }
+    // The data half goes: no DataChanged any more, but ChildrenChanged still comes.
+    assert_eq!(call(&mut r, 20, 18, &path_type("/pw", data)).0, 0);
+    assert_eq!(call(&mut r, 21, 18, &path_type("/pw", data)).0, -121);
+    let mut set = jute_string("/pw");
+    set.extend_from_slice(&1i32.to_be_bytes());
+    set.push(b'x');
+    set.extend_from_slice(&(-1i32).to_be_bytes());
+    let (err, events) = call(&mut r, 22, 5, &set);
+    assert_eq!((err, events), (0, vec![]));
+    // The event comes before the reply that shows its change.
+    let (err, events) = call(&mut r, 23, 1, &create_body("/pw/c", b"", 0));
+    assert_eq!(err, 0);
+    assert_eq!(events, vec![(4, "/pw".to_string())], "ChildrenChanged only");
+    assert_eq!(call(&mut r, 26, 18, &path_type("/pw", children)).0, 0);
+    assert_eq!(call(&mut r, 27, 17, &path_type("/pw", any)).0, -121);
+
+    // A recursive watch is in the child table too.
+    assert_eq!(call(&mut r, 30, 106, &path_type("/pw", 1)).0, 0);
+    assert_eq!(call(&mut r, 31, 17, &path_type("/pw", children)).0, 0);
+    // A type 3.8 does not know: MarshallingError, and the connection stays.
+    assert_eq!(call(&mut r, 32, 17, &path_type("/pw", 7)).0, -5);
+    assert_eq!(call(&mut r, 33, 18, &path_type("/pw", 0)).0, -5);
+    assert_eq!(call(&mut r, 34, 17, &path_type("/pw", data)).0, 0);
+}

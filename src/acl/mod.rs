@@ -229,7 +229,21 @@ mod tests {
     fn ids_in_zookeepers_order() {
         // Each printed by Java from ZooKeeper's own Id in its authInfo set, after adding
         // them in the order given.
-        let cases: [(&[(&str, &str)], &str); 3] = [
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (
+                &[
+                    ("ip", "127.0.0.1"),
+                    ("digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="),
+                ],
+                "digest:alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E= ip:127.0.0.1",
+            ),
+            (
+                &[
+                    ("ip", "127.0.0.1"),
+                    ("digest", "alice:V55/p2T0OpjQ+low3NVAH4aLvm0="),
+                ],
+                "ip:127.0.0.1 digest:alice:V55/p2T0OpjQ+low3NVAH4aLvm0=",
+            ),
             (
                 &[("ip", "127.0.0.1"), ("digest", "alice:abc=")],
                 "digest:alice:abc= ip:127.0.0.1",

@@ -411,10 +411,11 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
             if let Some(v) = &view {
                 let mut by_path: BTreeMap<&str, BTreeSet<SessionId>> = BTreeMap::new();
                 let mut by_sess: BTreeMap<SessionId, BTreeSet<&str>> = BTreeMap::new();
-                for (s, set) in v.watches.by_session() {
-                    for (_, p) in set {
-                        by_path.entry(p).or_default().insert(*s);
-                        by_sess.entry(*s).or_default().insert(p);
+                // ZooKeeper shows its data watches only (DataTree.dumpWatches).
+                for (s, set) in v.watches.data_by_session() {
+                    for p in set {
+                        by_path.entry(p).or_default().insert(s);
+                        by_sess.entry(s).or_default().insert(p);
                     }
                 }
                 if cmd == "wchc" {

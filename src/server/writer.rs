@@ -1147,18 +1147,18 @@ impl<L: TxnLog> WriterLoop<L> {
                 })
             }
             Request::CheckWatches { path, kind } => {
-                let err = if self.watches.check(session, *kind, path) {
-                    0
-                } else {
-                    ZkError::NoWatcher.code()
+                let err = match self.watches.check(session, *kind, path) {
+                    Some(true) => 0,
+                    Some(false) => ZkError::NoWatcher.code(),
+                    None => ZkError::MarshallingError.code(),
                 };
                 reply_frame(xid, zxid, err, |_| {})
             }
             Request::RemoveWatches { path, kind } => {
-                let err = if self.watches.remove(session, *kind, path) {
-                    0
-                } else {
-                    ZkError::NoWatcher.code()
+                let err = match self.watches.remove(session, *kind, path) {
+                    Some(true) => 0,
+                    Some(false) => ZkError::NoWatcher.code(),
+                    None => ZkError::MarshallingError.code(),
                 };
                 reply_frame(xid, zxid, err, |_| {})
             }
