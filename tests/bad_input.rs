@@ -1,4 +1,5 @@
-//! Malformed and oversize input closes that connection and nothing else.
+//! Malformed and oversize input: a bad frame closes that connection and nothing else; a
+//! bad request inside a good frame gets ZooKeeper 3.8's answer.
 
 use crate::harness::*;
 use std::io::Write;
@@ -31,10 +32,11 @@ async fn garbage_closes_one_connection_only() {
     let mut r = Raw::connect(&s);
     r.sock.write_all(&(-5i32).to_be_bytes()).unwrap();
     assert!(r.closed());
-    // A request whose body is cut short.
+    // A request whose body is cut short: MarshallingError, as ZooKeeper answers it, and
+    // the connection stays (malformed_requests_are_answered_as_zookeeper_answers_them).
     let mut r = Raw::connect(&s);
     r.send(1, 4, &[0, 0, 0, 50, b'/']);
-    assert!(r.closed());
+    assert_eq!(r.reply().unwrap().2, -5);
     // A value above jute.maxbuffer.
     let big = vec![7u8; 8192];
     assert!(zk.set_data("/alive", &big, None).await.is_err());
@@ -182,4 +184,138 @@ fn ensemble_configs_are_checked() {
         err.contains("server.2 of an ensemble of 1 (1 voters)"),
         "{err}"
     );
+}
+
+/// A reply: xid, zxid, err, body.
+type Reply = (i32, i64, i32, Vec<u8>);
+
+/// What a raw session sees after one request: its reply if any, and whether the
+/// connection still answers a ping after it.
+fn ask(s: &Server, op: i32, xid: i32, body: &[u8]) -> (Option<Reply>, bool) {
+    let mut r = Raw::connect(s);
+    r.sock
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    r.send(xid, op, body);
+    let reply = r.reply();
+    let alive = {
+        let sent = {
+            let mut b = (-2i32).to_be_bytes().to_vec();
+            b.extend_from_slice(&11i32.to_be_bytes());
+            r.sock.write_all(&frame(&b)).is_ok()
+        };
+        sent && matches!(r.reply(), Some((-2, _, 0, _)))
+    };
+    (reply, alive)
+}
+
+fn null_path_watch() -> Vec<u8> {
+    let mut b = (-1i32).to_be_bytes().to_vec();
+    b.push(0);
+    b
+}
+
+/// Issue 14, section 2: each malformed or edge request gets the answer Apache ZooKeeper
+/// 3.8 gives (each compared with it over a raw socket: MarshallingError (-5) for a body
+/// that does not decode or a null ZooKeeper dereferences, the connection kept; a write's
+/// -5 as an error txn that takes a zxid), instead of a close without a reply.
+#[test]
+fn malformed_requests_are_answered_as_zookeeper_answers_them() {
+    let s = Server::start("");
+    let err = |op: i32, body: &[u8]| {
+        let (reply, alive) = ask(&s, op, 1, body);
+        (reply.map(|r| r.2), alive)
+    };
+    // A body cut short; null paths where ZooKeeper dereferences them.
+    assert_eq!(err(4, &[0, 0, 0, 10, b'/', b'a', b'b']), (Some(-5), true));
+    for op in [3, 4, 8, 12] {
+        assert_eq!(err(op, &null_path_watch()), (Some(-5), true), "op {op}");
+    }
+    for op in [6, 104] {
+        assert_eq!(err(op, &(-1i32).to_be_bytes()), (Some(-5), true), "op {op}");
+    }
+    // create and delete with a null path: -5, as an error txn (it takes a zxid).
+    let mut z = Raw::connect(&s);
+    z.send(1, 1, &create_body("/z1", b"", 0));
+    let z1 = z.reply().unwrap().1;
+    let mut null_create = (-1i32).to_be_bytes().to_vec();
+    null_create.extend_from_slice(&create_body("", b"", 0)[4..]);
+    z.send(2, 1, &null_create);
+    assert_eq!(z.reply().unwrap().2, -5);
+    let mut null_delete = (-1i32).to_be_bytes().to_vec();
+    null_delete.extend_from_slice(&(-1i32).to_be_bytes());
+    z.send(3, 2, &null_delete);
+    assert_eq!(z.reply().unwrap().2, -5);
+    z.send(4, 1, &create_body("/z2", b"", 0));
+    assert_eq!(
+        z.reply().unwrap().1,
+        z1 + 3,
+        "each malformed write took a zxid"
+    );
+    assert_eq!(err(1, &null_create), (Some(-5), true));
+    // setData with a null path is a bad argument, for ZooKeeper too.
+    let mut null_set = (-1i32).to_be_bytes().to_vec();
+    null_set.extend_from_slice(&(-1i32).to_be_bytes());
+    null_set.extend_from_slice(&(-1i32).to_be_bytes());
+    assert_eq!(err(5, &null_set), (Some(-8), true));
+    // addWatch with a mode ZooKeeper does not know.
+    for mode in [5i32, -1] {
+        let mut b = jute_string("/");
+        b.extend_from_slice(&mode.to_be_bytes());
+        assert_eq!(err(106, &b), (Some(-5), true), "mode {mode}");
+    }
+    // setWatches / setWatches2 with null path lists.
+    for (op, lists) in [(101, 3), (105, 5)] {
+        let mut b = 0i64.to_be_bytes().to_vec();
+        for _ in 0..lists {
+            b.extend_from_slice(&(-1i32).to_be_bytes());
+        }
+        let (reply, alive) = ask(&s, op, -8, &b);
+        assert_eq!((reply.map(|r| (r.0, r.2)), alive), (Some((-8, -5)), true));
+    }
+    // An ACL count of -2 is an empty list to ZooKeeper: INVALIDACL.
+    let mut acl_minus_two = jute_string("/acl");
+    acl_minus_two.extend_from_slice(&0i32.to_be_bytes());
+    acl_minus_two.extend_from_slice(&(-2i32).to_be_bytes());
+    acl_minus_two.extend_from_slice(&0i32.to_be_bytes());
+    assert_eq!(err(1, &acl_minus_two), (Some(-114), true));
+    let mut set_acl = jute_string("/");
+    set_acl.extend_from_slice(&(-2i32).to_be_bytes());
+    set_acl.extend_from_slice(&(-1i32).to_be_bytes());
+    assert_eq!(err(7, &set_acl), (Some(-114), true));
+    // An IPv6 ip ACL: ZooKeeper 3.8 reads IPv4 only.
+    let mut ipv6 = jute_string("/v6");
+    ipv6.extend_from_slice(&0i32.to_be_bytes());
+    ipv6.extend_from_slice(&1i32.to_be_bytes());
+    ipv6.extend_from_slice(&31i32.to_be_bytes());
+    ipv6.extend(jute_string("ip"));
+    ipv6.extend(jute_string("::1"));
+    ipv6.extend_from_slice(&0i32.to_be_bytes());
+    assert_eq!(err(1, &ipv6), (Some(-114), true));
+    // A null digest: AUTHFAILED with zxid 0, then the close.
+    let mut auth = 0i32.to_be_bytes().to_vec();
+    auth.extend(jute_string("digest"));
+    auth.extend_from_slice(&(-1i32).to_be_bytes());
+    let (reply, alive) = ask(&s, 100, -4, &auth);
+    assert_eq!(
+        (reply.map(|r| (r.0, r.1, r.2)), alive),
+        (Some((-4, 0, -115)), false)
+    );
+    // deleteContainer from a client: BADARGUMENTS, nothing deleted, the connection kept.
+    z.send(5, 19, &create_body("/c1", b"", 0));
+    assert_eq!(z.reply().unwrap().2, 0);
+    assert_eq!(err(20, &jute_string("/c1")), (Some(-8), true));
+    let mut exists = jute_string("/c1");
+    exists.push(0);
+    z.send(6, 3, &exists);
+    assert_eq!(z.reply().unwrap().2, 0, "the container is still there");
+    // SASL without SASL configured: OK with a null token and zxid 0.
+    let (reply, alive) = ask(&s, 102, 1, &[0, 0, 0, 4, 1, 2, 3, 4]);
+    assert_eq!(
+        (reply.map(|r| (r.1, r.2, r.3)), alive),
+        (Some((0, 0, vec![0xff, 0xff, 0xff, 0xff])), true)
+    );
+    // An unknown opcode: UNIMPLEMENTED with zxid -1, then the close.
+    let (reply, alive) = ask(&s, 999, 1, &[]);
+    assert_eq!((reply.map(|r| (r.1, r.2)), alive), (Some((-1, -6)), false));
 }

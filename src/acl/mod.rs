@@ -8,7 +8,6 @@ use crate::proto::ops::perm;
 use crate::proto::records::{Acl, Id};
 use crate::proto::ZkError;
 use base64::Engine;
-use core::net::IpAddr;
 use sha1::{Digest, Sha1};
 
 pub fn world_anyone() -> Id {
@@ -44,33 +43,48 @@ pub fn digest(user_password: &str) -> String {
     )
 }
 
+/// Java's `Integer.parseInt` of ASCII text: an optional sign, then digits, in i32.
+fn java_int(s: &str) -> Option<i32> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<i32>().ok()
+}
+
+/// An address as ZooKeeper 3.8's IPAuthenticationProvider reads one: IPv4 only (IPv6
+/// is a TODO there, so an IPv6 ACL is invalid and an IPv6 client matches none), four
+/// dot-separated parts, each a Java int in 0..=255 ("010" is 10).
+fn java_v4(addr: &str) -> Option<u32> {
+    let parts: Vec<&str> = addr.split('.').collect();
+    if parts.len() != 4 {
+        return None;
+    }
+    let mut v = 0u32;
+    for p in parts {
+        let b = java_int(p).filter(|b| (0..=255).contains(b))?;
+        v = (v << 8) | b as u32;
+    }
+    Some(v)
+}
+
+/// An ip ACL id, `addr` or `addr/bits`: the network and its mask.
+fn ip_acl(id: &str) -> Option<(u32, u32)> {
+    let (net, bits) = match id.split_once('/') {
+        Some((n, b)) => (n, java_int(b).filter(|b| (0..=32).contains(b))? as u32),
+        None => (id, 32),
+    };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
+    Some((java_v4(net)? & mask, mask))
+}
+
 fn ip_matches(acl_id: &str, addr: &str) -> bool {
-    let (net, bits) = match acl_id.split_once('/') {
-        Some((n, b)) => (n, b.parse::<u32>().ok()),
-        None => (acl_id, None),
-    };
-    let (Ok(net), Ok(addr)) = (net.parse::<IpAddr>(), addr.parse::<IpAddr>()) else {
-        return false;
-    };
-    match (net, addr) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            (u32::from(n) & mask) == (u32::from(a) & mask)
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            (u128::from(n) & mask) == (u128::from(a) & mask)
-        }
+    match (ip_acl(acl_id), java_v4(addr)) {
+        (Some((net, mask)), Some(a)) => a & mask == net,
         _ => false,
     }
 }
@@ -109,15 +123,7 @@ pub fn check(acl: &[Acl], want: i32, ids: &[Id]) -> Result<(), ZkError> {
 }
 
 fn valid_ip(id: &str) -> bool {
-    let (net, bits) = match id.split_once('/') {
-        Some((n, b)) => (n, Some(b)),
-        None => (id, None),
-    };
-    match net.parse::<IpAddr>() {
-        Ok(IpAddr::V4(_)) => bits.is_none_or(|b| b.parse::<u32>().is_ok_and(|b| b <= 32)),
-        Ok(IpAddr::V6(_)) => bits.is_none_or(|b| b.parse::<u32>().is_ok_and(|b| b <= 128)),
-        Err(_) => false,
-    }
+    ip_acl(id).is_some()
 }
 
 /// ZooKeeper's fixupACL: dedupe, expand `auth`, check every id's scheme and form.
@@ -215,6 +221,34 @@ pub fn java_set_order(ids: &[Id]) -> Vec<&Id> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_acls_as_zookeeper_3_8_reads_them() {
+        for ok in [
+            "10.0.0.0/8",
+            "127.0.0.1",
+            "010.1.2.3",
+            "1.2.3.4/0",
+            "1.2.3.4/+8",
+        ] {
+            assert!(valid_ip(ok), "{ok}");
+        }
+        for bad in [
+            "::1",
+            "fe80::1/64",
+            "1.2.3",
+            "127.0.0.1/33",
+            "1.2.3.4/",
+            "1.2.3.256",
+            "",
+        ] {
+            assert!(!valid_ip(bad), "{bad}");
+        }
+        assert!(ip_matches("10.0.0.0/8", "10.9.8.7"));
+        assert!(!ip_matches("10.0.0.0/8", "11.0.0.1"));
+        assert!(ip_matches("0.0.0.0/0", "1.2.3.4"));
+        assert!(!ip_matches("::1", "::1"), "3.8 matches no IPv6 client");
+    }
 
     #[test]
     fn java_hashes() {

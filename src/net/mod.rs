@@ -865,25 +865,37 @@ impl Reactor {
                 if self.logs.bad_client.admit() {
                     log::warn!("closing {}: unknown opcode {opcode}", c.remote);
                 }
-                let f = reply_frame(
-                    xid_,
-                    self.shared.last_zxid(),
-                    ZkError::Unimplemented.code(),
-                    |_| {},
-                );
+                // ZooKeeper's UnimplementedRequestProcessor answers with zxid -1.
+                let f = reply_frame(xid_, -1, ZkError::Unimplemented.code(), |_| {});
                 c.queue(&f);
                 c.state = State::Closing;
                 return Ok(());
             }
-            Err(e) => {
+            Err(e) if matches!(opcode, op::AUTH | op::SASL) => {
+                // ZooKeeper reads these before its pipeline: a bad one ends the connection.
                 if self.logs.bad_client.admit() {
                     log::warn!(
-                        "closing {}: malformed {} request: {e}",
+                        "closing {}: malformed {} packet: {e}",
                         c.remote,
                         op::name(opcode)
                     );
                 }
                 return Err(format!("malformed request: {e}"));
+            }
+            Err(e) => {
+                // As ZooKeeper: MarshallingError for this request (an error txn for a
+                // write), in the session's order; the connection stays.
+                if self.logs.bad_client.admit() {
+                    log::warn!(
+                        "answering MarshallingError to {}: malformed {} request: {e}",
+                        c.remote,
+                        op::name(opcode)
+                    );
+                }
+                Request::Refused {
+                    write: op::is_write(opcode),
+                    err: ZkError::MarshallingError,
+                }
             }
         };
         c.info.last_op.store(opcode, Relaxed);
@@ -949,26 +961,35 @@ impl Reactor {
             let mut zxid = self.shared.last_zxid();
             let frame = match &q.req {
                 Request::Ping => reply_frame(xid::PING, zxid, 0, |_| {}),
-                Request::Auth { scheme, auth } => match self.authenticate(c, scheme, auth) {
-                    Ok(()) => {
-                        // The writer delivers watch events by the session's ids as they
-                        // stand now, not as of its last request to the writer.
-                        self.outbox.push(ToWriter::Auth {
-                            conn: c.id,
-                            session,
-                            ids: c.ids.clone(),
-                        });
-                        reply_frame(q.xid, 0, 0, |_| {})
+                Request::Auth { scheme, auth } => {
+                    match self.authenticate(c, scheme, auth.as_deref()) {
+                        Ok(()) => {
+                            // The writer delivers watch events by the session's ids as they
+                            // stand now, not as of its last request to the writer.
+                            self.outbox.push(ToWriter::Auth {
+                                conn: c.id,
+                                session,
+                                ids: c.ids.clone(),
+                            });
+                            reply_frame(q.xid, 0, 0, |_| {})
+                        }
+                        Err(e) => {
+                            self.shared.stats.auth_failed.fetch_add(1, Relaxed);
+                            let f = reply_frame(q.xid, 0, e.code(), |_| {});
+                            c.queue(&f);
+                            c.state = State::Closing;
+                            return Ok(());
+                        }
                     }
-                    Err(e) => {
-                        self.shared.stats.auth_failed.fetch_add(1, Relaxed);
-                        let f = reply_frame(q.xid, 0, e.code(), |_| {});
-                        c.queue(&f);
-                        c.state = State::Closing;
-                        return Ok(());
-                    }
-                },
-                Request::Check { .. } | Request::Sasl => {
+                }
+                Request::Sasl => {
+                    // No SASL configured: ZooKeeper answers OK with a null token (its
+                    // SASL server is missing) and keeps the connection.
+                    reply_frame(q.xid, 0, 0, |w| {
+                        w.i32(-1);
+                    })
+                }
+                Request::Check { .. } => {
                     // Standalone check outside multi: rejected as ZooKeeper 3.8.5+ does.
                     let f = reply_frame(q.xid, zxid, ZkError::Unimplemented.code(), |_| {});
                     c.queue(&f);
@@ -1033,10 +1054,12 @@ impl Reactor {
         });
     }
 
-    fn authenticate(&self, c: &mut Conn, scheme: &str, auth: &[u8]) -> Result<(), ZkError> {
+    fn authenticate(&self, c: &mut Conn, scheme: &str, auth: Option<&[u8]>) -> Result<(), ZkError> {
         let mut ids: Vec<Id> = c.ids.to_vec();
         match scheme {
             "digest" => {
+                // A null digest fails, as ZooKeeper's `new String(null)` throws.
+                let auth = auth.ok_or(ZkError::AuthFailed)?;
                 // As ZooKeeper's `new String(authData)`: bytes that are not UTF-8 become
                 // U+FFFD, and the digest is of that text.
                 let text = String::from_utf8_lossy(auth);

@@ -21,6 +21,9 @@ pub enum DecodeError {
     Utf8,
     #[error("unexpected value: {0}")]
     Invalid(&'static str),
+    /// A null where ZooKeeper dereferences the value (its NullPointerException).
+    #[error("null {0}")]
+    Null(&'static str),
 }
 
 pub type DecodeResult<T> = Result<T, DecodeError>;
@@ -98,6 +101,29 @@ impl<'a> Reader<'a> {
             return Err(DecodeError::BadLength(n as i64));
         }
         Ok(n as usize)
+    }
+    /// A vector's element count as ZooKeeper's BinaryInputArchive reads it: `None` for
+    /// null (-1), and any other count below 1 is an empty vector (its index is `done`
+    /// at once). Checked against the bytes left as `read_count` is.
+    pub fn read_count_opt(&mut self, min_elem_bytes: usize) -> DecodeResult<Option<usize>> {
+        let n = self.read_i32()?;
+        if n == -1 {
+            return Ok(None);
+        }
+        if n <= 0 {
+            return Ok(Some(0));
+        }
+        if (n as usize).saturating_mul(min_elem_bytes.max(1)) > self.remaining() {
+            return Err(DecodeError::BadLength(n as i64));
+        }
+        Ok(Some(n as usize))
+    }
+    /// A string that must not be null (ZooKeeper dereferences it).
+    pub fn read_string_nn(&mut self, what: &'static str) -> DecodeResult<&'a str> {
+        match self.read_buffer_opt()? {
+            None => Err(DecodeError::Null(what)),
+            Some(b) => std::str::from_utf8(b).map_err(|_| DecodeError::Utf8),
+        }
     }
     pub fn read_strings(&mut self) -> DecodeResult<Vec<String>> {
         let n = self.read_count(4)?;

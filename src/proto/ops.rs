@@ -36,6 +36,23 @@ pub mod op {
     pub const CLOSE_SESSION: i32 = -11;
     pub const ERROR: i32 = -1;
 
+    /// Opcodes whose requests ZooKeeper's PrepRequestProcessor turns into txns: a
+    /// malformed one becomes an error txn (it takes a zxid), as any refused write does.
+    pub fn is_write(op: i32) -> bool {
+        matches!(
+            op,
+            CREATE
+                | CREATE2
+                | CREATE_TTL
+                | CREATE_CONTAINER
+                | DELETE
+                | DELETE_CONTAINER
+                | SET_DATA
+                | SET_ACL
+                | MULTI
+        )
+    }
+
     /// Short name used by `cons` (`lop=`), as ZooKeeper's `Request.op2String` prints it.
     pub fn name(op: i32) -> &'static str {
         match op {

@@ -2,10 +2,12 @@
 //!
 //! Request = RequestHeader{xid, type} · body(type); Reply = ReplyHeader{xid, zxid, err} · body.
 //! Holds: `Request::decode` accepts exactly what ZooKeeper's server accepts for each opcode
-//! and reports anything else as a `DecodeError`, which closes the connection.
+//! and reports anything else as a `DecodeError`, which the server answers as ZooKeeper
+//! does: MarshallingError (-5) for the request, the connection kept (net/), an error txn
+//! for a write. Nulls are told apart where ZooKeeper dereferences them (`read_string_nn`).
 
 use super::jute::{DecodeError, DecodeResult, Reader, Writer};
-use super::ops::op;
+use super::ops::{op, ZkError};
 
 /// Stat as a client sees it (68 bytes on the wire).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,8 +105,10 @@ pub fn write_acls(w: &mut Writer, acls: &[Acl]) {
     }
 }
 
+/// An ACL list; null, or a count below -1, reads as empty (then INVALIDACL), as ZooKeeper
+/// reads it.
 pub fn read_acls(r: &mut Reader) -> DecodeResult<Vec<Acl>> {
-    let n = r.read_count(12)?;
+    let n = r.read_count_opt(12)?.unwrap_or(0);
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         v.push(Acl::read(r)?);
@@ -277,7 +281,8 @@ pub enum Request {
     },
     Auth {
         scheme: String,
-        auth: Vec<u8>,
+        /// `None`: null (a digest of it fails, as ZooKeeper's `new String(null)` does).
+        auth: Option<Vec<u8>>,
     },
     SetWatches {
         relative_zxid: i64,
@@ -300,11 +305,18 @@ pub enum Request {
     WhoAmI,
     CloseSession,
     Sasl,
+    /// A request ZooKeeper answers with `err` from its bytes alone (a malformed body:
+    /// MarshallingError); a `write` one becomes an error txn, as ZooKeeper's prep makes
+    /// one, the others are answered in the session's order.
+    Refused {
+        write: bool,
+        err: ZkError,
+    },
 }
 
 fn create_body(r: &mut Reader, ttl: bool) -> DecodeResult<CreateRequest> {
     Ok(CreateRequest {
-        path: r.read_string()?.to_owned(),
+        path: r.read_string_nn("path")?.to_owned(),
         data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
         acl: read_acls(r)?,
         flags: r.read_i32()?,
@@ -313,7 +325,19 @@ fn create_body(r: &mut Reader, ttl: bool) -> DecodeResult<CreateRequest> {
 }
 
 fn path_watch(r: &mut Reader) -> DecodeResult<(String, bool)> {
-    Ok((r.read_string()?.to_owned(), r.read_bool()?))
+    Ok((r.read_string_nn("path")?.to_owned(), r.read_bool()?))
+}
+
+/// setWatches' path lists: ZooKeeper walks each, so a null list (or path) is malformed.
+fn watch_paths(r: &mut Reader) -> DecodeResult<Vec<String>> {
+    let n = r
+        .read_count_opt(4)?
+        .ok_or(DecodeError::Null("watch list"))?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(r.read_string_nn("watch path")?.to_owned());
+    }
+    Ok(v)
 }
 
 fn multi_ops(r: &mut Reader, read: bool) -> DecodeResult<Vec<MultiOp>> {
@@ -376,7 +400,7 @@ impl Request {
                 req: create_body(r, true)?,
             },
             op::DELETE => Request::Delete {
-                path: r.read_string()?.to_owned(),
+                path: r.read_string_nn("path")?.to_owned(),
                 version: r.read_i32()?,
             },
             op::EXISTS => {
@@ -393,7 +417,7 @@ impl Request {
                 version: r.read_i32()?,
             },
             op::GET_ACL => Request::GetAcl {
-                path: r.read_string()?.to_owned(),
+                path: r.read_string_nn("path")?.to_owned(),
             },
             op::SET_ACL => Request::SetAcl {
                 path: r.read_string()?.to_owned(),
@@ -435,16 +459,16 @@ impl Request {
                 let _type = r.read_i32()?;
                 Request::Auth {
                     scheme: r.read_string()?.to_owned(),
-                    auth: r.read_buffer()?.to_vec(),
+                    auth: r.read_buffer_opt()?.map(<[u8]>::to_vec),
                 }
             }
             op::SET_WATCHES | op::SET_WATCHES2 => {
                 let relative_zxid = r.read_i64()?;
-                let data = r.read_strings()?;
-                let exist = r.read_strings()?;
-                let child = r.read_strings()?;
+                let data = watch_paths(r)?;
+                let exist = watch_paths(r)?;
+                let child = watch_paths(r)?;
                 let (persistent, recursive) = if op == op::SET_WATCHES2 {
-                    (r.read_strings()?, r.read_strings()?)
+                    (watch_paths(r)?, watch_paths(r)?)
                 } else {
                     (vec![], vec![])
                 };
@@ -461,7 +485,7 @@ impl Request {
                 prefix: r.read_string()?.to_owned(),
             },
             op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
-                path: r.read_string()?.to_owned(),
+                path: r.read_string_nn("path")?.to_owned(),
             },
             op::ADD_WATCH => Request::AddWatch {
                 path: r.read_string()?.to_owned(),
@@ -470,6 +494,13 @@ impl Request {
             op::WHO_AM_I => Request::WhoAmI,
             op::CLOSE_SESSION => Request::CloseSession,
             op::SASL => Request::Sasl,
+            // ZooKeeper takes the whole request (header too) for the path, which then
+            // never validates: BADARGUMENTS, as an error txn. Only the server deletes
+            // containers.
+            op::DELETE_CONTAINER => Request::Refused {
+                write: true,
+                err: ZkError::BadArguments,
+            },
             _ => return Err(DecodeError::Invalid("unknown opcode")),
         })
     }
@@ -484,7 +515,8 @@ impl Request {
             Request::GetAcl { .. }
             | Request::GetAllChildrenNumber { .. }
             | Request::MultiRead { .. }
-            | Request::WhoAmI => true,
+            | Request::WhoAmI
+            | Request::Refused { write: false, .. } => true,
             _ => false,
         }
     }
@@ -499,6 +531,7 @@ impl Request {
                 | Request::SetAcl { .. }
                 | Request::Multi { .. }
                 | Request::CloseSession
+                | Request::Refused { write: true, .. }
         )
     }
 }

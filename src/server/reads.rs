@@ -219,6 +219,7 @@ pub fn execute(
     w: &mut Writer,
 ) -> Result<(), ZkError> {
     match req {
+        Request::Refused { err, .. } => Err(*err),
         Request::GetData { path, .. } => get_data(tree, cfg, ids, path, w),
         Request::Exists { path, .. } => {
             if path.contains('\0') {

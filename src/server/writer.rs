@@ -1139,7 +1139,8 @@ impl<L: TxnLog> WriterLoop<L> {
                 let kind = match mode {
                     0 => Kind::Persistent,
                     1 => Kind::Recursive,
-                    _ => return reply_frame(xid, zxid, ZkError::BadArguments.code(), |_| {}),
+                    // ZooKeeper's WatcherMode.fromZooDef throws: MarshallingError.
+                    _ => return reply_frame(xid, zxid, ZkError::MarshallingError.code(), |_| {}),
                 };
                 self.watches.add(session, kind, path);
                 reply_frame(xid, zxid, 0, |w| {

@@ -276,6 +276,7 @@ fn prep_op(ctx: &PrepCtx, store: &impl Store, req: &Request) -> Result<Txn, ZkEr
             })
         }
         Request::Check { path, version } => prep_check(ctx, store, path, *version),
+        Request::Refused { err, .. } => Err(*err),
         _ => Err(ZkError::Unimplemented),
     }
 }

@@ -1124,7 +1124,9 @@ impl<L: TxnLog> WriterLoop<L> {
                 let req = match Request::decode(opcode, body) {
                     Ok(r) => r,
                     Err(e) => {
-                        log::warn!(
+                        // Its learner logged it already (rate-limited): MarshallingError,
+                        // as an error txn, as for a client of this server.
+                        log::debug!(
                             "learner {sid}: forwarded {} does not decode: {e}",
                             op::name(opcode)
                         );
