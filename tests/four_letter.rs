@@ -110,3 +110,108 @@ fn paddock_status_reports_the_mode() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("Error contacting service. It is probably not running."));
 }
+
+fn srvr_count(srvr: &str, key: &str) -> u64 {
+    srvr.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Issue 14, section 3: the details of four-letter words that differed from ZooKeeper
+/// 3.8's (each compared with its output): cons shows a connection's real lzxid (was
+/// 0xffffffffffffffff), `SESS` with lcxid 0x0 for a new session, no lcxid before one;
+/// an empty wchc/wchp is a blank line; wchs counts the data watches only; dump lists
+/// session and connection expiry buckets; envi has ZooKeeper's 18 lines with the real
+/// user name; a four-letter word counts one packet in and one out.
+#[test]
+fn four_letter_details_as_zookeeper_prints_them() {
+    let s = Server::start("");
+    assert_eq!(four(&s, "wchc"), "\n");
+    assert_eq!(four(&s, "wchp"), "\n");
+    let mut r = Raw::connect(&s);
+    let sid = r.session;
+    let cons = four(&s, "cons");
+    let line = cons
+        .lines()
+        .find(|l| l.contains(&format!("sid=0x{sid:x}")))
+        .unwrap_or_else(|| panic!("{cons}"));
+    assert!(line.contains(",lop=SESS,"), "{line}");
+    assert!(line.contains(",lcxid=0x0,"), "{line}");
+    assert!(!line.contains("lzxid=0xffffffffffffffff"), "{line}");
+    r.send(1, 1, &create_body("/c", b"", 0));
+    let (_, zxid, err, _) = r.reply().unwrap();
+    assert_eq!(err, 0);
+    // A getChildren watch is in the child table: wchs, wchc and wchp leave it out.
+    let mut get_children = jute_string("/");
+    get_children.push(1);
+    r.send(2, 8, &get_children);
+    assert_eq!(r.reply().unwrap().2, 0);
+    let mut get_data = jute_string("/c");
+    get_data.push(1);
+    r.send(3, 4, &get_data);
+    assert_eq!(r.reply().unwrap().2, 0);
+    let cons = four(&s, "cons");
+    let line = cons
+        .lines()
+        .find(|l| l.contains(&format!("sid=0x{sid:x}")))
+        .unwrap();
+    assert!(line.contains(",lop=GETD,"), "{line}");
+    assert!(line.contains(&format!(",lzxid=0x{zxid:x},")), "{line}");
+    assert_eq!(
+        four(&s, "wchs"),
+        "1 connections watching 1 paths\nTotal watches:1\n"
+    );
+    assert_eq!(four(&s, "wchc"), format!("0x{sid:x}\n\t/c\n\n"));
+    assert_eq!(four(&s, "wchp"), format!("/c\n\t0x{sid:x}\n\n"));
+    let dump = four(&s, "dump");
+    assert!(dump.starts_with("SessionTracker dump:\nSession Sets (1)/(1):\n1 expire at "));
+    assert!(dump.contains(&format!(":\n\t0x{sid:x}\n")), "{dump}");
+    assert!(
+        dump.contains("Connections dump:\nConnections Sets ("),
+        "{dump}"
+    );
+    assert!(dump.contains(&format!("sessionId: 0x{sid:x}\n")), "{dump}");
+    let envi = four(&s, "envi");
+    let keys: Vec<&str> = envi
+        .lines()
+        .skip(1)
+        .map(|l| l.split('=').next().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "zookeeper.version",
+            "host.name",
+            "java.version",
+            "java.vendor",
+            "java.home",
+            "java.class.path",
+            "java.library.path",
+            "java.io.tmpdir",
+            "java.compiler",
+            "os.name",
+            "os.arch",
+            "os.version",
+            "user.name",
+            "user.home",
+            "user.dir",
+            "os.memory.free",
+            "os.memory.max",
+            "os.memory.total"
+        ]
+    );
+    assert!(!envi.contains("user.name=\n"), "{envi}");
+    // srvr's own packet is counted before it answers, its answer after.
+    let (first, second) = (four(&s, "srvr"), four(&s, "srvr"));
+    assert_eq!(
+        srvr_count(&second, "Received:"),
+        srvr_count(&first, "Received:") + 1
+    );
+    assert_eq!(
+        srvr_count(&second, "Sent:"),
+        srvr_count(&first, "Sent:") + 1
+    );
+}

@@ -29,6 +29,8 @@ pub fn word(first4: &[u8]) -> Option<&'static str> {
 
 /// What the writer knows that four-letter words report.
 pub struct WriterView<'a> {
+    /// Standalone or leading: the sessions' expiry buckets are this server's.
+    pub owns_sessions: bool,
     pub watches: &'a WatchTable,
     pub sessions: &'a SessionTracker,
     pub ephemerals: &'a HashMap<SessionId, BTreeSet<String>>,
@@ -79,12 +81,20 @@ fn conn_lines(s: &Shared, full: bool, out: &mut String) {
             let (min, avg, max) = c.latency.get();
             let _ = write!(
                 out,
-                ",sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+                ",sid=0x{:x},lop={},est={},to={}",
                 sid,
-                crate::proto::ops::op::name(c.last_op.load(Relaxed)).to_uppercase().get(..4).unwrap_or("NA"),
+                crate::proto::ops::op::cons_name(c.last_op.load(Relaxed)),
                 c.established_ms,
                 c.timeout_ms.load(Relaxed),
-                c.last_cxid.load(Relaxed),
+            );
+            // ZooKeeper leaves out a connection's last cxid until it has a real one.
+            let cxid = c.last_cxid.load(Relaxed);
+            if cxid >= 0 {
+                let _ = write!(out, ",lcxid=0x{cxid:x}");
+            }
+            let _ = write!(
+                out,
+                ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
                 c.last_zxid.load(Relaxed),
                 c.last_response_ms.load(Relaxed),
                 c.last_latency_ms.load(Relaxed),
@@ -95,6 +105,249 @@ fn conn_lines(s: &Shared, full: bool, out: &mut String) {
         }
         out.push_str(")\n");
     }
+}
+
+/// `envi`: ZooKeeper's 18 lines in its order. The java.* lines have no Java to report:
+/// `<NA>`, or the nearest thing Paddock has (its binary's directory for java.home, the
+/// library path, the temp dir). os.memory.* are the process's resident memory (total),
+/// what the machine has available (free) and its memory (max), in MB as ZooKeeper prints
+/// its heap's.
+fn envi(out: &mut String) {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let meminfo_mb = |key: &str| {
+        read("/proc/meminfo")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(key)?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |kb| kb / 1024)
+    };
+    let rss_mb = read("/proc/self/status")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kb| kb / 1024);
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.display().to_string()))
+        .unwrap_or_else(|| "<NA>".into());
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let (user, home) = user_and_home();
+    let lines: [(&str, String); 18] = [
+        ("zookeeper.version", FULL_VERSION.to_string()),
+        ("host.name", canonical_host_name()),
+        (
+            "java.version",
+            format!("<NA> (Paddock {})", env!("CARGO_PKG_VERSION")),
+        ),
+        ("java.vendor", "<NA>".into()),
+        ("java.home", exe_dir),
+        ("java.class.path", "<NA>".into()),
+        (
+            "java.library.path",
+            std::env::var("LD_LIBRARY_PATH").unwrap_or_else(|_| "<NA>".into()),
+        ),
+        (
+            "java.io.tmpdir",
+            std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into()),
+        ),
+        ("java.compiler", "<NA>".into()),
+        (
+            "os.name",
+            if cfg!(target_os = "linux") {
+                "Linux".into()
+            } else {
+                std::env::consts::OS.into()
+            },
+        ),
+        (
+            "os.arch",
+            if cfg!(target_arch = "x86_64") {
+                "amd64".into()
+            } else {
+                std::env::consts::ARCH.into()
+            },
+        ),
+        ("os.version", read("/proc/sys/kernel/osrelease")),
+        ("user.name", user),
+        ("user.home", home),
+        ("user.dir", cwd),
+        (
+            "os.memory.free",
+            format!("{}MB", meminfo_mb("MemAvailable:")),
+        ),
+        ("os.memory.max", format!("{}MB", meminfo_mb("MemTotal:"))),
+        ("os.memory.total", format!("{rss_mb}MB")),
+    ];
+    out.push_str("Environment:\n");
+    for (k, v) in lines {
+        let _ = writeln!(out, "{k}={v}");
+    }
+}
+
+/// The effective user's name and home, from the password database (as Java's
+/// user.name and user.home), falling back to $USER and $HOME.
+fn user_and_home() -> (String, String) {
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; strings are read only when found.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc == 0 && !found.is_null() {
+        let s = |p: *const libc::c_char| {
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        return (s(pw.pw_name), s(pw.pw_dir));
+    }
+    (
+        std::env::var("USER").unwrap_or_default(),
+        std::env::var("HOME").unwrap_or_default(),
+    )
+}
+
+/// Java's `InetAddress.getLocalHost().getCanonicalHostName()`: the host name's first
+/// address, looked up back to a name (`localhost` where /etc/hosts maps the host name
+/// to 127.0.0.1); the plain host name when either lookup fails.
+fn canonical_host_name() -> String {
+    use std::net::ToSocketAddrs;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let Some(addr) = (host.as_str(), 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+    else {
+        return host;
+    };
+    let mut name = vec![0 as libc::c_char; 1025];
+    let lookup = |sa: *const libc::sockaddr, len: usize, name: &mut [libc::c_char]| {
+        // SAFETY: the address and the buffer are valid for their given lengths.
+        unsafe {
+            libc::getnameinfo(
+                sa,
+                len as libc::socklen_t,
+                name.as_mut_ptr(),
+                name.len() as libc::socklen_t,
+                std::ptr::null_mut(),
+                0,
+                libc::NI_NAMEREQD,
+            )
+        }
+    };
+    let rc = match addr {
+        std::net::SocketAddr::V4(a) => {
+            let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            lookup(
+                (&sin as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>(),
+                &mut name,
+            )
+        }
+        std::net::SocketAddr::V6(a) => {
+            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            lookup(
+                (&sin6 as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>(),
+                &mut name,
+            )
+        }
+    };
+    if rc != 0 {
+        return host;
+    }
+    unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// ZooKeeper's connection expiry queue as `dump` prints it: each connection in the
+/// 10 s bucket (sessionlessCnxnTimeout) where it would expire, counted from its latest
+/// packet by its session's timeout (10 s without a session).
+fn connection_sets(s: &Shared, out: &mut String) {
+    const INTERVAL: i64 = 10_000;
+    let mut buckets: BTreeMap<i64, Vec<(String, i64)>> = BTreeMap::new();
+    let conns = s.conns.lock().unwrap();
+    for c in conns.values() {
+        let sid = c.session.load(Relaxed);
+        let timeout = if sid != 0 {
+            c.timeout_ms.load(Relaxed) as i64
+        } else {
+            INTERVAL
+        };
+        let at = (c.last_packet_ms.load(Relaxed) + timeout) / INTERVAL * INTERVAL + INTERVAL;
+        buckets
+            .entry(at)
+            .or_default()
+            .push((format!("/{}", c.remote), sid));
+    }
+    let _ = writeln!(
+        out,
+        "Connections Sets ({})/({}):",
+        buckets.len(),
+        conns.len()
+    );
+    for (at, mut cs) in buckets {
+        cs.sort();
+        let _ = writeln!(out, "{} expire at {}:", cs.len(), java_date(at as u64));
+        for (remote, sid) in cs {
+            let _ = writeln!(out, "\tip: {remote} sessionId: 0x{sid:x}");
+        }
+    }
+}
+
+/// A time (ms since the epoch) as Java's `Date.toString` prints it, in local time:
+/// `Mon Dec 07 18:02:47 UTC 2026`.
+fn java_date(ms: u64) -> String {
+    let t = (ms / 1000) as libc::time_t;
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let mut buf = [0u8; 64];
+    // SAFETY: valid pointers; strftime writes at most buf.len() bytes and returns how many.
+    let n = unsafe {
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return ms.to_string();
+        }
+        libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%a %b %d %H:%M:%S %Z %Y".as_ptr(),
+            &tm,
+        )
+    };
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
@@ -338,55 +591,7 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
             );
             let _ = writeln!(out, "serverId={}", 0);
         }
-        "envi" => {
-            out.push_str("Environment:\n");
-            let read = |p: &str| {
-                std::fs::read_to_string(p)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned()
-            };
-            let _ = writeln!(out, "zookeeper.version={FULL_VERSION}");
-            let _ = writeln!(out, "host.name={}", read("/proc/sys/kernel/hostname"));
-            let _ = writeln!(
-                out,
-                "java.version=<NA> (Paddock {})",
-                env!("CARGO_PKG_VERSION")
-            );
-            let _ = writeln!(
-                out,
-                "os.name={}",
-                if cfg!(target_os = "linux") {
-                    "Linux"
-                } else {
-                    std::env::consts::OS
-                }
-            );
-            let _ = writeln!(
-                out,
-                "os.arch={}",
-                if cfg!(target_arch = "x86_64") {
-                    "amd64"
-                } else {
-                    std::env::consts::ARCH
-                }
-            );
-            let _ = writeln!(out, "os.version={}", read("/proc/sys/kernel/osrelease"));
-            let _ = writeln!(
-                out,
-                "user.name={}",
-                std::env::var("USER").unwrap_or_default()
-            );
-            let _ = writeln!(
-                out,
-                "user.home={}",
-                std::env::var("HOME").unwrap_or_default()
-            );
-            let cwd = std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let _ = writeln!(out, "user.dir={cwd}");
-        }
+        "envi" => envi(&mut out),
         "dirs" => {
             let _ = writeln!(
                 out,
@@ -434,19 +639,41 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
                     }
                 }
             }
+            // ZooKeeper's WatchCommand ends with a blank line, also when there is none.
+            out.push('\n');
         }
         "dump" => {
             if let Some(v) = &view {
                 out.push_str("SessionTracker dump:\n");
-                let _ = writeln!(out, "Global Sessions({}):", v.sessions.len());
-                let mut ids: Vec<_> = v
-                    .sessions
-                    .iter()
-                    .map(|(id, s)| (*id, s.timeout_ms))
-                    .collect();
-                ids.sort();
-                for (id, to) in ids {
-                    let _ = writeln!(out, "0x{id:x}\t{to}ms");
+                if v.owns_sessions {
+                    // ZooKeeper's SessionTrackerImpl: its expiry queue's buckets.
+                    let buckets: Vec<_> = v.sessions.buckets().collect();
+                    let _ = writeln!(
+                        out,
+                        "Session Sets ({})/({}):",
+                        buckets.len(),
+                        v.sessions.len()
+                    );
+                    for (at, ids) in buckets {
+                        let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(at));
+                        let mut ids: Vec<_> = ids.iter().collect();
+                        ids.sort();
+                        for id in ids {
+                            let _ = writeln!(out, "\t0x{id:x}");
+                        }
+                    }
+                } else {
+                    // A learner's (LearnerSessionTracker): every session and its timeout.
+                    let _ = writeln!(out, "Global Sessions({}):", v.sessions.len());
+                    let mut ids: Vec<_> = v
+                        .sessions
+                        .iter()
+                        .map(|(id, s)| (*id, s.timeout_ms))
+                        .collect();
+                    ids.sort();
+                    for (id, to) in ids {
+                        let _ = writeln!(out, "0x{id:x}\t{to}ms");
+                    }
                 }
                 let _ = writeln!(
                     out,
@@ -459,7 +686,8 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
                         let _ = writeln!(out, "\t{p}");
                     }
                 }
-                out.push_str("Connections dump:\nConnections Sets (0)/(0):\n");
+                out.push_str("Connections dump:\n");
+                connection_sets(s, &mut out);
             }
         }
         "gtmk" => out.push_str("306\n"),

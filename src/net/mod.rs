@@ -21,7 +21,7 @@ use crate::proto::frame::{next_frame, Frame};
 use crate::proto::ops::{op, xid, ZkError};
 use crate::proto::records::{reply_frame, ConnectRequest, Id, Request};
 use crate::proto::Reader;
-use crate::server::{now_ms, reads, ConnInfo, ReactorHandle, Shared, ToReactor, ToWriter};
+use crate::server::{elapsed_ms, reads, ConnInfo, ReactorHandle, Shared, ToReactor, ToWriter};
 use crate::types::{ConnId, SessionId};
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
@@ -595,6 +595,11 @@ impl Reactor {
                     conn.take_from_writer(&bytes);
                     shared.stats.packets_sent.fetch_add(1, Relaxed);
                     if reply {
+                        if bytes.len() >= 16 {
+                            // The reply's header zxid (after length and xid).
+                            let z = i64::from_be_bytes(bytes[8..16].try_into().unwrap());
+                            conn.info.last_zxid.store(z, Relaxed);
+                        }
                         if let Some(w) = conn.at_writer.pop_front() {
                             conn.reserved -= w.reserved;
                             shared.large_requests.fetch_sub(w.large, Relaxed);
@@ -603,7 +608,7 @@ impl Reactor {
                             shared.stats.latency.record(ms);
                             conn.info.latency.record(ms);
                             conn.info.last_latency_ms.store(ms, Relaxed);
-                            conn.info.last_response_ms.store(now_ms(), Relaxed);
+                            conn.info.last_response_ms.store(elapsed_ms(), Relaxed);
                         }
                         conn.info.queued.store(conn.inflight() as u64, Relaxed);
                         self.to_read.push(token);
@@ -613,12 +618,18 @@ impl Reactor {
                     session,
                     timeout_ms,
                     ok,
+                    zxid,
                     ..
                 } => {
                     if ok {
                         conn.state = State::Ready(session);
                         conn.info.session.store(session, Relaxed);
                         conn.info.timeout_ms.store(timeout_ms, Relaxed);
+                        // As ZooKeeper's cons shows a new session: its createSession.
+                        conn.info.last_op.store(op::CREATE_SESSION, Relaxed);
+                        conn.info.last_cxid.store(0, Relaxed);
+                        conn.info.last_zxid.store(zxid, Relaxed);
+                        conn.info.last_response_ms.store(elapsed_ms(), Relaxed);
                         // Requests pipelined behind the handshake are in inbuf.
                         self.to_read.push(token);
                     } else {
@@ -631,6 +642,7 @@ impl Reactor {
                 ToReactor::Overflow { .. } => {}
                 ToReactor::Admin { text, .. } => {
                     conn.queue(text.as_bytes());
+                    shared.stats.packets_sent.fetch_add(1, Relaxed);
                     conn.state = State::Closing;
                 }
                 ToReactor::NewConn(..) => unreachable!(),
@@ -807,9 +819,14 @@ impl Reactor {
 
     fn four_letter(&mut self, c: &mut Conn, w: &'static str) {
         c.state = State::Admin;
+        // A packet in and one out, as ZooKeeper counts a four-letter word (the answer
+        // shows the one in, not yet the one out).
+        self.shared.stats.packets_received.fetch_add(1, Relaxed);
+        c.info.received.fetch_add(1, Relaxed);
         if !admin::needs_writer(w) || !self.shared.cfg.four_letter_word_enabled(w) {
             let text = admin::answer(&self.shared, w, None);
             c.queue(text.as_bytes());
+            self.shared.stats.packets_sent.fetch_add(1, Relaxed);
             c.state = State::Closing;
         } else {
             self.outbox.push(ToWriter::Admin {
@@ -823,6 +840,7 @@ impl Reactor {
         self.shared.stats.packets_received.fetch_add(1, Relaxed);
         c.info.received.fetch_add(1, Relaxed);
         c.touched_ms = self.turn_ms;
+        c.info.last_packet_ms.store(self.turn_ms as i64, Relaxed);
         let read_only = !self.shared.serving() && self.shared.read_only();
         if !self.shared.serving() && !read_only {
             // An ensemble member between terms serves nobody; the client tries another.
@@ -1027,6 +1045,7 @@ impl Reactor {
             c.queue(&frame);
             self.shared.stats.packets_sent.fetch_add(1, Relaxed);
             c.info.last_zxid.store(zxid, Relaxed);
+            c.info.last_response_ms.store(elapsed_ms(), Relaxed);
         }
         c.info.queued.store(c.inflight() as u64, Relaxed);
         Ok(())

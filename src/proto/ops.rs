@@ -53,6 +53,38 @@ pub mod op {
         )
     }
 
+    /// What `cons` prints as a connection's last operation (`lop=`), as ZooKeeper's
+    /// FinalRequestProcessor names it; "NA" before any.
+    pub fn cons_name(op: i32) -> &'static str {
+        match op {
+            PING => "PING",
+            CREATE_SESSION => "SESS",
+            MULTI => "MULT",
+            MULTI_READ => "MLTR",
+            CREATE | CREATE2 | CREATE_TTL | CREATE_CONTAINER => "CREA",
+            DELETE | DELETE_CONTAINER => "DELE",
+            SET_DATA => "SETD",
+            RECONFIG => "RECO",
+            SET_ACL => "SETA",
+            CLOSE_SESSION => "CLOS",
+            SYNC => "SYNC",
+            CHECK => "CHEC",
+            EXISTS => "EXIS",
+            GET_DATA => "GETD",
+            SET_WATCHES => "SETW",
+            SET_WATCHES2 => "STW2",
+            ADD_WATCH => "ADDW",
+            GET_ACL => "GETA",
+            GET_CHILDREN | GET_CHILDREN2 => "GETC",
+            GET_ALL_CHILDREN_NUMBER => "GETACN",
+            CHECK_WATCHES => "CHKW",
+            REMOVE_WATCHES => "REMW",
+            WHO_AM_I => "HOMI",
+            GET_EPHEMERALS => "GETE",
+            _ => "NA",
+        }
+    }
+
     /// Short name used by `cons` (`lop=`), as ZooKeeper's `Request.op2String` prints it.
     pub fn name(op: i32) -> &'static str {
         match op {

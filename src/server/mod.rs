@@ -72,6 +72,9 @@ pub enum ToReactor {
         session: SessionId,
         timeout_ms: i32,
         ok: bool,
+        /// The applied zxid as the session began (its createSession txn's, for a new
+        /// one): `cons` shows it as the connection's lzxid.
+        zxid: Zxid,
     },
     /// Close once what is queued has been written.
     Close {
@@ -109,6 +112,18 @@ pub struct ReactorHandle {
     pub waker: Arc<mio::Waker>,
 }
 
+/// Milliseconds on the monotonic clock (CLOCK_MONOTONIC, as Java's nanoTime), which
+/// ZooKeeper's `cons` prints as a connection's last response time (`lresp`).
+pub fn elapsed_ms() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
+}
+
 /// Per-connection figures for `cons`/`stat`, written by the owning reactor only; and the
 /// connection's outbound account, shared with the writer.
 pub struct ConnInfo {
@@ -123,6 +138,9 @@ pub struct ConnInfo {
     pub last_cxid: AtomicI32,
     pub last_zxid: AtomicI64,
     pub last_response_ms: AtomicI64,
+    /// When its latest packet was read (ms since the epoch): `dump` buckets connections
+    /// by when they would expire from then.
+    pub last_packet_ms: AtomicI64,
     pub last_latency_ms: AtomicU64,
     pub latency: Latency,
     /// Bytes queued for the client and not yet written to its socket, wherever they wait
@@ -148,6 +166,7 @@ impl ConnInfo {
             last_cxid: AtomicI32::new(-1),
             last_zxid: AtomicI64::new(-1),
             last_response_ms: AtomicI64::new(0),
+            last_packet_ms: AtomicI64::new(now_ms()),
             last_latency_ms: AtomicU64::new(0),
             latency: Latency::default(),
             unsent: AtomicUsize::new(0),
@@ -204,9 +223,11 @@ impl Latency {
         if n == 0 {
             return (0, 0.0, 0);
         }
+        // Rounded half up to 4 places, as ZooKeeper's AvgMinMaxCounter.getAvg.
+        let avg = self.sum.load(Relaxed) as f64 / n as f64;
         (
             self.min.load(Relaxed),
-            self.sum.load(Relaxed) as f64 / n as f64,
+            (avg * 10_000.0).round() / 10_000.0,
             self.max.load(Relaxed),
         )
     }

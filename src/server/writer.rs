@@ -497,6 +497,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 session: id,
                 timeout_ms: timeout,
                 ok: true,
+                zxid: self.shared.last_zxid(),
             },
         );
     }
@@ -943,6 +944,7 @@ impl<L: TxnLog> WriterLoop<L> {
 
     fn admin_view(&self) -> crate::admin::WriterView<'_> {
         crate::admin::WriterView {
+            owns_sessions: self.owns_sessions(),
             watches: &self.watches,
             sessions: &self.sessions,
             ephemerals: &self.idx.ephemerals,
@@ -1067,6 +1069,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 session: 0,
                 timeout_ms: 0,
                 ok: false,
+                zxid: 0,
             },
         );
     }

@@ -175,13 +175,19 @@ impl SessionTracker {
         self.sessions.iter()
     }
 
-    /// Sessions whose bucket is due at `now_ms`, marked closing. The caller logs a
-    /// closeSession txn for each.
     /// When the next bucket falls due (ms since the epoch), if any session is in one.
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.buckets.first_key_value().map(|(&at, _)| at)
     }
 
+    /// The expiry buckets, soonest first: when each falls due (ms since the epoch) and
+    /// its sessions (`dump`).
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, &HashSet<SessionId>)> {
+        self.buckets.iter().map(|(&at, ids)| (at, ids))
+    }
+
+    /// Sessions whose bucket is due at `now_ms`, marked closing. The caller logs a
+    /// closeSession txn for each.
     pub fn expire(&mut self, now_ms: u64) -> Vec<SessionId> {
         let mut out = Vec::new();
         while let Some((&at, _)) = self.buckets.first_key_value() {
