@@ -112,19 +112,19 @@ impl Conn {
     /// children) can be read back, even when its reply is larger than the limit. The
     /// connection's outbound budget bounds what waits for a slow reader.
     fn queue(&mut self, bytes: &[u8]) {
-        self.info.unsent.fetch_add(bytes.len(), Relaxed);
         self.out.extend_from_slice(bytes);
         self.info.sent.fetch_add(1, Relaxed);
     }
-    /// Takes bytes the writer sent (and already counted in `info.unsent`).
+    /// Takes bytes the writer sent: they leave `info.unsent` for `out`.
     fn take_from_writer(&mut self, bytes: &[u8]) {
+        self.info.unsent.fetch_sub(bytes.len(), Relaxed);
         self.out.extend_from_slice(bytes);
         self.info.sent.fetch_add(1, Relaxed);
     }
     /// What the connection owes its client (queued anywhere, or reserved for replies the
     /// writer has yet to make), against `outbound_bytes_max`.
     fn owed(&self) -> usize {
-        self.info.unsent.load(Relaxed) + self.reserved
+        self.info.unsent.load(Relaxed) + self.out_len() + self.reserved
     }
     fn out_len(&self) -> usize {
         self.out.len() - self.out_pos
@@ -156,6 +156,9 @@ pub struct Reactor {
     outbox: Vec<ToWriter>,
     /// When this loop turn began (ms since the epoch): the time of the packets it reads.
     turn_ms: u64,
+    /// This loop turn's start on the monotonic clock (ms): `cons` shows it as the time
+    /// of the responses the turn sent.
+    turn_elapsed_ms: i64,
     /// Bytes read so far this turn (TURN_READ_BUDGET).
     turn_read: usize,
     /// Accepting failed for want of descriptors (or memory): when to try again. The
@@ -286,6 +289,7 @@ impl Reactor {
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             outbox: Vec::new(),
             turn_ms: 0,
+            turn_elapsed_ms: 0,
             turn_read: 0,
             accept_retry: None,
             logs: LogRates::new(),
@@ -323,6 +327,7 @@ impl Reactor {
                 }
             }
             self.turn_ms = crate::server::now_ms() as u64;
+            self.turn_elapsed_ms = elapsed_ms();
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
@@ -575,6 +580,7 @@ impl Reactor {
 
     /// Applies writer messages. `current` is a connection the caller holds outside the map.
     fn drain_inbox(&mut self, mut current: Option<&mut Conn>) {
+        let now = self.turn_elapsed_ms;
         while let Ok(m) = self.inbox.try_recv() {
             if let ToReactor::NewConn(sock, addr) = m {
                 self.register(sock, addr);
@@ -608,7 +614,7 @@ impl Reactor {
                             shared.stats.latency.record(ms);
                             conn.info.latency.record(ms);
                             conn.info.last_latency_ms.store(ms, Relaxed);
-                            conn.info.last_response_ms.store(elapsed_ms(), Relaxed);
+                            conn.info.last_response_ms.store(now, Relaxed);
                         }
                         conn.info.queued.store(conn.inflight() as u64, Relaxed);
                         self.to_read.push(token);
@@ -629,7 +635,7 @@ impl Reactor {
                         conn.info.last_op.store(op::CREATE_SESSION, Relaxed);
                         conn.info.last_cxid.store(0, Relaxed);
                         conn.info.last_zxid.store(zxid, Relaxed);
-                        conn.info.last_response_ms.store(elapsed_ms(), Relaxed);
+                        conn.info.last_response_ms.store(now, Relaxed);
                         // Requests pipelined behind the handshake are in inbuf.
                         self.to_read.push(token);
                     } else {
@@ -1045,7 +1051,7 @@ impl Reactor {
             c.queue(&frame);
             self.shared.stats.packets_sent.fetch_add(1, Relaxed);
             c.info.last_zxid.store(zxid, Relaxed);
-            c.info.last_response_ms.store(elapsed_ms(), Relaxed);
+            c.info.last_response_ms.store(self.turn_elapsed_ms, Relaxed);
         }
         c.info.queued.store(c.inflight() as u64, Relaxed);
         Ok(())
@@ -1116,7 +1122,6 @@ impl Reactor {
                 continue;
             };
             let mut failed = None;
-            let written_from = c.out_pos;
             while c.out_pos < c.out.len() {
                 match c.sock.write(&c.out[c.out_pos..]) {
                     Ok(0) => {
@@ -1132,7 +1137,6 @@ impl Reactor {
                     }
                 }
             }
-            c.info.unsent.fetch_sub(c.out_pos - written_from, Relaxed);
             if c.out_pos == c.out.len() {
                 c.out.clear();
                 c.out_pos = 0;

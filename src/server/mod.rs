@@ -143,9 +143,11 @@ pub struct ConnInfo {
     pub last_packet_ms: AtomicI64,
     pub last_latency_ms: AtomicU64,
     pub latency: Latency,
-    /// Bytes queued for the client and not yet written to its socket, wherever they wait
-    /// (the writer's channel, the reactor's buffer): the writer adds what it sends, the
-    /// reactor what it queues itself, and takes off what it writes. One budget for all.
+    /// Bytes the writer has sent toward the client that its reactor has not yet taken
+    /// into its buffer: the writer adds what it sends, the reactor takes off what it
+    /// takes. With the reactor's buffer and its reservations, what the connection owes
+    /// its client, against one budget (net/: `Conn::owed`). Local replies touch no
+    /// atomic.
     pub unsent: AtomicUsize,
     /// Set by the writer when `unsent` would pass the hard limit: from then on it drops
     /// what it has for the connection, and the reactor closes it.

@@ -459,12 +459,13 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// Bytes for a client; `reply` = answers its oldest request at the writer.
     ///
-    /// The bytes count against the connection's one outbound budget (ConnInfo::unsent)
-    /// from now until its reactor writes them. Its reactor stops reading a connection
-    /// over `outbound_bytes_max` and reserves room for what it sends here, so only a
-    /// reply far larger than its reactor saw coming (a node that grew meanwhile) can
-    /// pass 4x that: then the connection is closed and what it was owed is dropped,
-    /// instead of queueing gigabytes for a client that does not read.
+    /// The bytes count against the connection's one outbound budget (ConnInfo::unsent,
+    /// then its reactor's buffer) until they are written. Its reactor stops reading a
+    /// connection over `outbound_bytes_max` and reserves room for what it sends here, so
+    /// only replies far larger than its reactor saw coming (a node that grew meanwhile)
+    /// can pass 4x that on their way: then the connection is closed and what it was owed
+    /// is dropped, instead of queueing gigabytes for a client that does not read (its
+    /// reactor closes it likewise when its buffer passes 4x).
     fn frame(&mut self, conn: ConnId, bytes: Vec<u8>, reply: bool) {
         if let Some(info) = self.outbound.get(&conn) {
             if info.overflowed.load(Relaxed) {
