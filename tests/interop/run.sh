@@ -8,11 +8,13 @@
 #   2. runs kazoo_recipes.py against Paddock, and against ZooKeeper to prove the test
 #      itself passes on the real thing;
 #   3. checks that zkServer.sh status reads both;
-#   4. starts each server on a data directory the other wrote (datadir.py) and compares
+#   4. runs edge_and_4lw.py (raw malformed/edge requests and four-letter words, normalised
+#      output) against both and diffs the two transcripts;
+#   5. starts each server on a data directory the other wrote (datadir.py) and compares
 #      every node;
-#   5. probes a real 3-node ZooKeeper ensemble's election ports and its leader's quorum
+#   6. probes a real 3-node ZooKeeper ensemble's election ports and its leader's quorum
 #      port with Paddock's codecs;
-#   6. runs a 3-node Paddock ensemble under zkServer.sh status, the zkCli scenario (through
+#   7. runs a 3-node Paddock ensemble under zkServer.sh status, the zkCli scenario (through
 #      a follower) and kazoo (across a kill -9 of the leader).
 # Exits non-zero if anything fails. Builds nothing: pass the Paddock binary.
 #
@@ -201,7 +203,32 @@ else
   fail "paddock status: ZooKeeper '$P_ZK_MODE', Paddock '$P_PD_MODE' (zkServer.sh says '$S_ZK')"
 fi
 
-# ---- 4. data directories: each server starts on what the other wrote -----------------------
+# ---- 4. raw edge requests and four-letter words -------------------------------------------
+# edge_and_4lw.py speaks the client protocol over a raw socket: malformed and unusual
+# requests (null paths, truncated bodies, unknown watch types/modes/opcodes, odd ACLs, auth,
+# sasl, deleteContainer, multi/multiRead results, a persistent watch's two halves, whoAmI)
+# and the layout of wchc/wchp/cons/dump/envi/srvr for two known sessions. Its transcript
+# is normalised (no session ids, zxids, times, ports or global counts), so it runs after
+# the checks above on the same servers, one server at a time, and the two must be equal.
+edge_run() { # name port
+  timeout 120 python3 "$HERE/edge_and_4lw.py" "$2" > "$WORK/edge.$1.txt" 2> "$WORK/edge.$1.err"
+}
+log "raw edge requests and four-letter words against both servers"
+edge_run zookeeper "$P_ZK"; RC1=$?
+edge_run paddock "$P_PD"; RC2=$?
+if [ "$RC1" != 0 ]; then
+  fail "edge_and_4lw.py against ZooKeeper exited $RC1 (the scenario itself is broken?)"
+  tail -n 20 "$WORK/edge.zookeeper.txt" "$WORK/edge.zookeeper.err" >&2
+fi
+[ "$RC2" = 0 ] || { fail "edge_and_4lw.py against Paddock exited $RC2"; tail -n 20 "$WORK/edge.paddock.err" >&2; }
+if diff -u --label zookeeper --label paddock "$WORK/edge.zookeeper.txt" "$WORK/edge.paddock.txt" > "$WORK/edge.diff"; then
+  log "PASS edge requests and four-letter words identical ($(wc -l < "$WORK/edge.zookeeper.txt") lines)"
+else
+  fail "edge requests / four-letter words differ (- zookeeper, + paddock):"
+  cat "$WORK/edge.diff"
+fi
+
+# ---- 5. data directories: each server starts on what the other wrote -----------------------
 # Write a tree (snapshots and a log tail, ephemerals of a session left open), kill -9 the
 # writer, start the other server on a copy of its data directory, compare every node's
 # data, Stat and ACL.
@@ -281,7 +308,7 @@ datadir_roundtrip() { # from to
 datadir_roundtrip paddock zookeeper
 datadir_roundtrip zookeeper paddock
 
-# ---- 5. the election port: Paddock's codec against a real ZooKeeper ensemble ----------------
+# ---- 6. the election port: Paddock's codec against a real ZooKeeper ensemble ----------------
 # Three ZooKeeper servers on 127.0.0.1 elect a leader; `paddock election-probe` connects to
 # each election port as a server in nobody's list, says LOOKING, and decodes the vote it
 # gets back. Each answer must name the leader `srvr` names, with the right state.
@@ -337,7 +364,7 @@ ensemble_probe() {
 }
 ensemble_probe
 
-# ---- 6. a Paddock ensemble serves Apache ZooKeeper's clients ---------------------------------
+# ---- 7. a Paddock ensemble serves Apache ZooKeeper's clients ---------------------------------
 # Three Paddock servers on 127.0.0.1 (tickTime 500). zkServer.sh status sees one leader and
 # two followers; the zkCli scenario run against a follower gives the same transcript as
 # against ZooKeeper; kazoo writes through the ensemble while its leader is killed -9, and
