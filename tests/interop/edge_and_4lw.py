@@ -535,7 +535,11 @@ def case_multi():
            (OP["setData"], buf(m) + buf(b"bb") + i32(-1)),
            (OP["setData"], buf(m) + buf(b"ccc") + i32(-1)),
            (OP["create"], create_body(m + "/c")),
-           (OP["create2"], create_body("/edge_gone", b"xy")),
+           # A plain create: ZooKeeper 3.8.0 (the Debian package this suite runs)
+           # answers a create2 inside a multi like a create, without its Stat; 3.8.2+
+           # (and Paddock, which follows the newest 3.8.x) adds the Stat
+           # (tests/multi.rs checks that one).
+           (OP["create"], create_body("/edge_gone", b"xy")),
            (OP["delete"], buf("/edge_gone") + i32(-1))]
     write_dec = {
         OP["create"]: lambda r, h: "path=%s" % r.str(),
