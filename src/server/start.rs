@@ -8,8 +8,6 @@ use crate::acl::open_acl;
 use crate::config::Config;
 use crate::log::{recover, FileTxnLog};
 use crate::net::{Reactor, WAKER};
-use crate::proto::ops::perm;
-use crate::proto::records::Acl;
 use crate::session::SessionTracker;
 use crate::tree::{split_path, AclRef, NodeRef, PathRef};
 use crate::tree::{DataTree, Node};
@@ -52,35 +50,7 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// The tree of a fresh server: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
-pub fn initial_tree() -> DataTree {
-    let tree = DataTree::default();
-    let open: AclRef = crate::tree::AclList::shared(&open_acl());
-    let mut root = Node::empty(open.clone());
-    root.add_child("/zookeeper".into());
-    let mut zk = Node::empty(open.clone());
-    zk.add_child("/zookeeper/quota".into());
-    zk.add_child("/zookeeper/config".into());
-    let mut config = Node::empty(crate::tree::AclList::shared(&[Acl {
-        perms: perm::READ,
-        id: crate::acl::world_anyone(),
-    }]));
-    config.aversion = -1;
-    // Empty data, not null, as ZooKeeper's DataTree makes them (`new byte[0]`): the
-    // digest is the same either way.
-    let empty: Option<&[u8]> = Some(&[]);
-    tree.put("/".into(), NodeRef::new("/", root, empty));
-    tree.put("/zookeeper".into(), NodeRef::new("/zookeeper", zk, empty));
-    tree.put(
-        "/zookeeper/quota".into(),
-        NodeRef::new("/zookeeper/quota", Node::empty(open), empty),
-    );
-    tree.put(
-        "/zookeeper/config".into(),
-        NodeRef::new("/zookeeper/config", config, empty),
-    );
-    tree
-}
+pub use crate::txn::initial_tree;
 
 fn prepare_dir(dir: &Path) -> Result<PathBuf, StartError> {
     let v2 = dir.join("version-2");

@@ -16,7 +16,7 @@ pub mod prep;
 use crate::proto::jute::{DecodeError, DecodeResult, Reader, Writer};
 use crate::proto::ops::{event, op, ttl_owner, CONTAINER_OWNER};
 use crate::proto::records::{read_acls, write_acls, Acl};
-use crate::tree::{split_path, Node};
+use crate::tree::{split_path, DataTree, Node};
 use crate::tree::{AclRef, NodeRef, PathRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -295,6 +295,36 @@ pub fn decode_record_digest(bytes: &[u8]) -> DecodeResult<(TxnHeader, Txn, Optio
         None
     };
     Ok((hdr, txn, digest))
+}
+
+/// The tree of a fresh server: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`.
+pub fn initial_tree() -> DataTree {
+    let tree = DataTree::default();
+    let open: AclRef = crate::tree::AclList::shared(&crate::acl::open_acl());
+    let mut root = Node::empty(open.clone());
+    root.add_child("/zookeeper".into());
+    let mut zk = Node::empty(open.clone());
+    zk.add_child("/zookeeper/quota".into());
+    zk.add_child("/zookeeper/config".into());
+    let mut config = Node::empty(crate::tree::AclList::shared(&[Acl {
+        perms: crate::proto::ops::perm::READ,
+        id: crate::acl::world_anyone(),
+    }]));
+    config.aversion = -1;
+    // Empty data, not null, as ZooKeeper's DataTree makes them (`new byte[0]`): the
+    // digest is the same either way.
+    let empty: Option<&[u8]> = Some(&[]);
+    tree.put("/".into(), NodeRef::new("/", root, empty));
+    tree.put("/zookeeper".into(), NodeRef::new("/zookeeper", zk, empty));
+    tree.put(
+        "/zookeeper/quota".into(),
+        NodeRef::new("/zookeeper/quota", Node::empty(open), empty),
+    );
+    tree.put(
+        "/zookeeper/config".into(),
+        NodeRef::new("/zookeeper/config", config, empty),
+    );
+    tree
 }
 
 /// Where apply reads and writes nodes: the published tree, or prep's overlay.
@@ -599,6 +629,128 @@ pub fn apply_with_results(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::txn::prep::{Overlay, TreeView};
+
+    fn hdr(zxid: i64, client_id: i64) -> TxnHeader {
+        TxnHeader {
+            client_id,
+            cxid: 1,
+            zxid,
+            time: zxid * 10,
+            op: 0,
+        }
+    }
+
+    fn create(path: &str, ephemeral: bool) -> Txn {
+        Txn::Create {
+            op: op::CREATE2,
+            path: path.into(),
+            data: Some(b"d".to_vec()),
+            acl: crate::acl::open_acl(),
+            ephemeral,
+            parent_cversion: -1,
+        }
+    }
+
+    fn events(t: &[Trigger]) -> Vec<(i32, &str)> {
+        t.iter().map(|t| (t.event, t.path.as_str())).collect()
+    }
+
+    /// As ZooKeeper's DataTreeTest: what applying each txn does to the node, its parent,
+    /// and which watches it triggers.
+    #[test]
+    fn apply_moves_nodes_parents_and_triggers_as_zookeepers_data_tree() {
+        let tree = initial_tree();
+        let base = TreeView(&tree);
+        let mut s = Overlay::new(&base);
+        let mut out = Vec::new();
+        apply(&mut s, &hdr(5, 9), &create("/a", false), &mut out).unwrap();
+        let (a, root) = (s.get("/a").unwrap(), s.get("/").unwrap());
+        assert_eq!((a.czxid, a.mzxid, a.pzxid, a.ctime), (5, 5, 5, 50));
+        assert_eq!((root.cversion, root.pzxid, root.num_children()), (1, 5, 2));
+        assert_eq!(
+            events(&out),
+            vec![
+                (event::NODE_CREATED, "/a"),
+                (event::NODE_CHILDREN_CHANGED, "/")
+            ]
+        );
+        out.clear();
+        let set = Txn::SetData {
+            path: "/a".into(),
+            data: None,
+            version: 1,
+        };
+        apply(&mut s, &hdr(6, 9), &set, &mut out).unwrap();
+        let a = s.get("/a").unwrap();
+        assert_eq!((a.version, a.mzxid, a.mtime, a.data()), (1, 6, 60, None));
+        assert_eq!(events(&out), vec![(event::NODE_DATA_CHANGED, "/a")]);
+        // An ephemeral goes with its session's close, its parent's counters moving.
+        out.clear();
+        apply(&mut s, &hdr(7, 9), &create("/a/e", true), &mut out).unwrap();
+        assert_eq!(s.get("/a/e").unwrap().ephemeral_owner, 9);
+        out.clear();
+        let close = Txn::CloseSession {
+            paths: vec!["/a/e".into()],
+        };
+        apply(&mut s, &hdr(8, 9), &close, &mut out).unwrap();
+        assert!(s.get("/a/e").is_none());
+        // A delete moves pzxid only; cversion counts creates, and a client sees
+        // 2 * cversion - children (creates + deletes), as ZooKeeper's DataNode.copyStat.
+        let a = s.get("/a").unwrap();
+        assert_eq!((a.cversion, a.pzxid, a.num_children()), (1, 8, 0));
+        assert_eq!(a.stat(false).cversion, 2);
+        assert_eq!(
+            events(&out),
+            vec![
+                (event::NODE_DELETED, "/a/e"),
+                (event::NODE_CHILDREN_CHANGED, "/a")
+            ]
+        );
+        // A failed multi changes nothing; error txns neither.
+        let failed = Txn::Multi(vec![Txn::Error { err: 0 }, Txn::Error { err: -101 }]);
+        apply(&mut s, &hdr(9, 9), &failed, &mut out).unwrap();
+        assert_eq!(s.get("/a").unwrap().mzxid, 6);
+    }
+
+    /// A multi's reply carries each op's own node (`apply_with_results`).
+    #[test]
+    fn each_multi_op_keeps_the_node_it_left() {
+        let tree = initial_tree();
+        let base = TreeView(&tree);
+        let mut s = Overlay::new(&base);
+        let set = |data: &[u8], version| Txn::SetData {
+            path: "/m".into(),
+            data: Some(data.to_vec()),
+            version,
+        };
+        let multi = Txn::Multi(vec![
+            create("/m", false),
+            set(b"bb", 1),
+            create("/m/c", false),
+            set(b"ccc", 2),
+            Txn::Delete {
+                op: op::DELETE,
+                path: "/m/c".into(),
+            },
+        ]);
+        let r = apply_with_results(&mut s, &hdr(11, 1), &multi, &mut Vec::new());
+        let stat = |i: usize| r[i].as_ref().map(|n| n.stat(false));
+        assert_eq!(stat(0).unwrap().data_length, 1);
+        assert_eq!(
+            (stat(1).unwrap().version, stat(1).unwrap().num_children),
+            (1, 0)
+        );
+        assert_eq!(stat(2).unwrap().czxid, 11);
+        assert_eq!(
+            (stat(3).unwrap().version, stat(3).unwrap().num_children),
+            (2, 1)
+        );
+        assert!(r[4].is_none());
+        assert_eq!(s.get("/m").unwrap().num_children(), 0);
+        // Any other txn has no per-op results.
+        assert!(apply_with_results(&mut s, &hdr(12, 1), &set(b"x", 3), &mut Vec::new()).is_empty());
+    }
     #[test]
     fn record_round_trip() {
         let hdr = TxnHeader {

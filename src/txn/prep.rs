@@ -76,7 +76,8 @@ fn check_version(current: i32, expected: i32) -> Result<i32, ZkError> {
     if expected != -1 && expected != current {
         return Err(ZkError::BadVersion);
     }
-    Ok(if current == i32::MAX { 1 } else { current + 1 })
+    // ZooKeeper's checkAndIncVersion: `currentVersion + 1` on a Java int (it wraps).
+    Ok(current.wrapping_add(1))
 }
 
 fn valid(path: &str) -> Result<(), ZkError> {
@@ -440,4 +441,362 @@ pub fn intern_acl(
     let a = crate::tree::AclList::shared(acl);
     cache.insert(acl.to_vec(), a.clone());
     a
+}
+
+/// In the style of ZooKeeper's PrepRequestProcessorTest: requests prepped in sequence on
+/// one overlay (as one batch of the writer), each checked for the txn or the error
+/// ZooKeeper's prep gives, and for what later requests of the batch see.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::records::Acl;
+    use crate::txn::{initial_tree, TxnHeader};
+
+    const ALICE: &str = "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="; // alice:secret
+
+    fn open() -> Vec<Acl> {
+        acl::open_acl()
+    }
+
+    fn digest_only(perms: i32) -> Vec<Acl> {
+        vec![Acl {
+            perms,
+            id: Id::new("digest", ALICE),
+        }]
+    }
+
+    fn create(path: &str, flags: i32, acl: Vec<Acl>) -> Request {
+        Request::Create {
+            op: op::CREATE,
+            req: CreateRequest {
+                path: path.into(),
+                data: Some(b"d".to_vec()),
+                acl,
+                flags,
+                ttl: -1,
+            },
+        }
+    }
+
+    /// One batch: prep each request on the same overlay, as the writer does.
+    struct Batch<'t> {
+        base: TreeView<'t>,
+        staged: FastMap<String, Option<NodeRef>>,
+        zxid: i64,
+    }
+
+    impl<'t> Batch<'t> {
+        fn new(tree: &'t DataTree) -> Self {
+            Batch {
+                base: TreeView(tree),
+                staged: FastMap::default(),
+                zxid: 100,
+            }
+        }
+        fn prep_as(&mut self, session: i64, ids: &[Id], req: &Request) -> Txn {
+            let mut ov = Overlay::new(&self.base);
+            std::mem::swap(ov.changes_mut(), &mut self.staged);
+            self.zxid += 1;
+            let hdr = TxnHeader {
+                client_id: session,
+                cxid: 1,
+                zxid: self.zxid,
+                time: 1,
+                op: 0,
+            };
+            let ctx = PrepCtx {
+                session,
+                ids,
+                extended_types: true,
+            };
+            let (txn, _) = prep_and_stage(&ctx, &mut ov, &hdr, req, &mut Vec::new());
+            std::mem::swap(ov.changes_mut(), &mut self.staged);
+            txn
+        }
+        fn prep(&mut self, req: &Request) -> Txn {
+            self.prep_as(7, &[Id::new("ip", "127.0.0.1")], req)
+        }
+        fn err(&mut self, req: &Request) -> i32 {
+            match self.prep(req) {
+                Txn::Error { err } => err,
+                other => panic!("expected an error, prepped {other:?}"),
+            }
+        }
+        fn node(&self, path: &str) -> Option<NodeRef> {
+            match self.staged.get(path) {
+                Some(n) => n.clone(),
+                None => self.base.get(path),
+            }
+        }
+    }
+
+    #[test]
+    fn sequential_names_come_from_the_parent_cversion_and_later_requests_see_earlier_ones() {
+        let tree = initial_tree();
+        let mut b = Batch::new(&tree);
+        assert!(matches!(
+            b.prep(&create("/p", 0, open())),
+            Txn::Create { .. }
+        ));
+        for want in ["/p/s-0000000000", "/p/s-0000000001"] {
+            match b.prep(&create("/p/s-", 2, open())) {
+                Txn::Create {
+                    path,
+                    parent_cversion,
+                    ..
+                } => {
+                    assert_eq!(path, want);
+                    assert_eq!(parent_cversion, b.node("/p").unwrap().cversion);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // The batch's staged nodes count: a second /p exists already.
+        assert_eq!(b.err(&create("/p", 0, open())), ZkError::NodeExists.code());
+        assert_eq!(b.err(&create("/none/x", 0, open())), ZkError::NoNode.code());
+    }
+
+    #[test]
+    fn create_checks_in_zookeepers_order() {
+        let tree = initial_tree();
+        let mut b = Batch::new(&tree);
+        let bad_args = ZkError::BadArguments.code();
+        // Flags, then TTL, then the path, then the ACL, then the parent.
+        assert_eq!(b.err(&create("/x", 99, open())), bad_args);
+        // The parent is what precedes the last slash, checked before the whole path.
+        assert_eq!(b.err(&create("/x/", 0, open())), ZkError::NoNode.code());
+        b.prep(&create("/q", 0, open()));
+        assert_eq!(b.err(&create("/q/", 0, open())), bad_args);
+        // "/": its parent is the root itself, which exists; so does "/".
+        assert_eq!(b.err(&create("/", 0, open())), ZkError::NodeExists.code());
+        assert_eq!(
+            b.err(&create("/none/x", 0, vec![])),
+            ZkError::InvalidAcl.code(),
+            "the ACL is checked before the parent"
+        );
+        assert_eq!(
+            b.err(&create(
+                "/x",
+                0,
+                vec![Acl {
+                    perms: 31,
+                    id: Id::new("auth", "")
+                }]
+            )),
+            ZkError::InvalidAcl.code(),
+            "auth: needs a digest identity"
+        );
+        // A TTL on a create opcode, or none on createTTL.
+        let mut ttl = create("/t", 5, open()); // persistent with TTL
+        assert_eq!(b.err(&ttl), bad_args, "TTL mode with ttl -1");
+        if let Request::Create { op: o, req } = &mut ttl {
+            *o = op::CREATE_TTL;
+            req.ttl = 1000;
+        }
+        assert!(matches!(b.prep(&ttl), Txn::CreateTtl { ttl: 1000, .. }));
+        // No children under an ephemeral, but under a container or TTL node.
+        assert!(matches!(
+            b.prep(&create("/e", 1, open())),
+            Txn::Create {
+                ephemeral: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            b.err(&create("/e/c", 0, open())),
+            ZkError::NoChildrenForEphemerals.code()
+        );
+        assert!(matches!(
+            b.prep(&create("/t/c", 0, open())),
+            Txn::Create { .. }
+        ));
+    }
+
+    #[test]
+    fn acls_are_checked_against_the_session_ids() {
+        let tree = initial_tree();
+        let mut b = Batch::new(&tree);
+        let alice = [Id::new("ip", "127.0.0.1"), Id::new("digest", ALICE)];
+        assert!(matches!(
+            b.prep_as(1, &alice, &create("/a", 0, digest_only(perm::ALL))),
+            Txn::Create { .. }
+        ));
+        // Others: no CREATE under /a, no WRITE on it; delete checks the parent's DELETE
+        // before the node exists (NOAUTH, not NONODE).
+        let no_auth = ZkError::NoAuth.code();
+        assert_eq!(b.err(&create("/a/b", 0, open())), no_auth);
+        let set = Request::SetData {
+            path: "/a".into(),
+            data: None,
+            version: -1,
+        };
+        assert_eq!(b.err(&set), no_auth);
+        let del = Request::Delete {
+            path: "/a/missing".into(),
+            version: -1,
+        };
+        assert_eq!(b.err(&del), no_auth);
+        // auth: takes the session's digest identities.
+        let auth = vec![Acl {
+            perms: perm::READ,
+            id: Id::new("auth", ""),
+        }];
+        match b.prep_as(1, &alice, &create("/mine", 0, auth)) {
+            Txn::Create { acl, .. } => assert_eq!(acl, digest_only(perm::READ)),
+            other => panic!("{other:?}"),
+        }
+        // The owner may; and a super user may anything.
+        assert!(matches!(b.prep_as(1, &alice, &set), Txn::SetData { .. }));
+        let root = [Id::new("super", "")];
+        assert!(matches!(
+            b.prep_as(
+                2,
+                &root,
+                &Request::Delete {
+                    path: "/mine".into(),
+                    version: -1
+                }
+            ),
+            Txn::Delete { .. }
+        ));
+    }
+
+    #[test]
+    fn delete_follows_zookeepers_order_and_paths() {
+        let tree = initial_tree();
+        let mut b = Batch::new(&tree);
+        b.prep(&create("/d", 0, open()));
+        b.prep(&create("/d/c", 0, open()));
+        let del = |path: &str, version| Request::Delete {
+            path: path.into(),
+            version,
+        };
+        assert_eq!(
+            b.err(&del("/d/", -1)),
+            ZkError::NoNode.code(),
+            "trailing slash"
+        );
+        assert_eq!(b.err(&del("/d", -1)), ZkError::NotEmpty.code());
+        assert_eq!(b.err(&del("/d/c", 3)), ZkError::BadVersion.code());
+        for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+            assert_eq!(b.err(&del(special, -1)), ZkError::BadArguments.code());
+        }
+        assert!(matches!(b.prep(&del("/d/c", 0)), Txn::Delete { .. }));
+        // The batch sees the delete: /d is empty now.
+        assert!(matches!(b.prep(&del("/d", -1)), Txn::Delete { .. }));
+        assert!(b.node("/d").is_none());
+    }
+
+    #[test]
+    fn versions_are_checked_and_increase_as_zookeepers_do() {
+        let tree = initial_tree();
+        let mut b = Batch::new(&tree);
+        b.prep(&create("/v", 0, open()));
+        let set = |version| Request::SetData {
+            path: "/v".into(),
+            data: Some(b"x".to_vec()),
+            version,
+        };
+        assert!(matches!(b.prep(&set(0)), Txn::SetData { version: 1, .. }));
+        assert_eq!(b.err(&set(0)), ZkError::BadVersion.code());
+        assert!(matches!(b.prep(&set(-1)), Txn::SetData { version: 2, .. }));
+        // checkAndIncVersion is `current + 1` on a Java int: past i32::MAX it wraps.
+        assert_eq!(check_version(i32::MAX, -1), Ok(i32::MIN));
+        let acl = Request::SetAcl {
+            path: "/v".into(),
+            acl: open(),
+            version: 5,
+        };
+        assert_eq!(
+            b.err(&acl),
+            ZkError::BadVersion.code(),
+            "setACL checks aversion"
+        );
+    }
+
+    #[test]
+    fn a_multi_stops_at_its_first_failure_and_reports_each_op() {
+        let tree = initial_tree();
+        let mut b = Batch::new(&tree);
+        let multi = Request::Multi {
+            ops: vec![
+                MultiOp::Create {
+                    op: op::CREATE,
+                    req: CreateRequest {
+                        path: "/m".into(),
+                        data: None,
+                        acl: open(),
+                        flags: 0,
+                        ttl: -1,
+                    },
+                },
+                MultiOp::Check {
+                    path: "/m".into(),
+                    version: 0,
+                },
+                MultiOp::Delete {
+                    path: "/missing".into(),
+                    version: -1,
+                },
+                MultiOp::SetData {
+                    path: "/m".into(),
+                    data: None,
+                    version: -1,
+                },
+            ],
+        };
+        match b.prep(&multi) {
+            Txn::Multi(txns) => {
+                let errs: Vec<i32> = txns
+                    .iter()
+                    .map(|t| match t {
+                        Txn::Error { err } => *err,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                assert_eq!(
+                    errs,
+                    vec![
+                        0,
+                        0,
+                        ZkError::NoNode.code(),
+                        ZkError::RuntimeInconsistency.code()
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            b.node("/m").is_none(),
+            "nothing of a failed multi is staged"
+        );
+        // Without the failing op it goes through, the check seeing the create.
+        let Request::Multi { mut ops } = multi else {
+            unreachable!()
+        };
+        ops.remove(2);
+        match b.prep(&Request::Multi { ops }) {
+            Txn::Multi(txns) => assert!(matches!(
+                txns.as_slice(),
+                [
+                    Txn::Create { .. },
+                    Txn::Check { .. },
+                    Txn::SetData { version: 1, .. }
+                ]
+            )),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.node("/m").unwrap().version, 1);
+    }
+
+    #[test]
+    fn refused_requests_become_error_txns() {
+        let tree = initial_tree();
+        let mut b = Batch::new(&tree);
+        let refused = Request::Refused {
+            write: true,
+            err: ZkError::MarshallingError,
+        };
+        assert_eq!(b.err(&refused), ZkError::MarshallingError.code());
+    }
 }
