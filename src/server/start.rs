@@ -1,8 +1,7 @@
 //! Start-up: data directory, recovery from the txn log, threads.
 
 use super::writer::ensemble::{mode, Ensemble, Epochs, Recent};
-use super::writer::Committed;
-use super::writer::{replay, Indexes, WriterLoop};
+use super::writer::{replay, WriterLoop};
 use super::{ReactorHandle, ServerStats, Shared, ToWriter};
 use crate::acl::open_acl;
 use crate::config::Config;
@@ -11,6 +10,7 @@ use crate::net::{Reactor, WAKER};
 use crate::session::SessionTracker;
 use crate::tree::{split_path, AclRef, NodeRef, PathRef};
 use crate::tree::{DataTree, Node};
+use crate::txn::commit::{Committed, Indexes};
 use crate::txn::{decode_record_digest, Store};
 use crate::types::Zxid;
 use crate::zab::broadcast::Limits;
@@ -489,7 +489,7 @@ pub fn recover_state(
                 hdr.zxid
             );
         }
-        replay(&tree, &mut idx, ext, &hdr, &txn);
+        let applied = replay(&tree, &mut idx, ext, &hdr, &txn);
         replayed += 1;
         if keep_recent {
             recent.push(hdr.zxid, std::sync::Arc::from(bytes));
@@ -499,10 +499,10 @@ pub fn recover_state(
         } else if let Some(d) = digest.filter(|_| cfg.digest_enabled) {
             digests.compare(hdr.zxid, d, idx.digest, "log");
         }
-        for (s, t) in idx.created_sessions.drain(..) {
+        for (s, t) in applied.sessions_created {
             sessions.add(s, t, now as u64);
         }
-        for s in idx.closed_sessions.drain(..) {
+        for s in applied.sessions_closed {
             sessions.remove(s);
         }
         Ok(hdr.zxid)

@@ -14,43 +14,27 @@ pub mod ensemble;
 
 use super::{now_ms, reads, ReactorHandle, Shared, ToReactor, ToWriter};
 use crate::log::{LogError, TxnLog};
-use crate::proto::ops::{event, op, ttl_of_owner, ZkError, CONTAINER_OWNER};
+use crate::proto::ops::{event, op, ttl_of_owner, ZkError};
 use crate::proto::records::{
     encode_connect_response, notification_frame, reply_frame, ConnectRequest, Id, Request,
 };
 use crate::proto::Writer as Jute;
 use crate::session::{password, SessionTracker};
-use crate::tree::{AclRef, NodeRef, PathRef};
+use crate::tree::{AclRef, NodeRef};
 use crate::tree::{DataTree, FastMap};
+use crate::txn::commit::{self, Indexes, Source};
 use crate::txn::prep::{
     prep_and_stage, prep_delete_container, Change, Overlay, PrepCtx, Recorder, TreeView,
 };
-use crate::txn::{apply, encode_record, Store, Trigger, Txn, TxnHeader};
+use crate::txn::{apply, encode_record, Trigger, Txn, TxnHeader};
 use crate::types::{conn_reactor, ConnId, SessionId, Zxid};
 use crate::watch::{Kind, WatchTable};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use ensemble::{Ensemble, Forwarded, Recent, Role};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Indexes the writer keeps beside the tree.
-#[derive(Default)]
-pub struct Indexes {
-    pub ephemerals: HashMap<SessionId, BTreeSet<String>>,
-    pub containers: BTreeSet<String>,
-    pub ttls: BTreeSet<String>,
-    pub created_sessions: Vec<(SessionId, i32)>,
-    pub closed_sessions: Vec<SessionId>,
-    pub ephemeral_count: u64,
-    /// One shared copy of each distinct ACL list (ZooKeeper's ACL cache).
-    pub acls: FastMap<Vec<crate::proto::records::Acl>, AclRef>,
-    /// Paths plus data of every node, as `zk_approximate_data_size` reports it.
-    pub data_bytes: i64,
-    /// ZooKeeper's tree digest of the published tree (tree/digest.rs).
-    pub digest: i64,
-}
 
 /// Lets the calling thread run on every CPU the process may use (undoes a pinning). A
 /// system call only: safe in a forked child.
@@ -63,136 +47,6 @@ pub fn unpin_current_thread() {
             libc::CPU_SET(cpu, &mut set);
         }
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-/// The published tree as apply's store: writes are held back until `publish`, so that the
-/// txn's watch events can be queued first.
-pub struct Committed<'a> {
-    pub tree: &'a DataTree,
-    pub idx: &'a mut Indexes,
-    pub extended_types: bool,
-    held: Vec<(PathRef, Option<NodeRef>)>,
-    /// Where each path's latest change is in `held`, once a txn has made more than a few
-    /// (a closeSession deletes every ephemeral of the session: scanning `held` for each
-    /// would be quadratic). Built by `hold`; `held` replaced from outside is not indexed.
-    held_at: FastMap<PathRef, usize>,
-}
-
-/// `held` is indexed from this many changes on.
-const HELD_INDEX_FROM: usize = 16;
-
-impl<'a> Committed<'a> {
-    pub fn new(tree: &'a DataTree, idx: &'a mut Indexes, extended_types: bool) -> Self {
-        Committed {
-            tree,
-            idx,
-            extended_types,
-            held: Vec::new(),
-            held_at: FastMap::default(),
-        }
-    }
-
-    fn hold(&mut self, key: PathRef, node: Option<NodeRef>) {
-        self.held.push((key, node));
-        let n = self.held.len();
-        if n == HELD_INDEX_FROM {
-            for (i, (k, _)) in self.held.iter().enumerate() {
-                self.held_at.insert(k.clone(), i);
-            }
-        } else if n > HELD_INDEX_FROM {
-            self.held_at.insert(self.held[n - 1].0.clone(), n - 1);
-        }
-    }
-    /// Makes the held changes visible, all at once (one publish window of the tree).
-    pub fn publish(&mut self) {
-        self.publish_with(|| {});
-    }
-
-    /// As `publish`, and runs `also` in the same window: what it stores (the applied
-    /// zxid) becomes visible together with the changes.
-    pub fn publish_with(&mut self, also: impl FnOnce()) {
-        self.held_at.clear();
-        let (tree, held) = (self.tree, &mut self.held);
-        tree.publish(|| {
-            for (p, n) in held.drain(..) {
-                match n {
-                    Some(n) => tree.put_path(p, n),
-                    None => tree.remove(&p),
-                }
-            }
-            also();
-        });
-    }
-}
-
-impl Store for Committed<'_> {
-    fn get(&self, path: &str) -> Option<NodeRef> {
-        if self.held_at.is_empty() {
-            if let Some((_, n)) = self.held.iter().rev().find(|(p, _)| &**p == path) {
-                return n.clone();
-            }
-        } else if let Some(&i) = self.held_at.get(path) {
-            return self.held[i].1.clone();
-        }
-        self.tree.get(path)
-    }
-    fn put(&mut self, path: &str, node: NodeRef) {
-        let (old, old_digest) = self.get(path).map_or((0, 0), |o| {
-            ((path.len() + o.data_len()) as i64, o.digest as i64)
-        });
-        self.idx.data_bytes += (path.len() + node.data_len()) as i64 - old;
-        self.idx.digest = self
-            .idx
-            .digest
-            .wrapping_add(node.digest as i64)
-            .wrapping_sub(old_digest);
-        self.hold(PathRef::from(path), Some(node));
-    }
-    fn put_new(&mut self, key: PathRef, node: NodeRef) {
-        self.idx.data_bytes += (key.len() + node.data_len()) as i64;
-        self.idx.digest = self.idx.digest.wrapping_add(node.digest as i64);
-        self.hold(key, Some(node));
-    }
-    fn remove(&mut self, path: &str) {
-        let (old, old_digest) = self.get(path).map_or((0, 0), |o| {
-            ((path.len() + o.data_len()) as i64, o.digest as i64)
-        });
-        self.idx.data_bytes -= old;
-        self.idx.digest = self.idx.digest.wrapping_sub(old_digest);
-        self.hold(PathRef::from(path), None);
-    }
-    fn owner_changed(&mut self, path: &str, owner: i64, created: bool) {
-        let set = if owner == CONTAINER_OWNER {
-            &mut self.idx.containers
-        } else if ttl_of_owner(owner, self.extended_types).is_some() {
-            &mut self.idx.ttls
-        } else {
-            let e = self.idx.ephemerals.entry(owner).or_default();
-            if created {
-                self.idx.ephemeral_count += u64::from(e.insert(path.to_owned()));
-            } else {
-                self.idx.ephemeral_count -= u64::from(e.remove(path));
-                if e.is_empty() {
-                    self.idx.ephemerals.remove(&owner);
-                }
-            }
-            return;
-        };
-        if created {
-            set.insert(path.to_owned());
-        } else {
-            set.remove(path);
-        }
-    }
-    fn intern_acl(&mut self, acl: &[crate::proto::records::Acl]) -> AclRef {
-        crate::txn::prep::intern_acl(&mut self.idx.acls, acl)
-    }
-    fn session_created(&mut self, session: i64, timeout_ms: i32) {
-        self.idx.created_sessions.push((session, timeout_ms));
-    }
-    fn session_closed(&mut self, session: i64) {
-        self.idx.closed_sessions.push(session);
     }
 }
 
@@ -361,12 +215,10 @@ pub fn replay(
     extended_types: bool,
     hdr: &TxnHeader,
     txn: &Txn,
-) {
-    let mut store = Committed::new(tree, idx, extended_types);
-    let mut triggers = Vec::new();
-    // A txn that does not fit (e.g. a create over an existing node) changes nothing else.
-    let _ = apply(&mut store, hdr, txn, &mut triggers);
-    store.publish();
+) -> commit::Applied {
+    let mut applied = commit::apply(tree, idx, extended_types, hdr, Source::Txn(txn));
+    commit::publish(tree, std::mem::take(&mut applied.held), || {});
+    applied
 }
 
 impl<L: TxnLog> WriterLoop<L> {
@@ -1303,24 +1155,14 @@ impl<L: TxnLog> WriterLoop<L> {
         let ext = shared.cfg.extended_types;
         let pending: Vec<Pending> = self.pending.drain(..n).collect();
         for mut p in pending {
-            // Publish the node versions prep made (no second apply), through the same
-            // store as recovery, so the indexes follow.
-            let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
-            for c in std::mem::take(&mut p.changes) {
-                match c {
-                    Change::Put(path, n) => store.put(&path, n),
-                    Change::PutNew(key, n) => store.put_new(key, n),
-                    Change::Remove(path) => store.remove(&path),
-                    Change::Owner(path, owner, created) => {
-                        store.owner_changed(&path, owner, created)
-                    }
-                    Change::SessionCreated(s, t) => store.session_created(s, t),
-                    Change::SessionClosed(s) => store.session_closed(s),
-                }
-            }
-            let held = std::mem::take(&mut store.held);
-            drop(store);
-            self.finish_apply(p, held);
+            // The node versions prep made, published as they are (no second apply).
+            let source = Source::Prepped {
+                changes: std::mem::take(&mut p.changes),
+                triggers: std::mem::take(&mut p.triggers),
+                results: std::mem::take(&mut p.results),
+            };
+            let applied = commit::apply(&shared.tree, &mut self.idx, ext, &p.hdr, source);
+            self.finish_apply(p, applied);
         }
         if self.pending.is_empty() {
             self.staged.clear();
@@ -1339,21 +1181,30 @@ impl<L: TxnLog> WriterLoop<L> {
         self.wake_reactors();
     }
 
-    /// The rest of applying a txn whose changes are `held`: sessions, watch events (queued
-    /// before the changes are published: invariant 5), publish, the answer.
-    fn finish_apply(&mut self, p: Pending, held: Vec<(PathRef, Option<NodeRef>)>) {
+    /// The rest of committing a txn that `commit::apply` applied: sessions, watch events
+    /// (queued before the changes are published: invariant 5), publish, the answer (with
+    /// the multi results apply kept).
+    fn finish_apply(&mut self, mut p: Pending, applied: commit::Applied) {
         let shared = self.shared.clone();
+        let commit::Applied {
+            held,
+            triggers,
+            results,
+            sessions_created,
+            sessions_closed,
+        } = applied;
         // Events first: a session that closes itself still hears of its own ephemerals'
         // deletion (persistent watches), before its close's reply, as in ZooKeeper.
-        for t in &p.triggers {
+        for t in &triggers {
             self.notify(t);
         }
-        self.session_changes(&p);
-        let mut store = Committed::new(&shared.tree, &mut self.idx, shared.cfg.extended_types);
-        store.held = held;
+        self.session_changes(&p, sessions_created, sessions_closed);
         // The applied zxid moves in the same window: a read's header zxid is never below
         // the zxids of the data it returns.
-        store.publish_with(|| shared.last_zxid.store(p.hdr.zxid, Release));
+        commit::publish(&shared.tree, held, || {
+            shared.last_zxid.store(p.hdr.zxid, Release)
+        });
+        p.results = results;
         let (zxid, session) = (p.hdr.zxid, p.hdr.client_id);
         self.answer(p);
         self.answer_deferred(zxid, session);
@@ -1379,15 +1230,20 @@ impl<L: TxnLog> WriterLoop<L> {
         reads::reply(&shared.tree, &shared.cfg, ids, xid, shared.last_zxid(), req).0
     }
 
-    fn session_changes(&mut self, p: &Pending) {
+    fn session_changes(
+        &mut self,
+        p: &Pending,
+        created: Vec<(SessionId, i32)>,
+        closed: Vec<SessionId>,
+    ) {
         let now = now_ms() as u64;
-        for (s, t) in std::mem::take(&mut self.idx.created_sessions) {
+        for (s, t) in created {
             self.sessions.add(s, t, now);
             if let Waiter::Connect { conn, .. } = p.waiter {
                 self.sessions.get_mut(s).unwrap().conn = Some(conn);
             }
         }
-        for s in std::mem::take(&mut self.idx.closed_sessions) {
+        for s in closed {
             self.session_ids.remove(&s);
             self.forget_owner(s);
             if let Some(sess) = self.sessions.remove(s) {

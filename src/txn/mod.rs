@@ -11,6 +11,7 @@
 //! whether during recovery, in prep's overlay, or on the published tree.
 //! Not here: validation and permission checks (prep.rs); logging (log/).
 
+pub mod commit;
 pub mod prep;
 
 use crate::proto::jute::{DecodeError, DecodeResult, Reader, Writer};

@@ -799,20 +799,16 @@ impl<L: TxnLog> WriterLoop<L> {
     fn apply_one(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter) {
         let shared = self.shared.clone();
         let ext = shared.cfg.extended_types;
-        let mut store = Committed::new(&shared.tree, &mut self.idx, ext);
-        let mut triggers = Vec::new();
-        let results = crate::txn::apply_with_results(&mut store, &hdr, &txn, &mut triggers);
-        let held = std::mem::take(&mut store.held);
-        drop(store);
+        let applied = commit::apply(&shared.tree, &mut self.idx, ext, &hdr, Source::Txn(&txn));
         let p = Pending {
             hdr,
             txn,
-            results,
+            results: Vec::new(),
             changes: Vec::new(),
-            triggers,
+            triggers: Vec::new(),
             waiter,
         };
-        self.finish_apply(p, held);
+        self.finish_apply(p, applied);
     }
 
     /// Sends what this turn of the writer's loop queued on the quorum links.
