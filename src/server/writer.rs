@@ -1321,8 +1321,9 @@ impl<L: TxnLog> WriterLoop<L> {
         }
     }
 
-    /// The reply to a write: a node's Stat is read from the tree right after its txn
-    /// applied, or for a multi's ops from `results` (each op's own node).
+    /// The reply to a write, from what apply returned (`results`: the node a single op
+    /// left, or each multi op's), never from the tree read again. (A txn applied before
+    /// results were kept falls back to the tree right after it.)
     fn write_reply(
         &self,
         xid: i32,
@@ -1348,12 +1349,12 @@ impl<L: TxnLog> WriterLoop<L> {
             | Txn::CreateTtl { path, .. } => reply_frame(xid, zxid, 0, |w| {
                 w.string(path);
                 if opcode != op::CREATE {
-                    stat_of(path, w);
+                    op_stat(0, path, w);
                 }
             }),
             Txn::Delete { .. } => reply_frame(xid, zxid, 0, |_| {}),
             Txn::SetData { path, .. } | Txn::SetAcl { path, .. } => {
-                reply_frame(xid, zxid, 0, |w| stat_of(path, w))
+                reply_frame(xid, zxid, 0, |w| op_stat(0, path, w))
             }
             Txn::Multi(txns) => reply_frame(xid, zxid, 0, |w| {
                 let failed = txns

@@ -590,11 +590,24 @@ pub fn apply(
     }
 }
 
-/// Applies `txn` as `apply` does, and for a multi that succeeds returns each op's node
-/// as that op left it (the node a create made or a setData wrote; `None` for the other
-/// ops): a multi's reply carries each op's own Stat, as ZooKeeper's does, not the node
-/// as the whole multi (a later setData or delete of it) left it. Empty for other txns,
-/// whose reply may read the tree right after this txn.
+/// The node a create made, or a setData or setACL wrote, as the store holds it now.
+fn result_node(store: &impl Store, txn: &Txn) -> Option<NodeRef> {
+    match txn {
+        Txn::Create { path, .. }
+        | Txn::CreateContainer { path, .. }
+        | Txn::CreateTtl { path, .. }
+        | Txn::SetData { path, .. }
+        | Txn::SetAcl { path, .. } => store.get(path),
+        _ => None,
+    }
+}
+
+/// Applies `txn` as `apply` does, and returns what its reply reports, so that the reply
+/// never reads the tree again: for a create, setData or setACL its node as the txn left
+/// it (one entry); for a multi that succeeds each op's node as that op left it (`None`
+/// for ops without a Stat), as ZooKeeper's multi reply carries each op's own Stat, not
+/// the node as the whole multi (a later setData or delete of it) left it. Empty for the
+/// other txns.
 pub fn apply_with_results(
     store: &mut impl Store,
     hdr: &TxnHeader,
@@ -602,8 +615,10 @@ pub fn apply_with_results(
     out: &mut Vec<Trigger>,
 ) -> Vec<Option<NodeRef>> {
     let Txn::Multi(txns) = txn else {
-        let _ = apply(store, hdr, txn, out);
-        return Vec::new();
+        return match apply(store, hdr, txn, out) {
+            Ok(()) => result_node(store, txn).map(Some).into_iter().collect(),
+            Err(_) => Vec::new(),
+        };
     };
     if txns
         .iter()
@@ -617,11 +632,8 @@ pub fn apply_with_results(
             break; // as `apply` stops
         }
         results.push(match t {
-            Txn::Create { path, .. }
-            | Txn::CreateContainer { path, .. }
-            | Txn::CreateTtl { path, .. }
-            | Txn::SetData { path, .. } => store.get(path),
-            _ => None,
+            Txn::SetAcl { .. } => None, // not in a multi
+            _ => result_node(store, t),
         });
     }
     results
@@ -749,8 +761,15 @@ mod tests {
         );
         assert!(r[4].is_none());
         assert_eq!(s.get("/m").unwrap().num_children(), 0);
-        // Any other txn has no per-op results.
-        assert!(apply_with_results(&mut s, &hdr(12, 1), &set(b"x", 3), &mut Vec::new()).is_empty());
+        // A single op's result is its node; a delete has none.
+        let r = apply_with_results(&mut s, &hdr(12, 1), &set(b"x", 3), &mut Vec::new());
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].as_ref().unwrap().stat(false).version, 3);
+        let del = Txn::Delete {
+            op: op::DELETE,
+            path: "/m".into(),
+        };
+        assert!(apply_with_results(&mut s, &hdr(13, 1), &del, &mut Vec::new()).is_empty());
     }
     #[test]
     fn record_round_trip() {
