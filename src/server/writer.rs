@@ -448,9 +448,7 @@ impl<L: TxnLog> WriterLoop<L> {
 
     fn flush_or_die(&mut self) {
         if let Err(e) = self.flush() {
-            log::error!("stopping: {e}");
-            eprintln!("paddock: stopping: {e}");
-            std::process::exit(3);
+            crate::fatal(e);
         }
     }
 
@@ -607,11 +605,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 self.pending.push_back(p);
                 self.refuse_batch(&e);
             }
-            Err(e) => {
-                log::error!("stopping: {e}");
-                eprintln!("paddock: stopping: {e}");
-                std::process::exit(3);
-            }
+            Err(e) => crate::fatal(e),
         }
     }
 
@@ -1475,9 +1469,7 @@ impl<L: TxnLog> WriterLoop<L> {
         // segment whose first zxid is at most the snapshot's + 1).
         let zxid = self.shared.last_zxid();
         if let Err(e) = self.log.roll() {
-            log::error!("stopping: cannot roll the txn log for a snapshot: {e}");
-            eprintln!("paddock: stopping: {e}");
-            std::process::exit(3);
+            crate::fatal(format_args!("cannot roll the txn log for a snapshot: {e}"));
         }
         let sessions = self.session_list();
         let t0 = Instant::now();

@@ -541,20 +541,18 @@ impl<L: TxnLog> WriterLoop<L> {
                     if let Err(why) = self.truncate_to(zxid) {
                         // The log may be changed partway, the tree not: stop, as for any
                         // failed disk write, and recover from disk on restart.
-                        log::error!("stopping: cannot truncate the txn log to 0x{zxid:x}: {why}");
-                        eprintln!("paddock: stopping: cannot truncate the txn log: {why}");
-                        std::process::exit(3);
+                        crate::fatal(format_args!(
+                            "cannot truncate the txn log to 0x{zxid:x}: {why}"
+                        ));
                     }
                 }
                 Effect::InstallSnapshot { zxid } => {
                     let bytes = snap.take().unwrap_or_default();
                     if let Err(why) = self.install_snapshot(zxid, &bytes) {
                         // As a failed truncation: the data directory may be half changed.
-                        log::error!(
-                            "stopping: cannot install the leader's snapshot 0x{zxid:x}: {why}"
-                        );
-                        eprintln!("paddock: stopping: cannot install the leader's snapshot: {why}");
-                        std::process::exit(3);
+                        crate::fatal(format_args!(
+                            "cannot install the leader's snapshot 0x{zxid:x}: {why}"
+                        ));
                     }
                 }
                 Effect::Apply { zxid } => match &self.role {
@@ -585,9 +583,7 @@ impl<L: TxnLog> WriterLoop<L> {
     fn persist_epoch(&self, name: &str, epoch: i64) {
         let Some(ens) = &self.ens else { return };
         if let Err(e) = ens.epochs.write(name, epoch) {
-            log::error!("stopping: cannot write {name}: {e}");
-            eprintln!("paddock: stopping: cannot write {name}: {e}");
-            std::process::exit(3);
+            crate::fatal(format_args!("cannot write {name}: {e}"));
         }
     }
 
@@ -652,9 +648,7 @@ impl<L: TxnLog> WriterLoop<L> {
         }
         self.set_mode(mode::LOOKING, false);
         if let Err(e) = self.log.sync() {
-            log::error!("stopping: {e}");
-            eprintln!("paddock: stopping: {e}");
-            std::process::exit(3);
+            crate::fatal(e);
         }
         // No client hears of what follows: a leader's pending txns and a learner's
         // unapplied ones have no quorum (a committed one is applied at once), so their
@@ -753,9 +747,7 @@ impl<L: TxnLog> WriterLoop<L> {
             }
         };
         if let Err(e) = self.log.append(zxid, &record) {
-            log::error!("stopping: {e}");
-            eprintln!("paddock: stopping: {e}");
-            std::process::exit(3);
+            crate::fatal(e);
         }
         self.next_zxid = zxid + 1;
         self.recent.push(zxid, record);
