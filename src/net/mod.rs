@@ -33,6 +33,53 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Why a connection closes: logged at debug when it does (the flood-prone ones are also
+/// logged at warn, rate-limited, where they are found).
+#[derive(Debug)]
+enum Closed {
+    ByClient,
+    ReadFailed(io::Error),
+    WriteFailed(io::Error),
+    WroteZero,
+    BadFrameLength(i32),
+    LargeRequestRejected,
+    NotServing,
+    StoppedServing,
+    MalformedConnect(crate::proto::DecodeError),
+    NotReadOnlyClient,
+    ShortHeader,
+    MalformedPacket(crate::proto::DecodeError),
+    NoConnectRequest,
+    SlowReader,
+    OverHardLimit,
+    Done,
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Closed::ByClient => write!(f, "client closed the connection"),
+            Closed::ReadFailed(e) => write!(f, "read error: {e}"),
+            Closed::WriteFailed(e) => write!(f, "write error: {e}"),
+            Closed::WroteZero => write!(f, "write returned 0"),
+            Closed::BadFrameLength(len) => write!(f, "bad frame length {len}"),
+            Closed::LargeRequestRejected => write!(f, "large request rejected"),
+            Closed::NotServing => write!(f, "this server is not serving (no leader yet)"),
+            Closed::StoppedServing => write!(f, "this server stopped serving (no leader)"),
+            Closed::MalformedConnect(e) => write!(f, "malformed ConnectRequest: {e}"),
+            Closed::NotReadOnlyClient => {
+                write!(f, "read-only mode: the client did not ask for read-only")
+            }
+            Closed::ShortHeader => write!(f, "short request header"),
+            Closed::MalformedPacket(e) => write!(f, "malformed request: {e}"),
+            Closed::NoConnectRequest => write!(f, "no ConnectRequest in time"),
+            Closed::SlowReader => write!(f, "slow reader"),
+            Closed::OverHardLimit => write!(f, "slow reader (over the hard limit)"),
+            Closed::Done => write!(f, "closed after reply"),
+        }
+    }
+}
+
 pub const WAKER: Token = Token(0);
 pub const LISTENER: Token = Token(1);
 const READ_CHUNK: usize = 64 * 1024;
@@ -543,17 +590,17 @@ impl Reactor {
                     );
                 }
             }
-            self.close(t, "no ConnectRequest in time");
+            self.close(t, Closed::NoConnectRequest);
         }
     }
 
-    fn close(&mut self, token: Token, why: &str) {
+    fn close(&mut self, token: Token, why: Closed) {
         if let Some(mut c) = self.conns.remove(&token) {
-            self.finish_close(&mut c, why);
+            self.finish_close(&mut c, &why);
         }
     }
 
-    fn finish_close(&mut self, c: &mut Conn, why: &str) {
+    fn finish_close(&mut self, c: &mut Conn, why: &Closed) {
         log::debug!("closing connection {} ({why})", c.remote);
         let _ = self.poll.registry().deregister(&mut c.sock);
         let _ = c.sock.shutdown(std::net::Shutdown::Both);
@@ -679,7 +726,7 @@ impl Reactor {
     }
 
     /// Reads what the socket has, runs complete requests. `Err` closes the connection.
-    fn service(&mut self, c: &mut Conn) -> Result<(), String> {
+    fn service(&mut self, c: &mut Conn) -> Result<(), Closed> {
         if c.state == State::Closing || c.state == State::Admin {
             return Ok(());
         }
@@ -709,18 +756,18 @@ impl Reactor {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(format!("read error: {e}")),
+                    Err(e) => return Err(Closed::ReadFailed(e)),
                 }
             }
         }
         self.process_frames(c)?;
         if c.eof && !matches!(c.state, State::Closing | State::Admin) {
-            return Err("client closed the connection".into());
+            return Err(Closed::ByClient);
         }
         Ok(())
     }
 
-    fn process_frames(&mut self, c: &mut Conn) -> Result<(), String> {
+    fn process_frames(&mut self, c: &mut Conn) -> Result<(), Closed> {
         let maxbuf = self.shared.cfg.jute_maxbuffer;
         let mut start = 0;
         let result = loop {
@@ -753,7 +800,7 @@ impl Reactor {
                             c.remote
                         );
                     }
-                    break Err(format!("bad frame length {len}"));
+                    break Err(Closed::BadFrameLength(len));
                 }
                 Frame::Complete { start: s, end } => {
                     // Decode straight from the buffer, lent out of the connection.
@@ -787,7 +834,7 @@ impl Reactor {
     /// in total from its length prefix until it is answered, as in ZooKeeper
     /// (checkRequestSize): past that the connection is closed. One alone always fits, so
     /// every frame `jute.maxbuffer` allows can be sent. Its buffer is sized for it once.
-    fn admit_large(&mut self, c: &mut Conn, start: usize) -> Result<(), String> {
+    fn admit_large(&mut self, c: &mut Conn, start: usize) -> Result<(), Closed> {
         let cfg = &self.shared.cfg;
         let Some(threshold) = cfg.large_request_threshold else {
             return Ok(());
@@ -813,7 +860,7 @@ impl Reactor {
                     cfg.large_request_max_bytes
                 );
             }
-            return Err("large request rejected".into());
+            return Err(Closed::LargeRequestRejected);
         }
         c.large = len;
         let want = start + 4 + len;
@@ -842,7 +889,7 @@ impl Reactor {
         }
     }
 
-    fn on_frame(&mut self, c: &mut Conn, body: &[u8]) -> Result<(), String> {
+    fn on_frame(&mut self, c: &mut Conn, body: &[u8]) -> Result<(), Closed> {
         self.shared.stats.packets_received.fetch_add(1, Relaxed);
         c.info.received.fetch_add(1, Relaxed);
         c.touched_ms = self.turn_ms;
@@ -850,18 +897,18 @@ impl Reactor {
         let read_only = !self.shared.serving() && self.shared.read_only();
         if !self.shared.serving() && !read_only {
             // An ensemble member between terms serves nobody; the client tries another.
-            return Err("this server is not serving (no leader yet)".into());
+            return Err(Closed::NotServing);
         }
         if c.state == State::Handshake {
             let req = ConnectRequest::decode(body).map_err(|e| {
                 if self.logs.bad_client.admit() {
                     log::warn!("closing {}: malformed ConnectRequest: {e}", c.remote);
                 }
-                format!("malformed ConnectRequest: {e}")
+                Closed::MalformedConnect(e)
             })?;
             if read_only && req.read_only != Some(true) {
                 // Without a quorum only clients that accept read-only sessions are served.
-                return Err("read-only mode: the client did not ask for read-only".into());
+                return Err(Closed::NotReadOnlyClient);
             }
             c.read_only = req.read_only;
             c.state = State::Waiting;
@@ -879,7 +926,7 @@ impl Reactor {
                 if self.logs.bad_client.admit() {
                     log::warn!("closing {}: request shorter than its header", c.remote);
                 }
-                return Err("short request header".into());
+                return Err(Closed::ShortHeader);
             }
         };
         let body = r.rest();
@@ -904,7 +951,7 @@ impl Reactor {
                         op::name(opcode)
                     );
                 }
-                return Err(format!("malformed request: {e}"));
+                return Err(Closed::MalformedPacket(e));
             }
             Err(e) => {
                 // As ZooKeeper: MarshallingError for this request (an error txn for a
@@ -946,7 +993,7 @@ impl Reactor {
     }
 
     /// Moves the session's queue forward as far as order allows.
-    fn drive(&mut self, c: &mut Conn) -> Result<(), String> {
+    fn drive(&mut self, c: &mut Conn) -> Result<(), Closed> {
         let State::Ready(session) = c.state else {
             return Ok(());
         };
@@ -1041,7 +1088,7 @@ impl Reactor {
                             continue;
                         }
                         reads::Consistent::NotServing => {
-                            return Err("this server stopped serving (no leader)".into());
+                            return Err(Closed::StoppedServing);
                         }
                     }
                 }
@@ -1125,14 +1172,14 @@ impl Reactor {
             while c.out_pos < c.out.len() {
                 match c.sock.write(&c.out[c.out_pos..]) {
                     Ok(0) => {
-                        failed = Some("write returned 0".to_string());
+                        failed = Some(Closed::WroteZero);
                         break;
                     }
                     Ok(n) => c.out_pos += n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        failed = Some(format!("write error: {e}"));
+                        failed = Some(Closed::WriteFailed(e));
                         break;
                     }
                 }
@@ -1156,7 +1203,7 @@ impl Reactor {
                         c.out_len()
                     );
                 }
-                failed = Some("slow reader".into());
+                failed = Some(Closed::SlowReader);
             }
             if failed.is_none() && c.info.overflowed.load(Relaxed) {
                 if self.logs.bad_client.admit() {
@@ -1165,13 +1212,13 @@ impl Reactor {
                         c.remote
                     );
                 }
-                failed = Some("slow reader (over the hard limit)".into());
+                failed = Some(Closed::OverHardLimit);
             }
             let done = c.state == State::Closing && c.out_len() == 0;
             if let Some(why) = failed {
-                self.close(t, &why);
+                self.close(t, why);
             } else if done {
-                self.close(t, "closed after reply");
+                self.close(t, Closed::Done);
             }
         }
     }

@@ -43,7 +43,7 @@ pub enum StartError {
     #[error("cannot resolve {0}")]
     Resolve(String),
     #[error("{0}")]
-    Epoch(String),
+    Epoch(#[from] super::writer::ensemble::EpochError),
     #[error("no valid snapshot in {} (every snapshot file failed its checks; see the log)", .0.display())]
     NoSnapshot(PathBuf),
     #[error("{0}")]

@@ -33,36 +33,83 @@ pub struct Epochs {
     pub current: i64,
 }
 
-fn read_epoch(path: &Path) -> Result<Option<i64>, String> {
+/// Why the epoch files stop start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum EpochError {
+    #[error("{}: {error}", .path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: {text:?} is not an epoch", .path.display())]
+    NotAnEpoch { path: PathBuf, text: String },
+    #[error("{}: the current epoch {current} is older than the last logged zxid 0x{last_zxid:x}", .path.display())]
+    CurrentBehindLog {
+        path: PathBuf,
+        current: i64,
+        last_zxid: Zxid,
+    },
+    #[error("{}: the accepted epoch {accepted} is older than the current epoch {current}", .path.display())]
+    AcceptedBehindCurrent {
+        path: PathBuf,
+        accepted: i64,
+        current: i64,
+    },
+}
+
+/// Why a learner could not take its leader's TRUNC or SNAP (the data directory may be
+/// half changed: the caller stops, and recovery starts from disk).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncFailed {
+    #[error("txn log: {0}")]
+    Log(#[from] crate::log::LogError),
+    #[error("{}: {error}", .path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("recovery: {0}")]
+    Recover(#[from] Box<crate::server::start::StartError>),
+}
+
+fn read_epoch(path: &Path) -> Result<Option<i64>, EpochError> {
     match std::fs::read_to_string(path) {
         Ok(s) => s
             .trim()
             .parse()
             .map(Some)
-            .map_err(|_| format!("{}: {:?} is not an epoch", path.display(), s.trim())),
+            .map_err(|_| EpochError::NotAnEpoch {
+                path: path.to_owned(),
+                text: s.trim().to_owned(),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(error) => Err(EpochError::Io {
+            path: path.to_owned(),
+            error,
+        }),
     }
 }
 
 impl Epochs {
     /// Reads both files; a missing one is taken from the last logged zxid, as ZooKeeper
     /// does on its first start as an ensemble member.
-    pub fn load(dir: &Path, last_zxid: Zxid) -> Result<Epochs, String> {
+    pub fn load(dir: &Path, last_zxid: Zxid) -> Result<Epochs, EpochError> {
         let logged = epoch_of(last_zxid);
         let current = read_epoch(&dir.join("currentEpoch"))?.unwrap_or(logged);
         let accepted = read_epoch(&dir.join("acceptedEpoch"))?.unwrap_or(current);
         if current < logged {
-            return Err(format!(
-                "{}: the current epoch {current} is older than the last logged zxid 0x{last_zxid:x}",
-                dir.join("currentEpoch").display()
-            ));
+            return Err(EpochError::CurrentBehindLog {
+                path: dir.join("currentEpoch"),
+                current,
+                last_zxid,
+            });
         }
         if accepted < current {
-            return Err(format!(
-                "{}: the accepted epoch {accepted} is older than the current epoch {current}",
-                dir.join("acceptedEpoch").display()
-            ));
+            return Err(EpochError::AcceptedBehindCurrent {
+                path: dir.join("acceptedEpoch"),
+                accepted,
+                current,
+            });
         }
         Ok(Epochs {
             dir: dir.to_owned(),
@@ -1261,15 +1308,15 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 
     /// TRUNC: the log loses every txn after `zxid` and the state is rebuilt from disk.
-    fn truncate_to(&mut self, zxid: Zxid) -> Result<(), String> {
+    fn truncate_to(&mut self, zxid: Zxid) -> Result<(), SyncFailed> {
         log::info!("the leader truncates this server's log to 0x{zxid:x}");
-        self.log.truncate_after(zxid).map_err(|e| e.to_string())?;
+        self.log.truncate_after(zxid)?;
         self.remove_snapshots_after(zxid)?;
         self.rebuild_from_disk()
     }
 
     /// SNAP: the leader's snapshot replaces this server's log and state.
-    fn install_snapshot(&mut self, zxid: Zxid, bytes: &[u8]) -> Result<(), String> {
+    fn install_snapshot(&mut self, zxid: Zxid, bytes: &[u8]) -> Result<(), SyncFailed> {
         use std::io::Write;
         log::info!(
             "installing the leader's snapshot at 0x{zxid:x} ({} bytes)",
@@ -1284,32 +1331,42 @@ impl<L: TxnLog> WriterLoop<L> {
             std::fs::rename(&tmp, dir.join(crate::snap::snapshot_name(zxid)))?;
             std::fs::File::open(&dir)?.sync_all()
         };
-        write().map_err(|e| format!("{}: {e}", dir.display()))?;
+        write().map_err(|error| SyncFailed::Io {
+            path: dir.clone(),
+            error,
+        })?;
         self.remove_snapshots_after(zxid)?;
-        self.log.reset(zxid).map_err(|e| e.to_string())?;
+        self.log.reset(zxid)?;
         self.rebuild_from_disk()
     }
 
     /// Snapshots past `zxid` hold txns the leader's history does not have (a snapshot
     /// still being written is waited for first).
-    fn remove_snapshots_after(&mut self, zxid: Zxid) -> Result<(), String> {
+    fn remove_snapshots_after(&mut self, zxid: Zxid) -> Result<(), SyncFailed> {
         self.reap_snapshot_child_waiting(true);
-        let snaps = crate::snap::list_snapshots(&self.snaps.dir).map_err(|e| e.to_string())?;
+        let snaps =
+            crate::snap::list_snapshots(&self.snaps.dir).map_err(|error| SyncFailed::Io {
+                path: self.snaps.dir.clone(),
+                error,
+            })?;
         for s in snaps.into_iter().filter(|s| s.zxid > zxid) {
             log::info!("removing {}: past the leader's history", s.path.display());
-            std::fs::remove_file(&s.path).map_err(|e| format!("{}: {e}", s.path.display()))?;
+            std::fs::remove_file(&s.path).map_err(|error| SyncFailed::Io {
+                path: s.path.clone(),
+                error,
+            })?;
         }
         Ok(())
     }
 
     /// Rebuilds tree, indexes and sessions from the data directory, as start-up does, into
     /// the published tree (no client is served meanwhile).
-    fn rebuild_from_disk(&mut self) -> Result<(), String> {
+    fn rebuild_from_disk(&mut self) -> Result<(), SyncFailed> {
         let shared = self.shared.clone();
         let cfg = &shared.cfg;
         let log_v2 = cfg.data_log_dir.join("version-2");
-        let st = crate::server::start::recover_state(cfg, &self.snaps.dir, &log_v2)
-            .map_err(|e| e.to_string())?;
+        let st =
+            crate::server::start::recover_state(cfg, &self.snaps.dir, &log_v2).map_err(Box::new)?;
         let tree = &shared.tree;
         let mut old = Vec::with_capacity(tree.len());
         tree.for_each(|p, _| old.push(p.to_owned()));
