@@ -1,48 +1,44 @@
-//! A small stderr logger: `<UTC time> [<thread>] <LEVEL> <target> - <message>`.
-//! Level from `PADDOCK_LOG` (error, warn, info, debug, trace; default info).
+//! Logging to stderr through `env_logger`: one line per record,
+//! `<UTC date and time> [myid:<server id>] <LEVEL> [<thread>] <target> - <message>`.
+//! `PADDOCK_LOG` filters as env_logger's directives do: a level (`debug`), per module
+//! (`info,paddock::quorum=debug`), `off`; default `info`. A spec it cannot read is said
+//! once on stderr and ignored.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
-struct Logger;
+/// The server id lines carry (`myid`); 0 until the configuration names one (standalone).
+static SERVER_ID: AtomicI64 = AtomicI64::new(0);
 
-impl log::Log for Logger {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::max_level()
-    }
-    fn log(&self, r: &log::Record) {
-        if !self.enabled(r.metadata()) {
-            return;
-        }
-        let ms = crate::server::now_ms();
-        let (secs, milli) = (ms / 1000, ms % 1000);
-        let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-        let t = std::thread::current();
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "{h:02}:{m:02}:{s:02}.{milli:03} [{}] {} {} - {}",
-            t.name().unwrap_or("?"),
-            r.level(),
-            r.target(),
-            r.args()
-        );
-    }
-    fn flush(&self) {}
+/// The server id for the lines that follow.
+pub fn set_server_id(id: i64) {
+    SERVER_ID.store(id, Relaxed);
 }
 
 pub fn init() {
-    let level = match std::env::var("PADDOCK_LOG")
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "error" => log::LevelFilter::Error,
-        "warn" => log::LevelFilter::Warn,
-        "debug" => log::LevelFilter::Debug,
-        "trace" => log::LevelFilter::Trace,
-        "off" => log::LevelFilter::Off,
-        _ => log::LevelFilter::Info,
-    };
-    if log::set_logger(&Logger).is_ok() {
-        log::set_max_level(level);
+    let mut b = env_logger::Builder::new();
+    b.filter_level(log::LevelFilter::Info);
+    if let Ok(spec) = std::env::var("PADDOCK_LOG") {
+        b.parse_filters(&spec);
     }
+    b.target(env_logger::Target::Stderr);
+    b.format(|buf, r| {
+        let t = std::thread::current();
+        // As ZooKeeper's log4j lines: "[myid:]" for a standalone server.
+        let id = match SERVER_ID.load(Relaxed) {
+            0 => String::new(),
+            id => id.to_string(),
+        };
+        writeln!(
+            buf,
+            "{} [myid:{id}] {} [{}] {} - {}",
+            buf.timestamp_millis(),
+            r.level(),
+            t.name().unwrap_or("?"),
+            r.target(),
+            r.args()
+        )
+    });
+    // A second init (tests, embedders) keeps the first logger.
+    let _ = b.try_init();
 }

@@ -1,8 +1,10 @@
-//! `paddock [start-foreground [zoo.cfg]]`: runs a standalone server.
-//! Without a config file it uses the embedded default (port 2181, data in ./paddock-data).
+//! `paddock [COMMAND]`: the server (`start-foreground [zoo.cfg]`, or no command for the
+//! embedded default config: port 2181, data in ./paddock-data) and its tools; `--help`
+//! lists them (clap).
 
 use anyhow::Context;
 use paddock::config::Config;
+use std::path::{Path, PathBuf};
 
 /// mimalloc: requests are allocated on a reactor and freed on the writer (and replies the
 /// other way round); glibc's arenas made those cross-thread frees a third of the writer's
@@ -10,16 +12,56 @@ use paddock::config::Config;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage:
-  paddock                              start on the embedded default config (port 2181, ./paddock-data)
-  paddock start-foreground [zoo.cfg]   start in the foreground, like zkServer.sh start-foreground
-  paddock status [zoo.cfg]             what zkServer.sh status prints: the config, the client port, the Mode
-  paddock purge [zoo.cfg] [-n COUNT]   keep the newest COUNT (>= 3) snapshots and the logs they need
-  paddock dump-log FILE [--json]       print a txn log segment (log.<zxid>)
-  paddock dump-snapshot FILE [--json]  print a snapshot (snapshot.<zxid>)
-  paddock election-probe HOST:PORT     ask a ZooKeeper or Paddock election port (3888) whom it follows
-  paddock learner-probe HOST:PORT      ask a leader's quorum port (2888) for its epoch (LEADERINFO)
-  paddock version";
+/// Paddock: a ZooKeeper-compatible coordination server. Without a command it starts on
+/// the embedded default config (port 2181, data in ./paddock-data).
+#[derive(clap::Parser)]
+#[command(name = "paddock", version = paddock::admin::VERSION)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Start in the foreground, like zkServer.sh start-foreground (no CONFIG: the embedded
+    /// default).
+    #[command(name = "start-foreground", visible_alias = "start")]
+    StartForeground { config: Option<PathBuf> },
+    /// What zkServer.sh status prints: the config, the client port, the Mode (exit 1 when
+    /// nothing answers).
+    Status { config: Option<PathBuf> },
+    /// Keep the newest COUNT (>= 3) snapshots and the logs they need, like zkCleanup.sh.
+    Purge {
+        config: Option<PathBuf>,
+        /// Snapshots to keep (default: autopurge.snapRetainCount).
+        #[arg(short = 'n', value_name = "COUNT")]
+        count: Option<usize>,
+    },
+    /// Print a txn log segment (log.<zxid>).
+    DumpLog {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a snapshot (snapshot.<zxid>).
+    DumpSnapshot {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a ZooKeeper or Paddock election port (3888) whom it follows.
+    ElectionProbe {
+        #[arg(value_name = "HOST:PORT")]
+        addr: String,
+    },
+    /// Ask a leader's quorum port (2888) for its epoch (LEADERINFO).
+    LearnerProbe {
+        #[arg(value_name = "HOST:PORT")]
+        addr: String,
+    },
+    /// Print the version, as zkServer.sh version does.
+    Version,
+}
 
 fn main() {
     paddock::logger::init();
@@ -30,59 +72,44 @@ fn main() {
     }
 }
 
+fn load(config: Option<&Path>) -> anyhow::Result<Config> {
+    match config {
+        Some(p) => {
+            Config::load(p).with_context(|| format!("invalid configuration {}", p.display()))
+        }
+        None => Ok(Config::embedded_default()),
+    }
+}
+
 fn run() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cfg = match args.first().map(String::as_str) {
+    // Usage errors (an unknown command or flag, a missing argument) are clap's: it names
+    // the bad one and exits 2.
+    let cli = <Cli as clap::Parser>::parse();
+    let cfg = match cli.cmd {
         None => Config::embedded_default(),
-        Some("start-foreground") | Some("start") => match args.get(1) {
-            Some(p) => Config::load(std::path::Path::new(p))
-                .with_context(|| format!("invalid configuration {p}"))?,
-            None => Config::embedded_default(),
-        },
-        Some(cmd @ ("dump-log" | "dump-snapshot")) => {
-            let json = args.iter().any(|a| a == "--json");
-            let file = args[1..]
-                .iter()
-                .find(|a| !a.starts_with("--"))
-                .ok_or_else(|| anyhow::anyhow!("{cmd}: which file?\n{USAGE}"))?;
-            let path = std::path::Path::new(file);
+        Some(Cmd::StartForeground { config }) => load(config.as_deref())?,
+        Some(Cmd::DumpLog { file, json }) => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            if cmd == "dump-log" {
-                paddock::snap::dump::dump_log(path, json, &mut out)
-            } else {
-                paddock::snap::dump::dump_snapshot(path, json, &mut out)
-            }
-            .with_context(|| file.to_string())?;
+            paddock::snap::dump::dump_log(&file, json, &mut out)
+                .with_context(|| file.display().to_string())?;
             return Ok(());
         }
-        Some("purge") => return purge(&args[1..]),
-        Some("status") => return status(args.get(1).map(String::as_str)),
-        Some("election-probe") => {
-            let addr = args
-                .get(1)
-                .ok_or_else(|| anyhow::anyhow!("election-probe: which HOST:PORT?\n{USAGE}"))?;
-            return election_probe(addr);
+        Some(Cmd::DumpSnapshot { file, json }) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            paddock::snap::dump::dump_snapshot(&file, json, &mut out)
+                .with_context(|| file.display().to_string())?;
+            return Ok(());
         }
-        Some("learner-probe") => {
-            let addr = args
-                .get(1)
-                .ok_or_else(|| anyhow::anyhow!("learner-probe: which HOST:PORT?\n{USAGE}"))?;
-            return learner_probe(addr);
-        }
-        Some("version") => {
+        Some(Cmd::Purge { config, count }) => return purge(config.as_deref(), count),
+        Some(Cmd::Status { config }) => return status(config.as_deref()),
+        Some(Cmd::ElectionProbe { addr }) => return election_probe(&addr),
+        Some(Cmd::LearnerProbe { addr }) => return learner_probe(&addr),
+        Some(Cmd::Version) => {
             println!(
                 "Apache ZooKeeper-compatible Paddock, version {}",
                 paddock::admin::VERSION
             );
             return Ok(());
-        }
-        Some("-h") | Some("--help") | Some("help") => {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        Some(other) => {
-            eprintln!("unknown command {other:?}\n{USAGE}");
-            std::process::exit(2);
         }
     };
     let running = paddock::server::start::start(cfg).context("cannot start")?;
@@ -91,28 +118,8 @@ fn run() -> anyhow::Result<()> {
 }
 
 /// `paddock purge [zoo.cfg] [-n COUNT]`, like zkCleanup.sh.
-fn purge(args: &[String]) -> anyhow::Result<()> {
-    let mut cfg_path = None;
-    let mut count = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "-n" {
-            let n = it
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("-n needs a count"))?;
-            count = Some(
-                n.parse::<usize>()
-                    .with_context(|| format!("-n {n}: not a count"))?,
-            );
-        } else {
-            cfg_path = Some(a.clone());
-        }
-    }
-    let cfg = match &cfg_path {
-        Some(p) => Config::load(std::path::Path::new(p))
-            .with_context(|| format!("invalid configuration {p}"))?,
-        None => Config::embedded_default(),
-    };
+fn purge(config: Option<&Path>, count: Option<usize>) -> anyhow::Result<()> {
+    let cfg = load(config)?;
     let retain = count.unwrap_or(cfg.autopurge_snap_retain_count as usize);
     let snap = cfg.data_dir.join("version-2");
     let logs = cfg.data_log_dir.join("version-2");
@@ -131,13 +138,12 @@ fn purge(args: &[String]) -> anyhow::Result<()> {
 
 /// `paddock status [zoo.cfg]`, like `zkServer.sh status`: asks the server on the config's
 /// client port for `srvr` and prints its Mode. Exits 1 when nothing answers.
-fn status(cfg_path: Option<&str>) -> anyhow::Result<()> {
-    let cfg = match cfg_path {
-        Some(p) => Config::load(std::path::Path::new(p))
-            .with_context(|| format!("invalid configuration {p}"))?,
-        None => Config::embedded_default(),
-    };
-    println!("Using config: {}", cfg_path.unwrap_or("(embedded default)"));
+fn status(config: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = load(config)?;
+    println!(
+        "Using config: {}",
+        config.map_or("(embedded default)".into(), |p| p.display().to_string())
+    );
     let host = match cfg.client_port_address {
         Some(a) if !a.is_unspecified() => a,
         _ => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),

@@ -56,7 +56,7 @@ SKIP=$(wc -l < "$WORK/log")   # log lines of the populating phase
 ) & SAMPLER=$!
 "$LG" run --server 127.0.0.1:$PORT --keys "$KEYS" --read-pct 0 --sessions 32 --inflight 16 --duration 20 --warmup 0 > "$WORK/load1.txt" 2>&1
 kill "$SAMPLER" 2>/dev/null || true
-tail -n +$((SKIP + 1)) "$WORK/log" | grep -E "paused|written:" | sed 's/^.*INFO [a-z:_]* - //' | tee -a "$R"
+tail -n +$((SKIP + 1)) "$WORK/log" | grep -E "paused|written:" | sed -E 's/^.*INFO \[[^]]*\] [a-z:_]* - //' | tee -a "$R"
 say "throughput during the snapshots: $(grep -m1 -E 'ops/s|throughput' "$WORK/load1.txt" || true)"
 # Summary over the snapshots taken under the load (the tree had all its znodes by then).
 tail -n +$((SKIP + 1)) "$WORK/log" | grep "paused" | grep -o "paused [0-9]* us" | awk '{print $2}' | sort -n |
@@ -91,7 +91,7 @@ grep -q "written:" "$WORK/log" || sleep 5   # the start-up snapshot of the repla
 say "txns logged since the last snapshot: $(( $(mntr zk_paddock_txns) ))"
 kill9
 start 100000000
-grep -E "loaded|recovered in" "$WORK/log" | sed 's/^.*INFO [a-z:_]* - //' | tee -a "$R"
+grep -E "loaded|recovered in" "$WORK/log" | sed -E 's/^.*INFO \[[^]]*\] [a-z:_]* - //' | tee -a "$R"
 kill9
 
 say ""
