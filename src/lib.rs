@@ -11,6 +11,7 @@ pub mod quorum;
 pub mod server;
 pub mod session;
 pub mod snap;
+pub mod start;
 pub mod testing;
 pub mod tree;
 pub mod txn;

@@ -112,7 +112,7 @@ fn run() -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let running = paddock::server::start::start(cfg).context("cannot start")?;
+    let running = paddock::start::start(cfg).context("cannot start")?;
     let _ = running.writer.join();
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! a reactor is woken with its `mio::Waker`.
 
 pub mod reads;
-pub mod start;
+pub mod recovery;
 pub mod writer;
 
 use crate::config::Config;

@@ -69,7 +69,7 @@ pub enum SyncFailed {
         error: std::io::Error,
     },
     #[error("recovery: {0}")]
-    Recover(#[from] Box<crate::server::start::StartError>),
+    Recover(#[from] Box<crate::server::recovery::StartError>),
 }
 
 fn read_epoch(path: &Path) -> Result<Option<i64>, EpochError> {
@@ -1365,8 +1365,8 @@ impl<L: TxnLog> WriterLoop<L> {
         let shared = self.shared.clone();
         let cfg = &shared.cfg;
         let log_v2 = cfg.data_log_dir.join("version-2");
-        let st =
-            crate::server::start::recover_state(cfg, &self.snaps.dir, &log_v2).map_err(Box::new)?;
+        let st = crate::server::recovery::recover_state(cfg, &self.snaps.dir, &log_v2)
+            .map_err(Box::new)?;
         let tree = &shared.tree;
         let mut old = Vec::with_capacity(tree.len());
         tree.for_each(|p, _| old.push(p.to_owned()));
