@@ -38,7 +38,11 @@ impl Reactor {
                 batch.extend(writer_inbox.try_iter());
                 for m in batch {
                     if let ToWriter::Admin { conn, cmd } = m {
-                        let _ = to_reactor.send(ToReactor::Admin { conn, text: cmd });
+                        let _ = to_reactor.send(ToReactor::Admin {
+                            conn,
+                            cmd,
+                            report: Default::default(),
+                        });
                     }
                 }
                 let _ = waker.wake();

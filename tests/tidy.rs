@@ -61,3 +61,82 @@ fn pure_modules_name_no_clock_socket_file_or_lock() {
         bad.join("\n")
     );
 }
+
+/// Issue 15: imports run one way. The crate's top-level modules (src/<m>/ or src/<m>.rs)
+/// import each other (`crate::<m>`, outside `#[cfg(test)]` code) without a cycle: a
+/// newcomer can read them bottom-up (proto, tree, txn, ... , server, net, start).
+#[test]
+fn modules_import_each_other_without_a_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut modules: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_stem().unwrap().to_str().unwrap().to_owned();
+        if name == "lib" || name == "main" {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_files(&p, &mut files);
+        if !files.is_empty() {
+            modules.insert(name, files);
+        }
+    }
+    assert!(
+        modules.len() >= 15,
+        "found the modules: {:?}",
+        modules.keys()
+    );
+    let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (m, files) in &modules {
+        let out = edges.entry(m.as_str()).or_default();
+        for f in files {
+            let text = std::fs::read_to_string(f).unwrap();
+            // Tests may reach anywhere; comments name what they like.
+            let code: String = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap()
+                .lines()
+                .map(|l| l.split("//").next().unwrap())
+                .collect::<Vec<_>>()
+                .join("\n");
+            for (at, _) in code.match_indices("crate::") {
+                let rest = &code[at + "crate::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if let Some((target, _)) = modules.get_key_value(&name) {
+                    if target != m {
+                        out.insert(target.as_str());
+                    }
+                }
+            }
+        }
+    }
+    // A module is in a cycle when it can reach itself.
+    let mut cycles = Vec::new();
+    for &start in edges.keys() {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<(&str, Vec<&str>)> = vec![(start, vec![start])];
+        while let Some((m, path)) = stack.pop() {
+            for &next in &edges[m] {
+                if next == start {
+                    let mut cycle = path.clone();
+                    cycle.push(start);
+                    cycles.push(cycle.join(" -> "));
+                } else if seen.insert(next) {
+                    let mut p = path.clone();
+                    p.push(next);
+                    stack.push((next, p));
+                }
+            }
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "modules that import each other in a circle:\n{}",
+        cycles.join("\n")
+    );
+}

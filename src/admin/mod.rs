@@ -1,10 +1,8 @@
 //! Four-letter words (client port), with Apache ZooKeeper 3.8's output formats.
 
-use crate::server::Shared;
-use crate::session::SessionTracker;
+use crate::server::{Shared, WriterReport};
 use crate::types::SessionId;
-use crate::watch::WatchTable;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -25,15 +23,6 @@ pub const KNOWN: &[&str] = &[
 /// Is the first 4 bytes of a connection a four-letter word?
 pub fn word(first4: &[u8]) -> Option<&'static str> {
     KNOWN.iter().copied().find(|w| w.as_bytes() == first4)
-}
-
-/// What the writer knows that four-letter words report.
-pub struct WriterView<'a> {
-    /// Standalone or leading: the sessions' expiry buckets are this server's.
-    pub owns_sessions: bool,
-    pub watches: &'a WatchTable,
-    pub sessions: &'a SessionTracker,
-    pub ephemerals: &'a HashMap<SessionId, BTreeSet<String>>,
 }
 
 /// Does this word need the writer's view?
@@ -512,7 +501,7 @@ fn mntr(s: &Shared) -> String {
 }
 
 /// The answer to a four-letter word; `view` is present when the writer answers.
-pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
+pub fn answer(s: &Shared, cmd: &str, view: Option<&WriterReport>) -> String {
     let cfg = &s.cfg;
     if !cfg.four_letter_word_enabled(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
@@ -606,21 +595,18 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
         }
         "mntr" => out = mntr(s),
         "wchs" => {
-            let (c, p, t) = view
-                .as_ref()
-                .map(|v| v.watches.summary())
-                .unwrap_or((0, 0, 0));
+            let (c, p, t) = view.map_or((0, 0, 0), |v| v.watch_summary);
             let _ = writeln!(out, "{c} connections watching {p} paths\nTotal watches:{t}");
         }
         "wchc" | "wchp" => {
-            if let Some(v) = &view {
+            if let Some(v) = view {
                 let mut by_path: BTreeMap<&str, BTreeSet<SessionId>> = BTreeMap::new();
                 let mut by_sess: BTreeMap<SessionId, BTreeSet<&str>> = BTreeMap::new();
                 // ZooKeeper shows its data watches only (DataTree.dumpWatches).
-                for (s, set) in v.watches.data_by_session() {
+                for (s, set) in &v.data_watches {
                     for p in set {
-                        by_path.entry(p).or_default().insert(s);
-                        by_sess.entry(s).or_default().insert(p);
+                        by_path.entry(p).or_default().insert(*s);
+                        by_sess.entry(*s).or_default().insert(p);
                     }
                 }
                 if cmd == "wchc" {
@@ -643,21 +629,18 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
             out.push('\n');
         }
         "dump" => {
-            if let Some(v) = &view {
+            if let Some(v) = view {
                 out.push_str("SessionTracker dump:\n");
                 if v.owns_sessions {
                     // ZooKeeper's SessionTrackerImpl: its expiry queue's buckets.
-                    let buckets: Vec<_> = v.sessions.buckets().collect();
                     let _ = writeln!(
                         out,
                         "Session Sets ({})/({}):",
-                        buckets.len(),
+                        v.session_buckets.len(),
                         v.sessions.len()
                     );
-                    for (at, ids) in buckets {
-                        let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(at));
-                        let mut ids: Vec<_> = ids.iter().collect();
-                        ids.sort();
+                    for (at, ids) in &v.session_buckets {
+                        let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(*at));
                         for id in ids {
                             let _ = writeln!(out, "\t0x{id:x}");
                         }
@@ -665,13 +648,7 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
                 } else {
                     // A learner's (LearnerSessionTracker): every session and its timeout.
                     let _ = writeln!(out, "Global Sessions({}):", v.sessions.len());
-                    let mut ids: Vec<_> = v
-                        .sessions
-                        .iter()
-                        .map(|(id, s)| (*id, s.timeout_ms))
-                        .collect();
-                    ids.sort();
-                    for (id, to) in ids {
+                    for (id, to) in &v.sessions {
                         let _ = writeln!(out, "0x{id:x}\t{to}ms");
                     }
                 }
@@ -680,7 +657,7 @@ pub fn answer(s: &Shared, cmd: &str, view: Option<WriterView>) -> String {
                     "ephemeral nodes dump:\nSessions with Ephemerals ({}):",
                     v.ephemerals.len()
                 );
-                for (s, ps) in v.ephemerals {
+                for (s, ps) in &v.ephemerals {
                     let _ = writeln!(out, "0x{s:x}:");
                     for p in ps {
                         let _ = writeln!(out, "\t{p}");

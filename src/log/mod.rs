@@ -85,11 +85,7 @@ pub trait TxnLog {
     fn reset(&mut self, zxid: Zxid) -> Result<(), LogError>;
 }
 
-pub fn adler32(data: &[u8]) -> u32 {
-    let mut a = crate::snap::Adler32::default();
-    a.update(data);
-    a.value()
-}
+pub use crate::proto::adler32::adler32;
 
 pub fn segment_name(first_zxid: Zxid) -> String {
     format!("log.{:x}", first_zxid)

@@ -693,7 +693,8 @@ impl Reactor {
                 ToReactor::Close { .. } => conn.state = State::Closing,
                 // `flush_dirty` closes it (ConnInfo::overflowed).
                 ToReactor::Overflow { .. } => {}
-                ToReactor::Admin { text, .. } => {
+                ToReactor::Admin { cmd, report, .. } => {
+                    let text = admin::answer(shared, &cmd, Some(&report));
                     conn.queue(text.as_bytes());
                     shared.stats.packets_sent.fetch_add(1, Relaxed);
                     conn.state = State::Closing;

@@ -1,5 +1,6 @@
 //! The ZooKeeper client protocol: jute codec, records, numbers, framing.
 
+pub mod adler32;
 pub mod frame;
 pub mod jute;
 pub mod ops;

@@ -86,9 +86,12 @@ pub enum ToReactor {
     Overflow {
         conn: ConnId,
     },
+    /// A four-letter word's data from the writer; the reactor formats it (admin/), so
+    /// the writer never calls into admin.
     Admin {
         conn: ConnId,
-        text: String,
+        cmd: String,
+        report: Box<WriterReport>,
     },
 }
 
@@ -103,6 +106,23 @@ impl ToReactor {
             | ToReactor::Admin { conn, .. } => Some(*conn),
         }
     }
+}
+
+/// What the writer knows that four-letter words report, copied out for one word.
+#[derive(Default)]
+pub struct WriterReport {
+    /// Standalone or leading: the sessions' expiry buckets are this server's.
+    pub owns_sessions: bool,
+    /// wchs: sessions watching, paths watched and watches, in the data table.
+    pub watch_summary: (usize, usize, usize),
+    /// wchc/wchp: the data table's paths by session.
+    pub data_watches: Vec<(SessionId, Vec<String>)>,
+    /// dump: the expiry buckets (when, ms since the epoch; their sessions, sorted).
+    pub session_buckets: Vec<(u64, Vec<SessionId>)>,
+    /// dump: every session and its timeout, sorted.
+    pub sessions: Vec<(SessionId, i32)>,
+    /// dump: each session's ephemerals, sorted by session.
+    pub ephemerals: Vec<(SessionId, Vec<String>)>,
 }
 
 /// A reactor's inbox, as the other threads see it.

@@ -767,8 +767,8 @@ impl<L: TxnLog> WriterLoop<L> {
             }
             ToWriter::Admin { conn, cmd } => {
                 self.flush_or_die();
-                let text = crate::admin::answer(&self.shared, &cmd, Some(self.admin_view()));
-                self.send(conn, ToReactor::Admin { conn, text });
+                let report = Box::new(self.report(&cmd));
+                self.send(conn, ToReactor::Admin { conn, cmd, report });
             }
             ToWriter::Batch(v) => {
                 for m in v {
@@ -789,13 +789,48 @@ impl<L: TxnLog> WriterLoop<L> {
         }
     }
 
-    fn admin_view(&self) -> crate::admin::WriterView<'_> {
-        crate::admin::WriterView {
+    /// What four-letter word `cmd` reports of the writer's state (only what it shows).
+    fn report(&self, cmd: &str) -> crate::server::WriterReport {
+        let mut r = crate::server::WriterReport {
             owns_sessions: self.owns_sessions(),
-            watches: &self.watches,
-            sessions: &self.sessions,
-            ephemerals: &self.idx.ephemerals,
+            ..Default::default()
+        };
+        match cmd {
+            "wchs" => r.watch_summary = self.watches.summary(),
+            "wchc" | "wchp" => {
+                r.data_watches = self
+                    .watches
+                    .data_by_session()
+                    .map(|(s, paths)| (s, paths.iter().cloned().collect()))
+                    .collect();
+            }
+            "dump" => {
+                r.session_buckets = self
+                    .sessions
+                    .buckets()
+                    .map(|(at, ids)| {
+                        let mut ids: Vec<SessionId> = ids.iter().copied().collect();
+                        ids.sort_unstable();
+                        (at, ids)
+                    })
+                    .collect();
+                r.sessions = self
+                    .sessions
+                    .iter()
+                    .map(|(id, s)| (*id, s.timeout_ms))
+                    .collect();
+                r.sessions.sort_unstable();
+                r.ephemerals = self
+                    .idx
+                    .ephemerals
+                    .iter()
+                    .map(|(s, paths)| (*s, paths.iter().cloned().collect()))
+                    .collect();
+                r.ephemerals.sort();
+            }
+            _ => {}
         }
+        r
     }
 
     fn close_session(&mut self, session: SessionId, cxid: i32, waiter: Waiter) {

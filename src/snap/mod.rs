@@ -37,36 +37,7 @@ pub const DIGEST_VERSION: i32 = 2;
 /// A temporary snapshot's name starts with this, so no reader takes it for a snapshot.
 pub const TMP_PREFIX: &str = "tmp.snapshot.";
 
-/// A running Adler-32, as `java.util.zip.Adler32` computes it over a stream.
-#[derive(Clone, Copy)]
-pub struct Adler32 {
-    a: u32,
-    b: u32,
-}
-
-impl Default for Adler32 {
-    fn default() -> Self {
-        Adler32 { a: 1, b: 0 }
-    }
-}
-
-impl Adler32 {
-    pub fn update(&mut self, data: &[u8]) {
-        const MOD: u32 = 65521;
-        // 5552 bytes is the most that can be summed before b can overflow a u32.
-        for chunk in data.chunks(5552) {
-            for &x in chunk {
-                self.a += x as u32;
-                self.b += self.a;
-            }
-            self.a %= MOD;
-            self.b %= MOD;
-        }
-    }
-    pub fn value(&self) -> u32 {
-        (self.b << 16) | self.a
-    }
-}
+pub use crate::proto::adler32::Adler32;
 
 pub fn snapshot_name(zxid: Zxid) -> String {
     format!("snapshot.{zxid:x}")
