@@ -20,7 +20,7 @@ use paddock::proto::ops::op;
 use paddock::proto::records::{write_acls, Id, Request};
 use paddock::proto::Writer;
 use paddock::server::reads;
-use paddock::server::writer::replay;
+use paddock::server::recovery::replay;
 use paddock::tree::DataTree;
 use paddock::txn::commit::Indexes;
 use paddock::txn::initial_tree;
@@ -49,7 +49,7 @@ fn create_txn(path: String, data: Option<Vec<u8>>) -> Txn {
 }
 
 /// A fresh server's tree plus `PARENTS` parents with `CHILDREN_PER_PARENT` children each,
-/// built through `writer::replay` as recovery builds it.
+/// built through `recovery::replay` as recovery builds it.
 fn small_tree() -> DataTree {
     let tree = initial_tree();
     let mut idx = Indexes::default();

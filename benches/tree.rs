@@ -2,7 +2,7 @@
 //!
 //! The tree: a fresh server's tree, `PARENTS` parents (`/service-0042`), and `N` children
 //! of 100-byte data spread evenly under them (`/service-0042/node-0000012345`, 29 bytes),
-//! built through `writer::replay`, as recovery builds it. N is 1,000,000 when benchmarking
+//! built through `recovery::replay`, as recovery builds it. N is 1,000,000 when benchmarking
 //! (`cargo bench`: criterion passes `--bench`) and 1,000 in test mode (`cargo test
 //! --benches`), where each function runs once.
 //!
@@ -32,7 +32,7 @@ use paddock::config::Config;
 use paddock::proto::ops::op;
 use paddock::proto::records::{Id, Request};
 use paddock::server::reads;
-use paddock::server::writer::replay;
+use paddock::server::recovery::replay;
 use paddock::testing::Entropy;
 use paddock::tree::{DataTree, Node};
 use paddock::txn::commit::{Committed, Indexes};

@@ -5,8 +5,9 @@
 use crate::config::Config;
 use crate::log::FileTxnLog;
 use crate::net::{Reactor, WAKER};
+use crate::server::recovery::Epochs;
 use crate::server::recovery::{lock_dir, prepare_dir, recover_state, RecoveredState, StartError};
-use crate::server::writer::ensemble::{mode, Ensemble, Epochs};
+use crate::server::writer::ensemble::{mode, Ensemble};
 use crate::server::writer::WriterLoop;
 use crate::server::{ReactorHandle, ServerStats, Shared, ToWriter};
 use crate::types::Zxid;

@@ -36,7 +36,7 @@ fn server() -> SocketAddr {
         let cfg =
             paddock::config::Config::from_raw(paddock::config::RawConfig::parse(&text).unwrap())
                 .unwrap();
-        let running = paddock::server::start::start(cfg).expect("paddock starts");
+        let running = paddock::start::start(cfg).expect("paddock starts");
         let addr = running.addr;
         std::mem::forget(running);
         addr

@@ -2,21 +2,22 @@
 //! into the tree, the indexes and the sessions (start-up, and a learner rebuilding after
 //! its leader's TRUNC or SNAP).
 
-use super::writer::ensemble::Recent;
-use super::writer::replay;
 use crate::acl::open_acl;
 use crate::config::Config;
 use crate::log::recover;
 use crate::session::SessionTracker;
 use crate::tree::{split_path, AclRef, NodeRef, PathRef};
 use crate::tree::{DataTree, Node};
-use crate::txn::commit::{Committed, Indexes};
-use crate::txn::{decode_record_digest, Store};
+use crate::txn::commit::{self, Committed, Indexes, Source};
+use crate::txn::{decode_record_digest, Store, Txn, TxnHeader};
 use crate::types::Zxid;
+use crate::zab::broadcast::epoch_of;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
 
@@ -39,7 +40,7 @@ pub enum StartError {
     #[error("cannot resolve {0}")]
     Resolve(String),
     #[error("{0}")]
-    Epoch(#[from] super::writer::ensemble::EpochError),
+    Epoch(#[from] EpochError),
     #[error("no valid snapshot in {} (every snapshot file failed its checks; see the log)", .0.display())]
     NoSnapshot(PathBuf),
     #[error("{0}")]
@@ -421,4 +422,123 @@ pub fn recover_state(
         snapshot_soon: snap_zxid.is_some() && replayed > 0,
         recent,
     })
+}
+
+/// Applies one recovered txn to the tree (start-up replay).
+pub fn replay(
+    tree: &DataTree,
+    idx: &mut Indexes,
+    extended_types: bool,
+    hdr: &TxnHeader,
+    txn: &Txn,
+) -> commit::Applied {
+    let mut applied = commit::apply(tree, idx, extended_types, hdr, Source::Txn(txn));
+    commit::publish(tree, std::mem::take(&mut applied.held), || {});
+    applied
+}
+
+/// The persisted epochs of ZAB.
+pub struct Epochs {
+    dir: PathBuf,
+    pub accepted: i64,
+    pub current: i64,
+}
+
+/// Why the epoch files stop start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum EpochError {
+    #[error("{}: {error}", .path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: {text:?} is not an epoch", .path.display())]
+    NotAnEpoch { path: PathBuf, text: String },
+    #[error("{}: the current epoch {current} is older than the last logged zxid 0x{last_zxid:x}", .path.display())]
+    CurrentBehindLog {
+        path: PathBuf,
+        current: i64,
+        last_zxid: Zxid,
+    },
+    #[error("{}: the accepted epoch {accepted} is older than the current epoch {current}", .path.display())]
+    AcceptedBehindCurrent {
+        path: PathBuf,
+        accepted: i64,
+        current: i64,
+    },
+}
+
+fn read_epoch(path: &Path) -> Result<Option<i64>, EpochError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| EpochError::NotAnEpoch {
+                path: path.to_owned(),
+                text: s.trim().to_owned(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(EpochError::Io {
+            path: path.to_owned(),
+            error,
+        }),
+    }
+}
+
+impl Epochs {
+    /// Reads both files; a missing one is taken from the last logged zxid, as ZooKeeper
+    /// does on its first start as an ensemble member.
+    pub fn load(dir: &Path, last_zxid: Zxid) -> Result<Epochs, EpochError> {
+        let logged = epoch_of(last_zxid);
+        let current = read_epoch(&dir.join("currentEpoch"))?.unwrap_or(logged);
+        let accepted = read_epoch(&dir.join("acceptedEpoch"))?.unwrap_or(current);
+        if current < logged {
+            return Err(EpochError::CurrentBehindLog {
+                path: dir.join("currentEpoch"),
+                current,
+                last_zxid,
+            });
+        }
+        if accepted < current {
+            return Err(EpochError::AcceptedBehindCurrent {
+                path: dir.join("acceptedEpoch"),
+                accepted,
+                current,
+            });
+        }
+        Ok(Epochs {
+            dir: dir.to_owned(),
+            accepted,
+            current,
+        })
+    }
+
+    pub(crate) fn write(&self, name: &str, value: i64) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        writeln!(f, "{value}")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, self.dir.join(name))?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// The recent log records, for a leader's diff window (`paddock.diffWindowTxns`).
+#[derive(Default)]
+pub struct Recent {
+    pub txns: VecDeque<(Zxid, Arc<[u8]>)>,
+    /// Every logged txn after this zxid is in `txns`.
+    pub from: Zxid,
+    pub max: usize,
+}
+
+impl Recent {
+    pub fn push(&mut self, zxid: Zxid, record: Arc<[u8]>) {
+        self.txns.push_back((zxid, record));
+        while self.txns.len() > self.max {
+            self.from = self.txns.pop_front().unwrap().0;
+        }
+    }
 }

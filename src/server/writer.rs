@@ -19,9 +19,10 @@ use crate::proto::records::{
     encode_connect_response, notification_frame, reply_frame, ConnectRequest, Id, Request,
 };
 use crate::proto::Writer as Jute;
+use crate::server::recovery::Recent;
 use crate::session::{password, SessionTracker};
+use crate::tree::FastMap;
 use crate::tree::{AclRef, NodeRef};
-use crate::tree::{DataTree, FastMap};
 use crate::txn::commit::{self, Indexes, Source};
 use crate::txn::prep::{
     prep_and_stage, prep_delete_container, Change, Overlay, PrepCtx, Recorder, TreeView,
@@ -30,7 +31,7 @@ use crate::txn::{apply, encode_record, Trigger, Txn, TxnHeader};
 use crate::types::{conn_reactor, ConnId, SessionId, Zxid};
 use crate::watch::{Kind, WatchTable};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use ensemble::{Ensemble, Forwarded, Recent, Role};
+use ensemble::{Ensemble, Forwarded, Role};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
@@ -206,19 +207,6 @@ impl Snapshots {
         let half = (snap_count / 2).max(1);
         self.threshold = half + 1 + r % half;
     }
-}
-
-/// Applies one recovered txn to the tree (start-up replay).
-pub fn replay(
-    tree: &DataTree,
-    idx: &mut Indexes,
-    extended_types: bool,
-    hdr: &TxnHeader,
-    txn: &Txn,
-) -> commit::Applied {
-    let mut applied = commit::apply(tree, idx, extended_types, hdr, Source::Txn(txn));
-    commit::publish(tree, std::mem::take(&mut applied.held), || {});
-    applied
 }
 
 impl<L: TxnLog> WriterLoop<L> {

@@ -19,43 +19,13 @@
 use super::*;
 use crate::quorum::links::{Link, LinkEvent};
 use crate::quorum::role::QuorumEvent;
+use crate::server::recovery::Epochs;
 use crate::zab::broadcast::{
     epoch_of, make_zxid, Effect, Leader, LeaderPhase, Learner, Limits, Msg,
 };
 use crate::zab::packet::{kind, LearnerInfo, QuorumPacket, PROTOCOL_VERSION};
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-
-/// The persisted epochs of ZAB.
-pub struct Epochs {
-    dir: PathBuf,
-    pub accepted: i64,
-    pub current: i64,
-}
-
-/// Why the epoch files stop start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum EpochError {
-    #[error("{}: {error}", .path.display())]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("{}: {text:?} is not an epoch", .path.display())]
-    NotAnEpoch { path: PathBuf, text: String },
-    #[error("{}: the current epoch {current} is older than the last logged zxid 0x{last_zxid:x}", .path.display())]
-    CurrentBehindLog {
-        path: PathBuf,
-        current: i64,
-        last_zxid: Zxid,
-    },
-    #[error("{}: the accepted epoch {accepted} is older than the current epoch {current}", .path.display())]
-    AcceptedBehindCurrent {
-        path: PathBuf,
-        accepted: i64,
-        current: i64,
-    },
-}
+use std::path::PathBuf;
 
 /// Why a learner could not take its leader's TRUNC or SNAP (the data directory may be
 /// half changed: the caller stops, and recovery starts from disk).
@@ -70,63 +40,6 @@ pub enum SyncFailed {
     },
     #[error("recovery: {0}")]
     Recover(#[from] Box<crate::server::recovery::StartError>),
-}
-
-fn read_epoch(path: &Path) -> Result<Option<i64>, EpochError> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| EpochError::NotAnEpoch {
-                path: path.to_owned(),
-                text: s.trim().to_owned(),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(EpochError::Io {
-            path: path.to_owned(),
-            error,
-        }),
-    }
-}
-
-impl Epochs {
-    /// Reads both files; a missing one is taken from the last logged zxid, as ZooKeeper
-    /// does on its first start as an ensemble member.
-    pub fn load(dir: &Path, last_zxid: Zxid) -> Result<Epochs, EpochError> {
-        let logged = epoch_of(last_zxid);
-        let current = read_epoch(&dir.join("currentEpoch"))?.unwrap_or(logged);
-        let accepted = read_epoch(&dir.join("acceptedEpoch"))?.unwrap_or(current);
-        if current < logged {
-            return Err(EpochError::CurrentBehindLog {
-                path: dir.join("currentEpoch"),
-                current,
-                last_zxid,
-            });
-        }
-        if accepted < current {
-            return Err(EpochError::AcceptedBehindCurrent {
-                path: dir.join("acceptedEpoch"),
-                accepted,
-                current,
-            });
-        }
-        Ok(Epochs {
-            dir: dir.to_owned(),
-            accepted,
-            current,
-        })
-    }
-
-    fn write(&self, name: &str, value: i64) -> std::io::Result<()> {
-        use std::io::Write;
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{value}")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, self.dir.join(name))?;
-        std::fs::File::open(&self.dir)?.sync_all()
-    }
 }
 
 /// What the writer needs to take part in an ensemble.
@@ -187,24 +100,6 @@ pub(super) enum Forwarded {
         xid: i32,
         path: String,
     },
-}
-
-/// The recent log records, for a leader's diff window (`paddock.diffWindowTxns`).
-#[derive(Default)]
-pub struct Recent {
-    pub txns: VecDeque<(Zxid, Arc<[u8]>)>,
-    /// Every logged txn after this zxid is in `txns`.
-    pub from: Zxid,
-    pub max: usize,
-}
-
-impl Recent {
-    pub fn push(&mut self, zxid: Zxid, record: Arc<[u8]>) {
-        self.txns.push_back((zxid, record));
-        while self.txns.len() > self.max {
-            self.from = self.txns.pop_front().unwrap().0;
-        }
-    }
 }
 
 /// Server modes as `Shared::mode` holds them.
