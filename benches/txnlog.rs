@@ -191,11 +191,15 @@ fn run_filetxnlog(dir: &Path, txn: &[u8], batch: usize, iters: u64) -> Duration 
     drop(log);
     if !bench_mode() {
         let mut replayed = 0u64;
-        paddock::log::recover(&log_dir, 0, |payload| {
-            assert_eq!(payload, txn);
-            replayed += 1;
-            Ok(replayed as i64)
-        })
+        paddock::log::recover(
+            &log_dir,
+            0,
+            |payload| -> Result<i64, std::convert::Infallible> {
+                assert_eq!(payload, txn);
+                replayed += 1;
+                Ok(replayed as i64)
+            },
+        )
         .expect("recover");
         assert_eq!(replayed, 1 + iters * batch as u64);
     }

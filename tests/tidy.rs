@@ -140,3 +140,30 @@ fn modules_import_each_other_without_a_cycle() {
         cycles.join("\n")
     );
 }
+
+/// Issue 15: errors are typed. No function in src/ returns (or takes a callback returning)
+/// `Result<_, String>`: a reason is an enum (or a type with its own Display) that callers
+/// can match on.
+#[test]
+fn no_string_errors_in_src() {
+    let mut files = Vec::new();
+    rust_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut bad = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap().replace(' ', "");
+            if code.contains("Result<") && code.contains(",String>") {
+                bad.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "Result<_, String> in src:\n{}",
+        bad.join("\n")
+    );
+}

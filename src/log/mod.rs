@@ -577,10 +577,10 @@ pub struct Recovered {
 /// records up to `after` (`f` skips the rest of those itself); truncates a torn or
 /// corrupt tail (logging what it dropped). Stops the replay at the first damaged record:
 /// records after it, in this segment or later ones, are not trusted.
-pub fn recover(
+pub fn recover<E: std::fmt::Display>(
     dir: &Path,
     after: Zxid,
-    mut f: impl FnMut(&[u8]) -> Result<Zxid, String>,
+    mut f: impl FnMut(&[u8]) -> Result<Zxid, E>,
 ) -> Result<Recovered, LogError> {
     let mut out = Recovered {
         last_zxid: after,

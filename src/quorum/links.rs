@@ -238,34 +238,40 @@ pub fn open(
     Ok(link)
 }
 
+/// Why a new learner connection's first packet was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum FirstPacketError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Packet(#[from] crate::zab::packet::PacketError),
+    #[error("closed before its first packet")]
+    Closed,
+    #[error("first packet is of type {0}, not FOLLOWERINFO or OBSERVERINFO")]
+    NotLearnerInfo(i32),
+}
+
 /// Reads the first packet of a new learner connection (FOLLOWERINFO or OBSERVERINFO)
 /// within `timeout`: (packet, bytes read past it).
 pub fn read_first(
     s: &mut TcpStream,
     timeout: std::time::Duration,
-) -> Result<(QuorumPacket, Vec<u8>), String> {
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
+) -> Result<(QuorumPacket, Vec<u8>), FirstPacketError> {
+    s.set_read_timeout(Some(timeout))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let got = loop {
-        match QuorumPacket::decode(&buf, 1 << 20) {
-            Ok(Some((p, used))) => break (p, buf[used..].to_vec()),
-            Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
+        if let Some((p, used)) = QuorumPacket::decode(&buf, 1 << 20)? {
+            break (p, buf[used..].to_vec());
         }
-        match s.read(&mut chunk) {
-            Ok(0) => return Err("closed before its first packet".into()),
-            Err(e) => return Err(e.to_string()),
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        match s.read(&mut chunk)? {
+            0 => return Err(FirstPacketError::Closed),
+            k => buf.extend_from_slice(&chunk[..k]),
         }
     };
-    s.set_read_timeout(None).map_err(|e| e.to_string())?;
+    s.set_read_timeout(None)?;
     if got.0.kind != kind::FOLLOWERINFO && got.0.kind != kind::OBSERVERINFO {
-        return Err(format!(
-            "first packet is of type {}, not FOLLOWERINFO or OBSERVERINFO",
-            got.0.kind
-        ));
+        return Err(FirstPacketError::NotLearnerInfo(got.0.kind));
     }
     Ok(got)
 }

@@ -5,7 +5,9 @@
 use crate::acl::open_acl;
 use crate::config::Config;
 use crate::log::recover;
+use crate::proto::DecodeError;
 use crate::session::SessionTracker;
+use crate::snap::NodeError;
 use crate::tree::{split_path, AclRef, NodeRef, PathRef};
 use crate::tree::{DataTree, Node};
 use crate::txn::commit::{self, Committed, Indexes, Source};
@@ -201,7 +203,7 @@ fn build_tree(
     bytes: &[u8],
     idx: &mut Indexes,
     ext: bool,
-) -> Result<(DataTree, crate::snap::Summary), String> {
+) -> Result<(DataTree, crate::snap::Summary), crate::snap::ParseError> {
     let tree = DataTree::default();
     let open: AclRef = crate::txn::prep::intern_acl(&mut idx.acls, &open_acl());
     let mut refs: crate::tree::FastMap<i64, AclRef> = Default::default();
@@ -224,10 +226,10 @@ fn build_tree(
         }
         let acl = match rec.acl_ref {
             -1 => open.clone(),
-            r => refs
-                .get(&r)
-                .cloned()
-                .ok_or_else(|| format!("{}: unknown ACL reference {r}", rec.path))?,
+            r => refs.get(&r).cloned().ok_or_else(|| NodeError::UnknownAcl {
+                path: rec.path.to_owned(),
+                acl_ref: r,
+            })?,
         };
         while let Some(top) = stack.last() {
             if is_ancestor(&top.key, rec.path) {
@@ -239,14 +241,15 @@ fn build_tree(
         let key = PathRef::from(rec.path);
         if rec.path != "/" {
             let (parent, _) =
-                split_path(rec.path).ok_or_else(|| format!("bad path {}", rec.path))?;
+                split_path(rec.path).ok_or_else(|| NodeError::BadPath(rec.path.to_owned()))?;
             match stack.last_mut() {
                 Some(top) if &*top.key == parent => top.node.add_child(key.clone()),
                 _ => {
                     // Not in one run: the parent was published already.
-                    let p = tree
-                        .get(parent)
-                        .ok_or_else(|| format!("{}: parent {parent} missing", rec.path))?;
+                    let p = tree.get(parent).ok_or_else(|| NodeError::MissingParent {
+                        path: rec.path.to_owned(),
+                        parent: parent.to_owned(),
+                    })?;
                     let mut f = p.fields();
                     f.add_child(key.clone());
                     tree.put_path(PathRef::from(parent), NodeRef::new(parent, f, p.data()));
@@ -273,13 +276,12 @@ fn build_tree(
             data: rec.data,
         });
         Ok(())
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     while let Some(top) = stack.pop() {
         publish(top, idx);
     }
     if tree.get("/").is_none() {
-        return Err("no root node".into());
+        return Err(crate::snap::ParseError::NoRoot);
     }
     Ok((tree, summary))
 }
@@ -342,8 +344,8 @@ pub fn recover_state(
         max: cfg.diff_window_txns,
     };
     let keep_recent = cfg.quorum.is_some();
-    let recovered = recover(log_v2, after, |bytes| {
-        let (hdr, txn, digest) = decode_record_digest(bytes).map_err(|e| e.to_string())?;
+    let recovered = recover(log_v2, after, |bytes| -> Result<Zxid, DecodeError> {
+        let (hdr, txn, digest) = decode_record_digest(bytes)?;
         if hdr.zxid <= after {
             return Ok(hdr.zxid);
         }

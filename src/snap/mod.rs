@@ -278,7 +278,7 @@ pub enum SnapError {
 /// file order. Call it once with a no-op `node` to validate before building anything.
 pub fn parse<'a>(
     bytes: &'a [u8],
-    mut node: impl FnMut(&Summary, NodeRecord<'a>) -> Result<(), String>,
+    mut node: impl FnMut(&Summary, NodeRecord<'a>) -> Result<(), NodeError>,
 ) -> Result<Summary, ParseError> {
     let mut r = Reader::new(bytes);
     let bad = |r: &Reader| SnapError::Malformed(r.position());
@@ -360,7 +360,20 @@ pub enum ParseError {
     #[error("{0}")]
     Snap(#[from] SnapError),
     #[error("{0}")]
-    Node(String),
+    Node(#[from] NodeError),
+    #[error("no root node")]
+    NoRoot,
+}
+
+/// Why a snapshot's node cannot be built into a tree (`parse`'s caller's checks).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{path}: unknown ACL reference {acl_ref}")]
+    UnknownAcl { path: String, acl_ref: i64 },
+    #[error("bad path {0}")]
+    BadPath(String),
+    #[error("{path}: parent {parent} missing")]
+    MissingParent { path: String, parent: String },
 }
 
 /// Checks the seal at the reader's position: the running checksum `sum` (over the bytes

@@ -116,10 +116,25 @@ pub struct Outcome {
     pub split_brain: Option<(u64, Vec<i64>)>,
 }
 
+/// A guarantee a simulated run broke: what, when, and how to replay the seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation(pub String);
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl Outcome {
     /// The election's guarantees for this run; `Err` says which failed and how to replay.
-    pub fn check(&self) -> Result<(), String> {
-        let fail = |why: String| Err(format!("seed {:#x}: {why}\n{self:#?}", self.seed));
+    pub fn check(&self) -> Result<(), Violation> {
+        let fail = |why: String| {
+            Err(Violation(format!(
+                "seed {:#x}: {why}\n{self:#?}",
+                self.seed
+            )))
+        };
         let up: Vec<_> = self.servers.iter().filter(|s| s.2).collect();
         let voters: Vec<_> = self.servers.iter().filter(|s| !s.1).collect();
         // Safety: never two leaders with a quorum each, and a leader is never behind the

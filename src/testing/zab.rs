@@ -258,20 +258,20 @@ pub struct ZabOutcome {
 
 impl ZabOutcome {
     /// ZAB's guarantees for this run; `Err` says which failed and how to replay it.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), super::Violation> {
         let replay = format!("replay: ZabSim::run({:#x})", self.seed);
         if let Some((at, why)) = &self.violation {
-            return Err(format!(
+            return Err(super::Violation(format!(
                 "seed {:#x}: at {at} ms: {why}\n{replay}\n{self:#?}",
                 self.seed
-            ));
+            )));
         }
         if !self.settled {
-            return Err(format!(
+            return Err(super::Violation(format!(
                 "seed {:#x}: did not settle on one serving leader with every server \
                  caught up\n{replay}\n{self:#?}",
                 self.seed
-            ));
+            )));
         }
         Ok(())
     }
