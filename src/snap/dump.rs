@@ -1,6 +1,6 @@
 //! `paddock dump-log FILE` and `paddock dump-snapshot FILE`: a txn log segment or a
 //! snapshot in readable form (like ZooKeeper's TxnLogToolkit and SnapshotFormatter), one
-//! line per record, or one JSON object per line with `--json`.
+//! line per record, or one JSON object per line with `--json` (serde_json).
 
 use super::{map_file, parse, NodeRecord};
 use crate::log::{scan_segment, Tail};
@@ -8,35 +8,14 @@ use crate::proto::ops::op;
 use crate::proto::records::Acl;
 use crate::txn::{decode_record_digest, Txn, TxnHeader};
 use base64::Engine;
-use std::fmt::Write as _;
+use serde_json::{json, Value};
 use std::io::{self, Write};
 use std::path::Path;
 
-/// A JSON string literal.
-fn js(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn data_json(d: &Option<impl AsRef<[u8]>>) -> String {
+fn data_json(d: &Option<impl AsRef<[u8]>>) -> Value {
     match d {
-        None => "null".into(),
-        Some(d) => js(&base64::engine::general_purpose::STANDARD.encode(d.as_ref())),
+        None => Value::Null,
+        Some(d) => Value::String(base64::engine::general_purpose::STANDARD.encode(d.as_ref())),
     }
 }
 
@@ -47,19 +26,10 @@ fn data_text(d: &Option<impl AsRef<[u8]>>) -> String {
     }
 }
 
-fn acls_json(acl: &[Acl]) -> String {
-    let v: Vec<String> = acl
-        .iter()
-        .map(|a| {
-            format!(
-                "{{\"perms\":{},\"scheme\":{},\"id\":{}}}",
-                a.perms,
-                js(&a.id.scheme),
-                js(&a.id.id)
-            )
-        })
-        .collect();
-    format!("[{}]", v.join(","))
+fn acls_json(acl: &[Acl]) -> Value {
+    acl.iter()
+        .map(|a| json!({"perms": a.perms, "scheme": a.id.scheme, "id": a.id.id}))
+        .collect()
 }
 
 fn acls_text(acl: &[Acl]) -> String {
@@ -70,14 +40,11 @@ fn acls_text(acl: &[Acl]) -> String {
     format!("[{}]", v.join(","))
 }
 
-fn txn_json(t: &Txn) -> String {
-    let op = js(op::name(t.op()));
+fn txn_json(t: &Txn) -> Value {
+    let op = op::name(t.op());
     match t {
-        Txn::CreateSession { timeout } => format!("{{\"type\":{op},\"timeout\":{timeout}}}"),
-        Txn::CloseSession { paths } => {
-            let p: Vec<String> = paths.iter().map(|p| js(p)).collect();
-            format!("{{\"type\":{op},\"paths\":[{}]}}", p.join(","))
-        }
+        Txn::CreateSession { timeout } => json!({"type": op, "timeout": timeout}),
+        Txn::CloseSession { paths } => json!({"type": op, "paths": paths}),
         Txn::Create {
             path,
             data,
@@ -85,59 +52,43 @@ fn txn_json(t: &Txn) -> String {
             ephemeral,
             parent_cversion,
             ..
-        } => format!(
-            "{{\"type\":{op},\"path\":{},\"data\":{},\"acl\":{},\"ephemeral\":{ephemeral},\"parentCVersion\":{parent_cversion}}}",
-            js(path),
-            data_json(data),
-            acls_json(acl)
-        ),
+        } => json!({
+            "type": op, "path": path, "data": data_json(data), "acl": acls_json(acl),
+            "ephemeral": ephemeral, "parentCVersion": parent_cversion,
+        }),
         Txn::CreateContainer {
             path,
             data,
             acl,
             parent_cversion,
-        } => format!(
-            "{{\"type\":{op},\"path\":{},\"data\":{},\"acl\":{},\"parentCVersion\":{parent_cversion}}}",
-            js(path),
-            data_json(data),
-            acls_json(acl)
-        ),
+        } => json!({
+            "type": op, "path": path, "data": data_json(data), "acl": acls_json(acl),
+            "parentCVersion": parent_cversion,
+        }),
         Txn::CreateTtl {
             path,
             data,
             acl,
             parent_cversion,
             ttl,
-        } => format!(
-            "{{\"type\":{op},\"path\":{},\"data\":{},\"acl\":{},\"parentCVersion\":{parent_cversion},\"ttl\":{ttl}}}",
-            js(path),
-            data_json(data),
-            acls_json(acl)
-        ),
-        Txn::Delete { path, .. } => format!("{{\"type\":{op},\"path\":{}}}", js(path)),
+        } => json!({
+            "type": op, "path": path, "data": data_json(data), "acl": acls_json(acl),
+            "parentCVersion": parent_cversion, "ttl": ttl,
+        }),
+        Txn::Delete { path, .. } => json!({"type": op, "path": path}),
         Txn::SetData {
             path,
             data,
             version,
-        } => format!(
-            "{{\"type\":{op},\"path\":{},\"data\":{},\"version\":{version}}}",
-            js(path),
-            data_json(data)
-        ),
-        Txn::SetAcl { path, acl, version } => format!(
-            "{{\"type\":{op},\"path\":{},\"acl\":{},\"version\":{version}}}",
-            js(path),
-            acls_json(acl)
-        ),
-        Txn::Check { path, version } => format!(
-            "{{\"type\":{op},\"path\":{},\"version\":{version}}}",
-            js(path)
-        ),
-        Txn::Multi(txns) => {
-            let v: Vec<String> = txns.iter().map(txn_json).collect();
-            format!("{{\"type\":{op},\"txns\":[{}]}}", v.join(","))
+        } => json!({"type": op, "path": path, "data": data_json(data), "version": version}),
+        Txn::SetAcl { path, acl, version } => {
+            json!({"type": op, "path": path, "acl": acls_json(acl), "version": version})
         }
-        Txn::Error { err } => format!("{{\"type\":{op},\"err\":{err}}}"),
+        Txn::Check { path, version } => json!({"type": op, "path": path, "version": version}),
+        Txn::Multi(txns) => {
+            json!({"type": op, "txns": txns.iter().map(txn_json).collect::<Vec<_>>()})
+        }
+        Txn::Error { err } => json!({"type": op, "err": err}),
     }
 }
 
@@ -197,11 +148,15 @@ fn txn_text(t: &Txn) -> String {
     }
 }
 
-fn header_json(h: &TxnHeader) -> String {
-    format!(
-        "\"zxid\":\"0x{:x}\",\"session\":\"0x{:x}\",\"cxid\":{},\"time\":{}",
-        h.zxid, h.client_id, h.cxid, h.time
-    )
+fn record_json(h: &TxnHeader, t: &Txn, digest: Option<i64>) -> Value {
+    json!({
+        "zxid": format!("0x{:x}", h.zxid),
+        "session": format!("0x{:x}", h.client_id),
+        "cxid": h.cxid,
+        "time": h.time,
+        "txn": txn_json(t),
+        "digest": digest,
+    })
 }
 
 /// Prints every record of a txn log segment; returns the number printed.
@@ -211,12 +166,7 @@ pub fn dump_log(path: &Path, json: bool, out: &mut impl Write) -> io::Result<u64
     let mut failed = None;
     let (end, tail) = scan_segment(&bytes, |off, payload| {
         let line = match decode_record_digest(payload) {
-            Ok((h, t, d)) if json => format!(
-                "{{{},\"txn\":{},\"digest\":{}}}",
-                header_json(&h),
-                txn_json(&t),
-                d.map_or("null".to_string(), |d| d.to_string())
-            ),
+            Ok((h, t, d)) if json => record_json(&h, &t, d).to_string(),
             Ok((h, t, d)) => format!(
                 "zxid 0x{:x} session 0x{:x} cxid {} time {} {}{}",
                 h.zxid,
@@ -226,7 +176,7 @@ pub fn dump_log(path: &Path, json: bool, out: &mut impl Write) -> io::Result<u64
                 txn_text(&t),
                 d.map_or(String::new(), |d| format!(" digest {d}"))
             ),
-            Err(e) if json => format!("{{\"offset\":{off},\"error\":{}}}", js(&e.to_string())),
+            Err(e) if json => json!({"offset": off, "error": e.to_string()}).to_string(),
             Err(e) => format!("record at byte {off}: cannot decode: {e}"),
         };
         n += 1;
@@ -242,11 +192,8 @@ pub fn dump_log(path: &Path, json: bool, out: &mut impl Write) -> io::Result<u64
     }
     let rest = bytes.len() as u64 - end;
     if json {
-        writeln!(
-            out,
-            "{{\"end\":{end},\"tail\":{},\"records\":{n}}}",
-            js(&format!("{tail:?}"))
-        )?;
+        let summary = json!({"end": end, "tail": format!("{tail:?}"), "records": n});
+        writeln!(out, "{summary}")?;
     } else if tail == Tail::Clean {
         writeln!(
             out,
@@ -277,11 +224,21 @@ pub fn dump_snapshot(path: &Path, json: bool, out: &mut impl Write) -> io::Resul
         }
         let st = rec.stat;
         let line = if json {
-            format!(
-                "{{\"path\":{},\"data\":{},\"aclRef\":{},\"czxid\":\"0x{:x}\",\"mzxid\":\"0x{:x}\",\"pzxid\":\"0x{:x}\",\"ctime\":{},\"mtime\":{},\"version\":{},\"cversion\":{},\"aversion\":{},\"ephemeralOwner\":\"0x{:x}\"}}",
-                js(rec.path), data_json(&rec.data), rec.acl_ref, st.czxid, st.mzxid, st.pzxid,
-                st.ctime, st.mtime, st.version, st.cversion, st.aversion, st.ephemeral_owner
-            )
+            json!({
+                "path": rec.path,
+                "data": data_json(&rec.data),
+                "aclRef": rec.acl_ref,
+                "czxid": format!("0x{:x}", st.czxid),
+                "mzxid": format!("0x{:x}", st.mzxid),
+                "pzxid": format!("0x{:x}", st.pzxid),
+                "ctime": st.ctime,
+                "mtime": st.mtime,
+                "version": st.version,
+                "cversion": st.cversion,
+                "aversion": st.aversion,
+                "ephemeralOwner": format!("0x{:x}", st.ephemeral_owner),
+            })
+            .to_string()
         } else {
             format!(
                 "{} data={} aclRef={} czxid=0x{:x} mzxid=0x{:x} pzxid=0x{:x} ctime={} mtime={} version={} cversion={} aversion={} ephemeralOwner=0x{:x}",
@@ -303,11 +260,13 @@ pub fn dump_snapshot(path: &Path, json: bool, out: &mut impl Write) -> io::Resul
     }
     let (dz, d) = summary.digest.unwrap_or((0, 0));
     if json {
-        writeln!(
-            out,
-            "{{\"nodes\":{},\"digestZxid\":\"0x{dz:x}\",\"digest\":{d},\"checksums\":\"ok\"}}",
-            summary.nodes
-        )?;
+        let end = json!({
+            "nodes": summary.nodes,
+            "digestZxid": format!("0x{dz:x}"),
+            "digest": d,
+            "checksums": "ok",
+        });
+        writeln!(out, "{end}")?;
     } else {
         writeln!(
             out,
@@ -320,22 +279,17 @@ pub fn dump_snapshot(path: &Path, json: bool, out: &mut impl Write) -> io::Resul
 
 fn header(s: &super::Summary, json: bool, out: &mut impl Write) -> io::Result<()> {
     if json {
-        let sess: Vec<String> = s
+        let sessions: Vec<Value> = s
             .sessions
             .iter()
-            .map(|(id, t)| format!("{{\"id\":\"0x{id:x}\",\"timeout\":{t}}}"))
+            .map(|(id, t)| json!({"id": format!("0x{id:x}"), "timeout": t}))
             .collect();
-        let acls: Vec<String> = s
+        let acls: Vec<Value> = s
             .acls
             .iter()
-            .map(|(r, a)| format!("{{\"ref\":{r},\"acl\":{}}}", acls_json(a)))
+            .map(|(r, a)| json!({"ref": r, "acl": acls_json(a)}))
             .collect();
-        writeln!(
-            out,
-            "{{\"sessions\":[{}],\"acls\":[{}]}}",
-            sess.join(","),
-            acls.join(",")
-        )
+        writeln!(out, "{}", json!({"sessions": sessions, "acls": acls}))
     } else {
         writeln!(out, "{} sessions", s.sessions.len())?;
         for (id, t) in &s.sessions {
