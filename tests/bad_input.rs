@@ -284,13 +284,7 @@ fn malformed_requests_are_answered_as_zookeeper_answers_them() {
     set_acl.extend_from_slice(&(-1i32).to_be_bytes());
     assert_eq!(err(7, &set_acl), (Some(-114), true));
     // An IPv6 ip ACL: ZooKeeper 3.8 reads IPv4 only.
-    let mut ipv6 = jute_string("/v6");
-    ipv6.extend_from_slice(&0i32.to_be_bytes());
-    ipv6.extend_from_slice(&1i32.to_be_bytes());
-    ipv6.extend_from_slice(&31i32.to_be_bytes());
-    ipv6.extend(jute_string("ip"));
-    ipv6.extend(jute_string("::1"));
-    ipv6.extend_from_slice(&0i32.to_be_bytes());
+    let ipv6 = create_body_acl("/v6", b"", "ip", "::1", 0);
     assert_eq!(err(1, &ipv6), (Some(-114), true));
     // A null digest: AUTHFAILED with zxid 0, then the close.
     let mut auth = 0i32.to_be_bytes().to_vec();

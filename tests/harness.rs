@@ -240,15 +240,8 @@ impl Raw {
         let mut sock = TcpStream::connect(addr).ok()?;
         sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         sock.set_nodelay(true).ok()?;
-        let mut b = Vec::new();
-        b.extend_from_slice(&0i32.to_be_bytes());
-        b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&timeout_ms.to_be_bytes());
-        b.extend_from_slice(&session.to_be_bytes());
-        b.extend_from_slice(&(passwd.len() as i32).to_be_bytes());
-        b.extend_from_slice(passwd);
-        b.push(0);
-        sock.write_all(&frame(&b)).ok()?;
+        sock.write_all(&frame(&connect_request(session, passwd, timeout_ms)))
+            .ok()?;
         let mut raw = Raw { sock, session: 0 };
         let resp = raw.read_frame()?;
         // protocolVersion · timeOut · sessionId · passwd · readOnly
@@ -312,16 +305,45 @@ impl Raw {
     }
 }
 
+/// A ConnectRequest body (protocol 0, lastZxidSeen 0): resumes `session` with `passwd`
+/// (0 and empty: a new session), asking `timeout_ms`.
+pub fn connect_request(session: i64, passwd: &[u8], timeout_ms: i32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&timeout_ms.to_be_bytes());
+    b.extend_from_slice(&session.to_be_bytes());
+    b.extend_from_slice(&(passwd.len() as i32).to_be_bytes());
+    b.extend_from_slice(passwd);
+    b.push(0);
+    b
+}
+
+/// A watch notification's body (the frame after its reply header): (event type, path).
+pub fn notification(body: &[u8]) -> (i32, String) {
+    let kind = i32::from_be_bytes(body[0..4].try_into().unwrap());
+    let n = i32::from_be_bytes(body[8..12].try_into().unwrap()) as usize;
+    (
+        kind,
+        String::from_utf8_lossy(&body[12..12 + n]).into_owned(),
+    )
+}
+
 /// A CreateRequest body: `path`, `data`, world:anyone with every permission, `flags`
 /// (0 persistent, 1 ephemeral, 2 sequential, 3 both).
 pub fn create_body(path: &str, data: &[u8], flags: i32) -> Vec<u8> {
+    create_body_acl(path, data, "world", "anyone", flags)
+}
+
+/// As `create_body`, with one ACL entry `scheme:id` holding every permission.
+pub fn create_body_acl(path: &str, data: &[u8], scheme: &str, id: &str, flags: i32) -> Vec<u8> {
     let mut b = jute_string(path);
     b.extend_from_slice(&(data.len() as i32).to_be_bytes());
     b.extend_from_slice(data);
     b.extend_from_slice(&1i32.to_be_bytes());
     b.extend_from_slice(&31i32.to_be_bytes());
-    b.extend(jute_string("world"));
-    b.extend(jute_string("anyone"));
+    b.extend(jute_string(scheme));
+    b.extend(jute_string(id));
     b.extend_from_slice(&flags.to_be_bytes());
     b
 }

@@ -8,15 +8,7 @@ use std::time::{Duration, Instant};
 use zookeeper_client::{Acls, CreateMode};
 
 fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    status_kib(pid, "VmRSS:")
 }
 
 #[test]
@@ -552,13 +544,9 @@ fn connections_queued_while_descriptors_ran_out_are_accepted_when_they_free() {
     held.truncate(held.len() - 4);
     for mut c in waiting {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut hs = Vec::new();
-        hs.extend_from_slice(&0i32.to_be_bytes());
-        hs.extend_from_slice(&0i64.to_be_bytes());
-        hs.extend_from_slice(&10_000i32.to_be_bytes());
-        hs.extend_from_slice(&0i64.to_be_bytes());
-        hs.extend_from_slice(&16i32.to_be_bytes());
-        hs.extend_from_slice(&[0u8; 16]);
+        // An old client's ConnectRequest (no readOnly byte): a 36-byte response.
+        let mut hs = connect_request(0, &[0u8; 16], 10_000);
+        hs.pop();
         c.write_all(&frame(&hs)).unwrap();
         let mut r = Raw {
             sock: c,

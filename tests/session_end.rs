@@ -4,7 +4,7 @@
 //! pipelined behind closeSession never overtakes the close's reply.
 
 use crate::ensemble::Ensemble;
-use crate::harness::{create_body, jute_string, Raw, Server};
+use crate::harness::{create_body, jute_string, notification, Raw, Server};
 use std::time::{Duration, Instant};
 
 use paddock::proto::ops::op::{
@@ -281,12 +281,7 @@ fn a_closing_session_hears_its_own_ephemerals_go() {
     loop {
         let (xid, _, err, body) = r.reply().expect("the close's reply");
         if xid == -1 {
-            let kind = i32::from_be_bytes(body[0..4].try_into().unwrap());
-            let n = i32::from_be_bytes(body[8..12].try_into().unwrap()) as usize;
-            events.push((
-                kind,
-                String::from_utf8_lossy(&body[12..12 + n]).into_owned(),
-            ));
+            events.push(notification(&body));
             continue;
         }
         assert_eq!((xid, err), (4, 0));

@@ -194,9 +194,7 @@ fn call(r: &mut Raw, xid: i32, op: i32, body: &[u8]) -> (i32, Vec<(i32, String)>
     loop {
         let (x, _, err, b) = r.reply().expect("answered on a live connection");
         if x == -1 {
-            let t = i32::from_be_bytes(b[0..4].try_into().unwrap());
-            let len = i32::from_be_bytes(b[8..12].try_into().unwrap()) as usize;
-            events.push((t, String::from_utf8(b[12..12 + len].to_vec()).unwrap()));
+            events.push(notification(&b));
             continue;
         }
         assert_eq!(x, xid);
