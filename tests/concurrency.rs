@@ -79,7 +79,39 @@ async fn sequence_numbers_and_versions_are_unique() {
 #[test]
 fn pipelined_reads_see_their_sessions_writes_in_order() {
     let s = Server::start("");
-    let mut a = Raw::connect(&s);
+    pipeline_writes_and_reads(&mut Raw::connect(&s), "/pipe", false, 400);
+}
+
+/// The same with reads that set a watch: they go to the writer, where they must still
+/// wait for the session's writes before them.
+#[test]
+fn pipelined_watch_reads_see_their_sessions_writes_in_order() {
+    let s = Server::start("");
+    pipeline_writes_and_reads(&mut Raw::connect(&s), "/pipe", true, 400);
+}
+
+/// In an ensemble, on the leader and on a follower, with and without watches: a write
+/// waits for a quorum, and the reads behind it wait for its answer.
+#[test]
+fn pipelined_reads_see_their_sessions_writes_in_order_in_an_ensemble() {
+    let e = crate::ensemble::Ensemble::start(3, 0, 27420, "");
+    let leader = e.settled(std::time::Duration::from_secs(30));
+    let follower = if leader == 1 { 2 } else { 1 };
+    for (id, watch) in [
+        (leader, false),
+        (leader, true),
+        (follower, false),
+        (follower, true),
+    ] {
+        let mut a = Raw::connect_addr(&e.member(id).client);
+        let root = format!("/pipe-{id}-{watch}");
+        pipeline_writes_and_reads(&mut a, &root, watch, 120);
+    }
+}
+
+/// Pipelines `n` pairs (a write, then a getData of what it wrote, with `watch`) on one
+/// connection and checks every reply's xid, error and data.
+fn pipeline_writes_and_reads(a: &mut Raw, root: &str, watch: bool, n: i32) {
     a.sock
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
@@ -93,39 +125,39 @@ fn pipelined_reads_see_their_sessions_writes_in_order() {
     };
     let get = |path: &str| {
         let mut b = jute_string(path);
-        b.push(0);
+        b.push(u8::from(watch));
         b
     };
-    a.send(1, 1, &create("/pipe", b"start"));
+    a.send(1, 1, &create(root, b"start"));
     assert_eq!(a.reply().unwrap().2, 0);
-    const N: i32 = 400;
+    let missing = format!("{root}-missing");
     let mut xid = 10;
     let mut want = Vec::new(); // (xid, op, expected err, expected data for reads)
-    for i in 0..N {
+    for i in 0..n {
         let v = format!("v{i}");
         match i % 4 {
             // A write, then a read of it.
             0 | 1 => {
-                a.send(xid, 5, &set("/pipe", v.as_bytes()));
+                a.send(xid, 5, &set(root, v.as_bytes()));
                 want.push((xid, 5, 0, None));
                 xid += 1;
-                a.send(xid, 4, &get("/pipe"));
+                a.send(xid, 4, &get(root));
                 want.push((xid, 4, 0, Some(v.clone())));
                 xid += 1;
             }
             // A failing write (no such node), then a read: the value stays.
             2 => {
-                a.send(xid, 5, &set("/pipe-missing", b"x"));
+                a.send(xid, 5, &set(&missing, b"x"));
                 want.push((xid, 5, -101, None));
                 xid += 1;
                 let last = format!("v{}", i - 1);
-                a.send(xid, 4, &get("/pipe"));
+                a.send(xid, 4, &get(root));
                 want.push((xid, 4, 0, Some(last)));
                 xid += 1;
             }
             // A create, then a read of the new node.
             _ => {
-                let p = format!("/pipe-{i}");
+                let p = format!("{root}-{i}");
                 a.send(xid, 1, &create(&p, v.as_bytes()));
                 want.push((xid, 1, 0, None));
                 xid += 1;
@@ -136,14 +168,24 @@ fn pipelined_reads_see_their_sessions_writes_in_order() {
         }
     }
     for (xid, op, err, data) in want {
-        let (got_xid, _, got_err, body) = a.reply().expect("a reply");
-        assert_eq!((got_xid, got_err), (xid, err), "reply to op {op}");
+        // Watch events (type -1 xid) may come between: they are not replies.
+        let (got_xid, _, got_err, body) = loop {
+            let r = a.reply().expect("a reply");
+            if r.0 != -1 {
+                break r;
+            }
+        };
+        assert_eq!(
+            (got_xid, got_err),
+            (xid, err),
+            "reply to op {op} under {root} (watch {watch})"
+        );
         if let Some(d) = data {
             let len = i32::from_be_bytes(body[0..4].try_into().unwrap()) as usize;
             assert_eq!(
                 std::str::from_utf8(&body[4..4 + len]).unwrap(),
                 d,
-                "getData xid {xid}"
+                "getData xid {xid} under {root} (watch {watch})"
             );
         }
     }

@@ -11,6 +11,7 @@
 //! are applied in zxid order. A failed append or sync stops the server: never retried.
 
 pub mod ensemble;
+pub mod order;
 
 use super::{now_ms, reads, ReactorHandle, Shared, ToReactor, ToWriter};
 use crate::log::{LogError, TxnLog};
@@ -32,6 +33,7 @@ use crate::types::{conn_reactor, ConnId, SessionId, Zxid};
 use crate::watch::{Kind, WatchTable};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use ensemble::{Ensemble, Forwarded, Role};
+use order::{SessionOrder, NO_TICKET};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
@@ -69,9 +71,10 @@ enum Waiter {
     Internal,
 }
 
-/// A plain read that waits for its session's newest pending txn.
+/// A request answered without a txn, waiting for an earlier request of its session.
 struct DeferredRead {
     conn: ConnId,
+    session: SessionId,
     xid: i32,
     req: Request,
     ids: Arc<[Id]>,
@@ -86,6 +89,8 @@ struct Pending {
     changes: Vec<Change>,
     triggers: Vec<Trigger>,
     waiter: Waiter,
+    /// Its client's later requests that need no txn wait behind this (order::).
+    ticket: u64,
 }
 
 /// A txn prepped (or taken) and applied to the batch's overlay.
@@ -121,10 +126,8 @@ pub struct WriterLoop<L: TxnLog> {
     idx: Indexes,
     staged: FastMap<String, Option<NodeRef>>,
     pending: VecDeque<Pending>,
-    /// Standalone: each session's newest pending txn, and the plain reads that came in
-    /// behind it, answered once it applies (so that they see it, in order).
-    last_pending: FastMap<SessionId, Zxid>,
-    deferred: FastMap<Zxid, Vec<DeferredRead>>,
+    /// Requests answered without a txn, waiting for their session's earlier ones.
+    order: SessionOrder<DeferredRead>,
     next_zxid: Zxid,
     last_container_check: Instant,
     scratch_sessions: Vec<SessionId>,
@@ -255,8 +258,7 @@ impl<L: TxnLog> WriterLoop<L> {
             idx,
             staged: FastMap::default(),
             pending: VecDeque::new(),
-            last_pending: FastMap::default(),
-            deferred: FastMap::default(),
+            order: SessionOrder::default(),
             next_zxid: last_zxid + 1,
             last_container_check: Instant::now(),
             scratch_sessions: Vec::new(),
@@ -562,6 +564,10 @@ impl<L: TxnLog> WriterLoop<L> {
                 .i64(self.staged_digest);
         }
         let appended = self.log.append(hdr.zxid, &w.buf);
+        let ticket = match waiter {
+            Waiter::Reply { .. } => self.order.ticket(hdr.client_id),
+            _ => NO_TICKET,
+        };
         let p = Pending {
             hdr,
             txn,
@@ -569,13 +575,11 @@ impl<L: TxnLog> WriterLoop<L> {
             changes,
             triggers,
             waiter,
+            ticket,
         };
         match appended {
             Ok(()) => {
                 self.next_zxid = hdr.zxid + 1;
-                if matches!(self.role, Role::Standalone) {
-                    self.last_pending.insert(hdr.client_id, hdr.zxid);
-                }
                 self.pending.push_back(p);
                 self.proposed(hdr.zxid, &w.buf);
                 self.encode_buf = w.buf;
@@ -667,26 +671,8 @@ impl<L: TxnLog> WriterLoop<L> {
                         return;
                     }
                 }
-                if req.is_plain_read() && matches!(self.role, Role::Standalone) {
-                    // Sent here by the reactor because it is behind this session's
-                    // writes: answered right after the newest of them applies.
-                    match self.last_pending.get(&session) {
-                        Some(&zxid) => self.deferred.entry(zxid).or_default().push(DeferredRead {
-                            conn,
-                            xid,
-                            req,
-                            ids,
-                        }),
-                        None => {
-                            let f = self.plain_read(xid, &req, &ids);
-                            self.frame(conn, f, true);
-                        }
-                    }
-                    return;
-                }
                 match &req {
                     Request::CloseSession => {
-                        self.flush_or_die();
                         self.close_session(
                             session,
                             xid,
@@ -707,11 +693,13 @@ impl<L: TxnLog> WriterLoop<L> {
                             op: opcode,
                         },
                     ),
-                    _ => {
-                        self.flush_or_die();
-                        let f = self.barrier_request(session, xid, &req, &ids);
-                        self.frame(conn, f, true);
-                    }
+                    _ => self.answer_in_order(DeferredRead {
+                        conn,
+                        session,
+                        xid,
+                        req,
+                        ids,
+                    }),
                 }
             }
             ToWriter::Connect { conn, req, info } => {
@@ -754,7 +742,6 @@ impl<L: TxnLog> WriterLoop<L> {
                 }
             }
             ToWriter::Admin { conn, cmd } => {
-                self.flush_or_die();
                 let report = Box::new(self.report(&cmd));
                 self.send(conn, ToReactor::Admin { conn, cmd, report });
             }
@@ -905,7 +892,6 @@ impl<L: TxnLog> WriterLoop<L> {
             self.stage_server_txn(id, 0, Txn::CreateSession { timeout }, waiter);
             return;
         }
-        self.flush_or_die();
         let id = req.session_id;
         let valid = req.passwd.as_slice() == password(id) && self.session_ok(id);
         if !valid {
@@ -1222,29 +1208,27 @@ impl<L: TxnLog> WriterLoop<L> {
             shared.last_zxid.store(p.hdr.zxid, Release)
         });
         p.results = results;
-        let (zxid, session) = (p.hdr.zxid, p.hdr.client_id);
+        let (ticket, session) = (p.ticket, p.hdr.client_id);
         self.answer(p);
-        self.answer_deferred(zxid, session);
+        self.answered(session, ticket);
     }
 
-    /// The plain reads that waited for txn `zxid` of `session`, answered from the tree as
-    /// it now stands.
-    fn answer_deferred(&mut self, zxid: Zxid, session: SessionId) {
-        if self.last_pending.get(&session) == Some(&zxid) {
-            self.last_pending.remove(&session);
-        }
-        if self.deferred.is_empty() {
-            return;
-        }
-        for d in self.deferred.remove(&zxid).unwrap_or_default() {
-            let f = self.plain_read(d.xid, &d.req, &d.ids);
+    /// A request that needs no txn (a read, a watch change, sync): answered now, or, if an
+    /// earlier request of its session is still in flight here, right after that one
+    /// (order::), from the tree as it then stands. It never waits for a sync.
+    fn answer_in_order(&mut self, d: DeferredRead) {
+        if let Some(d) = self.order.hold(d.session, d) {
+            let f = self.barrier_request(d.session, d.xid, &d.req, &d.ids);
             self.frame(d.conn, f, true);
         }
     }
 
-    fn plain_read(&self, xid: i32, req: &Request, ids: &[Id]) -> Vec<u8> {
-        let shared = &self.shared;
-        reads::reply(&shared.tree, &shared.cfg, ids, xid, shared.last_zxid(), req).0
+    /// The request with `ticket` of `session` was answered: what waited behind it goes.
+    pub(super) fn answered(&mut self, session: SessionId, ticket: u64) {
+        for d in self.order.answered(session, ticket) {
+            let f = self.barrier_request(d.session, d.xid, &d.req, &d.ids);
+            self.frame(d.conn, f, true);
+        }
     }
 
     fn session_changes(
@@ -1624,9 +1608,8 @@ impl<L: TxnLog> WriterLoop<L> {
                 Waiter::Internal => self.reopen(session),
             }
             // Reads behind a refused write are still answered, after its error.
-            self.answer_deferred(p.hdr.zxid, session);
+            self.answered(session, p.ticket);
         }
-        self.last_pending.clear();
         self.wake_reactors();
     }
 

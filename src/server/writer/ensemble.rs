@@ -85,8 +85,8 @@ pub struct LearnerTerm {
     after_sync: Vec<QuorumPacket>,
     /// Logged, not yet committed.
     unapplied: VecDeque<(TxnHeader, Txn)>,
-    /// Requests this server forwarded, by (session, cxid).
-    forwarded: HashMap<(SessionId, i32), Forwarded>,
+    /// Requests this server forwarded, by (session, cxid), with their order:: tickets.
+    forwarded: HashMap<(SessionId, i32), (Forwarded, u64)>,
     /// Sessions with traffic since the last ping (id → timeout), for the leader.
     touched: HashMap<SessionId, i32>,
     /// Reconnects waiting for the leader to revalidate the session (REVALIDATE).
@@ -597,6 +597,8 @@ impl<L: TxnLog> WriterLoop<L> {
         // clients get no answer, only a closed connection (outcome unknown), as
         // ZooKeeper's do. Closed first, so no watch event of them goes out either.
         self.disconnect_clients();
+        // Their connections are closed: nothing waits behind anything any more.
+        self.order.clear();
         let waiters: Vec<Waiter> = self
             .pending
             .iter_mut()
@@ -615,14 +617,14 @@ impl<L: TxnLog> WriterLoop<L> {
             for (_, (conn, ..)) in std::mem::take(&mut t.revalidating) {
                 self.send(conn, ToReactor::Close { conn });
             }
-            for (_, f) in std::mem::take(&mut t.forwarded) {
+            for (_, (f, _)) in std::mem::take(&mut t.forwarded) {
                 match f {
                     Forwarded::Waiter(w) => self.hang_up(w),
                     Forwarded::Sync { conn, .. } => self.send(conn, ToReactor::Close { conn }),
                 }
             }
             for (hdr, txn) in std::mem::take(&mut t.unapplied) {
-                self.apply_one(hdr, txn, Waiter::Internal);
+                self.apply_one(hdr, txn, Waiter::Internal, NO_TICKET);
             }
         }
         self.pending.clear();
@@ -711,15 +713,15 @@ impl<L: TxnLog> WriterLoop<L> {
                 break;
             }
             let (hdr, txn) = t.unapplied.pop_front().unwrap();
-            let waiter = match t.forwarded.remove(&(hdr.client_id, hdr.cxid)) {
-                Some(Forwarded::Waiter(w)) => w,
-                Some(sync @ Forwarded::Sync { .. }) => {
+            let (waiter, ticket) = match t.forwarded.remove(&(hdr.client_id, hdr.cxid)) {
+                Some((Forwarded::Waiter(w), ticket)) => (w, ticket),
+                Some(sync @ (Forwarded::Sync { .. }, _)) => {
                     t.forwarded.insert((hdr.client_id, hdr.cxid), sync);
-                    Waiter::Internal
+                    (Waiter::Internal, NO_TICKET)
                 }
-                None => Waiter::Internal,
+                None => (Waiter::Internal, NO_TICKET),
             };
-            self.apply_one(hdr, txn, waiter);
+            self.apply_one(hdr, txn, waiter, ticket);
             applied += 1;
         }
         self.shared.stats.txns.fetch_add(applied, Relaxed);
@@ -730,7 +732,7 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// Applies one committed txn to the published tree, with its watch events, session
     /// changes and answer.
-    fn apply_one(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter) {
+    fn apply_one(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter, ticket: u64) {
         let shared = self.shared.clone();
         let ext = shared.cfg.extended_types;
         let applied = commit::apply(&shared.tree, &mut self.idx, ext, &hdr, Source::Txn(&txn));
@@ -741,6 +743,7 @@ impl<L: TxnLog> WriterLoop<L> {
             changes: Vec::new(),
             triggers: Vec::new(),
             waiter,
+            ticket,
         };
         self.finish_apply(p, applied);
     }
@@ -846,7 +849,12 @@ impl<L: TxnLog> WriterLoop<L> {
         let Role::Learning(t) = &mut self.role else {
             return;
         };
-        t.forwarded.insert((session, cxid), waiter);
+        // The session's later reads wait behind it (a connect has none before its answer).
+        let ticket = match waiter {
+            Forwarded::Waiter(Waiter::Connect { .. }) => NO_TICKET,
+            _ => self.order.ticket(session),
+        };
+        t.forwarded.insert((session, cxid), (waiter, ticket));
         let mut p = QuorumPacket::new(
             kind::REQUEST,
             -1,
@@ -1115,11 +1123,14 @@ impl<L: TxnLog> WriterLoop<L> {
         let Role::Learning(t) = &mut self.role else {
             return;
         };
-        if let Some(Forwarded::Sync { conn, xid, path }) = t.forwarded.remove(&(session, cxid)) {
+        if let Some((Forwarded::Sync { conn, xid, path }, ticket)) =
+            t.forwarded.remove(&(session, cxid))
+        {
             let f = reply_frame(xid, self.shared.last_zxid(), 0, |w| {
                 w.string(&path);
             });
             self.frame(conn, f, true);
+            self.answered(session, ticket);
             self.wake_reactors();
         }
     }
@@ -1182,11 +1193,13 @@ impl<L: TxnLog> WriterLoop<L> {
                 };
                 self.forward(session, xid, opcode, &body, ids, Forwarded::Waiter(waiter));
             }
-            _ => {
-                self.flush_or_die();
-                let f = self.barrier_request(session, xid, &req, ids);
-                self.frame(conn, f, true);
-            }
+            _ => self.answer_in_order(DeferredRead {
+                conn,
+                session,
+                xid,
+                req,
+                ids: ids.clone(),
+            }),
         }
     }
 
