@@ -19,7 +19,7 @@
 //! Holds: `sync` returns only when every appended record is durable (unless forceSync=no);
 //! a failed write or sync poisons the log and every later call fails: it is never retried.
 //! Recovery stops at the first torn or corrupt record and truncates the segment there.
-//! Not here: when to sync (server/writer.rs); what to write (txn/).
+//! Not here: when to sync (server/writer/, stage 5); what to write (txn/).
 
 use crate::types::Zxid;
 use std::fs::{File, OpenOptions};

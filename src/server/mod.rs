@@ -296,7 +296,7 @@ pub struct Shared {
     pub tree: DataTree,
     /// Last applied zxid, for reply headers.
     pub last_zxid: AtomicI64,
-    /// standalone, looking, leading, following, observing (`writer::ensemble::mode`).
+    /// standalone, looking, leading, following, observing (`writer::role::mode`).
     pub mode: AtomicU8,
     /// Clients are served: standalone, or an ensemble member that is synced.
     pub serving: AtomicBool,
@@ -320,7 +320,7 @@ pub struct Shared {
 impl Shared {
     /// The mode's name as `srvr` and `mntr` print it.
     pub fn mode_name(&self) -> &'static str {
-        use writer::ensemble::mode;
+        use writer::role::mode;
         match self.mode.load(Relaxed) {
             mode::STANDALONE => "standalone",
             mode::LEADING => "leader",
@@ -337,11 +337,11 @@ impl Shared {
         self.read_only.load(Relaxed)
     }
     pub fn is_standalone(&self) -> bool {
-        self.mode.load(Relaxed) == writer::ensemble::mode::STANDALONE
+        self.mode.load(Relaxed) == writer::role::mode::STANDALONE
     }
     /// A learner forwards writes and needs their bytes.
     pub fn is_learner(&self) -> bool {
-        use writer::ensemble::mode;
+        use writer::role::mode;
         matches!(self.mode.load(Relaxed), mode::FOLLOWING | mode::OBSERVING)
     }
     pub fn last_zxid(&self) -> Zxid {

@@ -10,15 +10,16 @@
 //!
 //! Nodes are written parents first, each subtree in one run (pre-order), as ZooKeeper
 //! writes them. A snapshot of Paddock's is exact (taken at a txn boundary by a forked child,
-//! server/writer.rs), where ZooKeeper's are fuzzy; the reader accepts both.
+//! snap/fork.rs), where ZooKeeper's are fuzzy; the reader accepts both.
 //!
 //! Holds: a snapshot file is complete or absent: it is written under a temporary name,
 //! fsynced, renamed, and the directory fsynced. A file that fails any check is never
 //! loaded (start-up falls back to the next older one).
-//! Not here: when to snapshot and the fork (server/writer.rs); building the tree from what
+//! Not here: the fork and when to snapshot (fork.rs); building the tree from what
 //! is read (server/start.rs).
 
 pub mod dump;
+pub mod fork;
 pub mod purge;
 
 use crate::proto::records::{read_acls, write_acls, Acl};

@@ -16,31 +16,16 @@
 //! Files: `acceptedEpoch` and `currentEpoch` in dataDir/version-2, one decimal number
 //! each, written to a temporary name, fsynced and renamed, as ZooKeeper writes them.
 
+use super::leader::LeaderTerm;
+use super::learner::LearnerTerm;
+use super::role::mode;
 use super::*;
-use crate::quorum::links::{Link, LinkEvent};
+use crate::quorum::links::LinkEvent;
 use crate::quorum::role::QuorumEvent;
 use crate::server::recovery::Epochs;
-use crate::zab::broadcast::{
-    epoch_of, make_zxid, Effect, Leader, LeaderPhase, Learner, Limits, Msg,
-};
+use crate::zab::broadcast::{epoch_of, make_zxid, Effect, Leader, Learner, Limits, Msg};
 use crate::zab::packet::{kind, LearnerInfo, QuorumPacket, PROTOCOL_VERSION};
 use std::collections::VecDeque;
-use std::path::PathBuf;
-
-/// Why a learner could not take its leader's TRUNC or SNAP (the data directory may be
-/// half changed: the caller stops, and recovery starts from disk).
-#[derive(Debug, thiserror::Error)]
-pub enum SyncFailed {
-    #[error("txn log: {0}")]
-    Log(#[from] crate::log::LogError),
-    #[error("{}: {error}", .path.display())]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("recovery: {0}")]
-    Recover(#[from] Box<crate::server::recovery::StartError>),
-}
 
 /// What the writer needs to take part in an ensemble.
 pub struct Ensemble {
@@ -53,62 +38,6 @@ pub struct Ensemble {
     pub epochs: Epochs,
     /// The zero of the core's clock.
     pub started: Instant,
-}
-
-/// What this server is in its ensemble now.
-pub enum Role {
-    Standalone,
-    Looking,
-    Connecting { leader: i64 },
-    Leading(Box<LeaderTerm>),
-    Learning(Box<LearnerTerm>),
-}
-
-pub struct LeaderTerm {
-    core: Leader<Arc<[u8]>>,
-    links: HashMap<i64, Link>,
-    link_of: HashMap<u64, i64>,
-    /// Forwarded syncs: (learner, answer once this zxid is committed, the data to echo).
-    syncs: Vec<(i64, Zxid, Vec<u8>)>,
-    /// The server each session is attached to (a learner's id, or this server's), as
-    /// ZooKeeper's session owner: a write from anywhere else gets SessionMoved. Set by
-    /// the session's creation, a revalidation, or (unknown since this term began) its
-    /// first request.
-    owners: HashMap<SessionId, i64>,
-}
-
-pub struct LearnerTerm {
-    core: Learner,
-    leader: i64,
-    link: Link,
-    /// Acks that go out after the next sync.
-    after_sync: Vec<QuorumPacket>,
-    /// Logged, not yet committed.
-    unapplied: VecDeque<(TxnHeader, Txn)>,
-    /// Requests this server forwarded, by (session, cxid), with their order:: tickets.
-    forwarded: HashMap<(SessionId, i32), (Forwarded, u64)>,
-    /// Sessions with traffic since the last ping (id → timeout), for the leader.
-    touched: HashMap<SessionId, i32>,
-    /// Reconnects waiting for the leader to revalidate the session (REVALIDATE).
-    revalidating: HashMap<SessionId, (ConnId, i32, Option<bool>)>,
-}
-
-pub(super) enum Forwarded {
-    Waiter(Waiter),
-    Sync {
-        conn: ConnId,
-        xid: i32,
-        path: String,
-    },
-}
-
-/// Server modes as `Shared::mode` holds them.
-pub mod mode {
-    pub const STANDALONE: u8 = 0;
-    pub const LOOKING: u8 = 1;
-    pub const LEADING: u8 = 2;
-    pub const FOLLOWING: u8 = 3;
-    pub const OBSERVING: u8 = 4;
 }
 
 fn packet<T: AsRef<[u8]>>(msg: Msg<T>, my_id: i64, observer: bool) -> QuorumPacket {
@@ -196,49 +125,11 @@ fn message(pkt: &QuorumPacket, from_leader: bool) -> Option<Msg<Arc<[u8]>>> {
     })
 }
 
-/// A forwarded request's data: session · cxid · type · the request's own bytes.
-fn request_data(session: SessionId, cxid: i32, opcode: i32, body: &[u8]) -> Vec<u8> {
-    let mut w = Jute::new();
-    w.i64(session).i32(cxid).i32(opcode);
-    w.buf.extend_from_slice(body);
-    w.buf
-}
-
 impl<L: TxnLog> WriterLoop<L> {
-    fn core_ms(&self) -> u64 {
+    pub(super) fn core_ms(&self) -> u64 {
         self.ens
             .as_ref()
             .map_or(0, |e| e.started.elapsed().as_millis() as u64)
-    }
-
-    /// Clients are served (standalone, or a leader or learner that is up to date).
-    pub(super) fn serving(&self) -> bool {
-        self.shared.serving.load(Relaxed)
-    }
-
-    fn set_mode(&self, m: u8, serving: bool) {
-        self.shared.mode.store(m, Relaxed);
-        self.shared.serving.store(serving, Relaxed);
-    }
-
-    pub(super) fn is_learner(&self) -> bool {
-        matches!(self.role, Role::Learning(_))
-    }
-
-    /// In its role for good: standalone, a leader whose quorum is synced, a learner the
-    /// leader said is up to date. (Clients may still be turned away: `leaderServes=no`.)
-    pub(super) fn established(&self) -> bool {
-        match &self.role {
-            Role::Standalone => true,
-            Role::Leading(t) => t.core.phase() == LeaderPhase::Broadcast,
-            Role::Learning(t) => t.core.phase() == crate::zab::broadcast::LearnerPhase::Serving,
-            Role::Looking | Role::Connecting { .. } => false,
-        }
-    }
-
-    /// The leader's (or standalone server's) own work: expiry, containers.
-    pub(super) fn owns_sessions(&self) -> bool {
-        matches!(self.role, Role::Standalone | Role::Leading(_)) && self.established()
     }
 
     pub(super) fn quorum_event(&mut self, ev: QuorumEvent) {
@@ -356,7 +247,7 @@ impl<L: TxnLog> WriterLoop<L> {
         }
     }
 
-    fn packet(&mut self, now: u64, link: u64, pkt: QuorumPacket) {
+    pub(super) fn packet(&mut self, now: u64, link: u64, pkt: QuorumPacket) {
         match &mut self.role {
             Role::Leading(t) => {
                 let Some(&sid) = t.link_of.get(&link) else {
@@ -408,7 +299,7 @@ impl<L: TxnLog> WriterLoop<L> {
     }
 
     /// Carries out the core's effects, in order.
-    fn perform(&mut self, effects: Vec<Effect<Arc<[u8]>>>, mut snap: Option<Vec<u8>>) {
+    pub(super) fn perform(&mut self, effects: Vec<Effect<Arc<[u8]>>>, mut snap: Option<Vec<u8>>) {
         let Some(ens) = &self.ens else { return };
         let (my_id, observer) = (ens.my_id, ens.observer);
         for e in effects {
@@ -522,14 +413,14 @@ impl<L: TxnLog> WriterLoop<L> {
         }
     }
 
-    fn persist_epoch(&self, name: &str, epoch: i64) {
+    pub(super) fn persist_epoch(&self, name: &str, epoch: i64) {
         let Some(ens) = &self.ens else { return };
         if let Err(e) = ens.epochs.write(name, epoch) {
             crate::fatal(format_args!("cannot write {name}: {e}"));
         }
     }
 
-    fn serve(&mut self) {
+    pub(super) fn serve(&mut self) {
         match &self.role {
             Role::Leading(t) => {
                 let epoch = t.core.epoch();
@@ -665,7 +556,7 @@ impl<L: TxnLog> WriterLoop<L> {
 
     /// Closes every client connection (the sessions live on) and forgets their watches:
     /// clients find a server that serves, and set their watches there again.
-    fn disconnect_clients(&mut self) {
+    pub(super) fn disconnect_clients(&mut self) {
         let ids: Vec<SessionId> = self.sessions.iter().map(|(id, _)| *id).collect();
         for id in ids {
             if let Some(c) = self.sessions.get_mut(id).and_then(|s| s.conn.take()) {
@@ -679,73 +570,6 @@ impl<L: TxnLog> WriterLoop<L> {
     /// The election decided to follow or observe `leader`.
     pub(super) fn connecting(&mut self, leader: i64) {
         self.role = Role::Connecting { leader };
-    }
-
-    /// A learner logs a txn the leader sent.
-    fn learn_txn(&mut self, zxid: Zxid, record: Arc<[u8]>) -> bool {
-        let (hdr, txn) = match crate::txn::decode_record_digest(&record) {
-            Ok((hdr, txn, _)) if hdr.zxid == zxid => (hdr, txn),
-            _ => {
-                self.abandon("the leader sent a txn that does not decode");
-                return false;
-            }
-        };
-        if let Err(e) = self.log.append(zxid, &record) {
-            crate::fatal(e);
-        }
-        self.next_zxid = zxid + 1;
-        self.recent.push(zxid, record);
-        self.log_dirty = true;
-        if let Role::Learning(t) = &mut self.role {
-            t.unapplied.push_back((hdr, txn));
-        }
-        true
-    }
-
-    /// A learner applies its logged txns up to `zxid`: they are committed.
-    fn apply_learned(&mut self, zxid: Zxid) {
-        let mut applied = 0u64;
-        loop {
-            let Role::Learning(t) = &mut self.role else {
-                return;
-            };
-            if t.unapplied.front().is_none_or(|(h, _)| h.zxid > zxid) {
-                break;
-            }
-            let (hdr, txn) = t.unapplied.pop_front().unwrap();
-            let (waiter, ticket) = match t.forwarded.remove(&(hdr.client_id, hdr.cxid)) {
-                Some((Forwarded::Waiter(w), ticket)) => (w, ticket),
-                Some(sync @ (Forwarded::Sync { .. }, _)) => {
-                    t.forwarded.insert((hdr.client_id, hdr.cxid), sync);
-                    (Waiter::Internal, NO_TICKET)
-                }
-                None => (Waiter::Internal, NO_TICKET),
-            };
-            self.apply_one(hdr, txn, waiter, ticket);
-            applied += 1;
-        }
-        self.shared.stats.txns.fetch_add(applied, Relaxed);
-        self.snaps.txns += applied;
-        self.publish_stats();
-        self.wake_reactors();
-    }
-
-    /// Applies one committed txn to the published tree, with its watch events, session
-    /// changes and answer.
-    fn apply_one(&mut self, hdr: TxnHeader, txn: Txn, waiter: Waiter, ticket: u64) {
-        let shared = self.shared.clone();
-        let ext = shared.cfg.extended_types;
-        let applied = commit::apply(&shared.tree, &mut self.idx, ext, &hdr, Source::Txn(&txn));
-        let p = Pending {
-            hdr,
-            txn,
-            results: Vec::new(),
-            changes: Vec::new(),
-            triggers: Vec::new(),
-            waiter,
-            ticket,
-        };
-        self.finish_apply(p, applied);
     }
 
     /// Sends what this turn of the writer's loop queued on the quorum links.
@@ -763,52 +587,6 @@ impl<L: TxnLog> WriterLoop<L> {
         }
     }
 
-    /// After the writer's sync: a learner's acks go; a leader hears it persisted.
-    pub(super) fn synced(&mut self, last: Zxid) {
-        match &mut self.role {
-            Role::Learning(t) => {
-                for p in std::mem::take(&mut t.after_sync) {
-                    t.link.send(&p);
-                }
-            }
-            Role::Leading(t) => {
-                let effects = t.core.persisted(last);
-                self.perform(effects, None);
-            }
-            _ => {}
-        }
-    }
-
-    /// A leader proposes what the writer just appended.
-    pub(super) fn proposed(&mut self, zxid: Zxid, record: &[u8]) {
-        if self.ens.is_none() {
-            return;
-        }
-        let record: Arc<[u8]> = Arc::from(record);
-        self.recent.push(zxid, record.clone());
-        if let Role::Leading(t) = &mut self.role {
-            if t.core.phase() == LeaderPhase::Broadcast {
-                let effects = t.core.propose(zxid, record);
-                self.perform(effects, None);
-            }
-        }
-    }
-
-    /// A leader's zxid for the next txn, or `None` (the role is given up) when the
-    /// epoch's counter is used up.
-    pub(super) fn zxid_available(&mut self) -> bool {
-        if let Role::Leading(t) = &self.role {
-            if crate::zab::broadcast::counter_of(self.next_zxid)
-                >= crate::zab::broadcast::COUNTER_MAX
-                || t.core.next_zxid().is_none()
-            {
-                self.abandon("the zxid counter rolled over");
-                return false;
-            }
-        }
-        true
-    }
-
     pub(super) fn core_tick(&mut self) {
         let now = self.core_ms();
         let effects = match &mut self.role {
@@ -820,7 +598,7 @@ impl<L: TxnLog> WriterLoop<L> {
         self.publish_quorum_stats();
     }
 
-    fn publish_quorum_stats(&self) {
+    pub(super) fn publish_quorum_stats(&self) {
         let s = &self.shared.stats;
         let (learners, followers, observers, syncs) = match &self.role {
             Role::Leading(t) => {
@@ -833,556 +611,5 @@ impl<L: TxnLog> WriterLoop<L> {
         s.synced_followers.store(followers as u64, Relaxed);
         s.synced_observers.store(observers as u64, Relaxed);
         s.pending_syncs.store(syncs as u64, Relaxed);
-    }
-
-    /// A learner forwards a client's write, connect, close or sync; it is answered when
-    /// its txn (or the leader's SYNC) comes back.
-    pub(super) fn forward(
-        &mut self,
-        session: SessionId,
-        cxid: i32,
-        opcode: i32,
-        body: &[u8],
-        ids: &[Id],
-        waiter: Forwarded,
-    ) {
-        let Role::Learning(t) = &mut self.role else {
-            return;
-        };
-        // The session's later reads wait behind it (a connect has none before its answer).
-        let ticket = match waiter {
-            Forwarded::Waiter(Waiter::Connect { .. }) => NO_TICKET,
-            _ => self.order.ticket(session),
-        };
-        t.forwarded.insert((session, cxid), (waiter, ticket));
-        let mut p = QuorumPacket::new(
-            kind::REQUEST,
-            -1,
-            Some(request_data(session, cxid, opcode, body)),
-        );
-        p.auth = Some(ids.to_vec());
-        t.link.send(&p);
-    }
-
-    /// A learner notes sessions with traffic, for its next ping reply.
-    pub(super) fn touched(&mut self, ids: &[SessionId]) {
-        let timeouts: Vec<(SessionId, i32)> = ids
-            .iter()
-            .filter_map(|&s| self.sessions.get(s).map(|x| (s, x.timeout_ms)))
-            .collect();
-        if let Role::Learning(t) = &mut self.role {
-            t.touched.extend(timeouts);
-        }
-    }
-
-    /// The leader hears a learner's sessions in its ping reply (id i64 · timeout i32)*.
-    /// The timeout is the one the learner negotiated at the session's latest
-    /// (re)connect, which may differ from the one the session was created with.
-    /// A learner the session has moved away from speaks for it no more.
-    fn touch_from_learner(&mut self, sid: i64, data: &[u8]) {
-        let now = now_ms() as u64;
-        for c in data.chunks_exact(12) {
-            let id = i64::from_be_bytes(c[..8].try_into().unwrap());
-            let timeout = i32::from_be_bytes(c[8..].try_into().unwrap());
-            if let Role::Leading(t) = &self.role {
-                if t.owners.get(&id).is_some_and(|&o| o != sid) {
-                    continue;
-                }
-            }
-            if let Some(s) = self.sessions.get_mut(id) {
-                if timeout > 0 && !s.closing {
-                    s.timeout_ms = timeout;
-                }
-            }
-            self.sessions.touch(id, now);
-        }
-    }
-
-    /// A learner asks whether a session a client reconnects there is still valid
-    /// (REVALIDATE: id i64 · timeout i32). If it is, the session is touched with that
-    /// timeout and is from now on attached to that learner: a connection elsewhere (on
-    /// this server it is closed at once) gets SessionMoved for its writes. The answer is
-    /// id i64 · valid bool, as ZooKeeper's.
-    fn revalidate(&mut self, sid: i64, data: &[u8]) {
-        let mut r = crate::proto::Reader::new(data);
-        let (Ok(id), Ok(timeout)) = (r.read_i64(), r.read_i32()) else {
-            log::warn!("learner {sid}: a malformed REVALIDATE");
-            return;
-        };
-        let valid = self.session_ok(id);
-        if valid {
-            if let Some(s) = self.sessions.get_mut(id) {
-                s.timeout_ms = timeout;
-            }
-            self.sessions.touch(id, now_ms() as u64);
-            if let Some(c) = self.sessions.get_mut(id).and_then(|s| s.conn.take()) {
-                log::info!("session 0x{id:x} moved to server {sid}: closing its connection here");
-                self.watches.remove_session(id);
-                self.send(c, ToReactor::Close { conn: c });
-            }
-        }
-        let Role::Leading(t) = &mut self.role else {
-            return;
-        };
-        if valid {
-            t.owners.insert(id, sid);
-        }
-        let mut out = id.to_be_bytes().to_vec();
-        out.push(u8::from(valid));
-        if let Some(l) = t.links.get_mut(&sid) {
-            l.send(&QuorumPacket::new(kind::REVALIDATE, -1, Some(out)));
-        }
-    }
-
-    /// The leader's answer to a revalidation this learner asked for.
-    fn revalidated(&mut self, data: &[u8]) {
-        let mut r = crate::proto::Reader::new(data);
-        let Ok(id) = r.read_i64() else {
-            return;
-        };
-        let valid = r.rest().first().is_some_and(|&b| b != 0);
-        let Role::Learning(t) = &mut self.role else {
-            return;
-        };
-        let Some((conn, timeout, read_only)) = t.revalidating.remove(&id) else {
-            log::warn!("the leader revalidated session 0x{id:x}, which nobody asked for");
-            return;
-        };
-        if valid && self.session_ok(id) {
-            self.resume_session(conn, id, timeout, read_only);
-        } else {
-            self.refuse_reconnect(conn, id, read_only);
-        }
-        self.wake_reactors();
-    }
-
-    /// A learner asks the leader to revalidate `id` before a client resumes it here.
-    pub(super) fn ask_revalidate(
-        &mut self,
-        conn: ConnId,
-        id: SessionId,
-        timeout: i32,
-        read_only: Option<bool>,
-    ) {
-        let Role::Learning(t) = &mut self.role else {
-            return;
-        };
-        if let Some((old, ..)) = t.revalidating.insert(id, (conn, timeout, read_only)) {
-            // Two reconnects of one session at once: the newer one waits for the answer.
-            self.send(old, ToReactor::Close { conn: old });
-            return;
-        }
-        let mut data = id.to_be_bytes().to_vec();
-        data.extend_from_slice(&timeout.to_be_bytes());
-        t.link
-            .send(&QuorumPacket::new(kind::REVALIDATE, -1, Some(data)));
-    }
-
-    /// Whether a leader takes a write of `session` from `from` (a learner's id, or this
-    /// server's own): not if the session is attached elsewhere (SessionMoved). A session
-    /// whose owner this term has not seen yet becomes `from`'s, as in ZooKeeper.
-    pub(super) fn owned_by(&mut self, session: SessionId, from: i64) -> bool {
-        let Role::Leading(t) = &mut self.role else {
-            return true;
-        };
-        *t.owners.entry(session).or_insert(from) == from
-    }
-
-    /// A leader forgets a closed session's owner.
-    pub(super) fn forget_owner(&mut self, session: SessionId) {
-        if let Role::Leading(t) = &mut self.role {
-            t.owners.remove(&session);
-        }
-    }
-
-    /// A leader notes that a session is (again) attached to `to`.
-    pub(super) fn set_owner(&mut self, session: SessionId, to: i64) {
-        if let Role::Leading(t) = &mut self.role {
-            t.owners.insert(session, to);
-        }
-    }
-
-    /// The ping reply's data: the sessions touched since the last one.
-    pub(super) fn ping_data(&mut self) -> Vec<u8> {
-        let Role::Learning(t) = &mut self.role else {
-            return Vec::new();
-        };
-        let mut out = Vec::with_capacity(t.touched.len() * 12);
-        for (id, timeout) in t.touched.drain() {
-            out.extend_from_slice(&id.to_be_bytes());
-            out.extend_from_slice(&timeout.to_be_bytes());
-        }
-        out
-    }
-
-    /// The leader stages a request a learner forwarded.
-    fn forwarded_request(&mut self, sid: i64, pkt: &QuorumPacket) {
-        let data = pkt.data.as_deref().unwrap_or(&[]);
-        let mut r = crate::proto::Reader::new(data);
-        let (Ok(session), Ok(cxid), Ok(opcode)) = (r.read_i64(), r.read_i32(), r.read_i32()) else {
-            log::warn!("learner {sid}: a malformed forwarded request");
-            return;
-        };
-        let body = r.rest();
-        if !self.established() {
-            return;
-        }
-        match opcode {
-            op::CREATE_SESSION => {
-                let timeout = if body.len() >= 4 {
-                    i32::from_be_bytes(body[..4].try_into().unwrap())
-                } else {
-                    self.shared.cfg.negotiate_timeout(0)
-                };
-                self.set_owner(session, sid);
-                self.stage_server_txn(
-                    session,
-                    cxid,
-                    Txn::CreateSession { timeout },
-                    Waiter::Internal,
-                );
-            }
-            op::CLOSE_SESSION => {
-                if self.session_ok(session) {
-                    self.close_session(session, cxid, Waiter::Internal);
-                } else {
-                    self.stage_error(session, cxid, ZkError::SessionExpired);
-                }
-            }
-            op::SYNC => {
-                // Answered once everything proposed so far is committed.
-                let barrier = self.next_zxid - 1;
-                if let Role::Leading(t) = &mut self.role {
-                    t.syncs.push((sid, barrier, data.to_vec()));
-                }
-                self.answer_syncs();
-            }
-            _ => {
-                let ids: Vec<Id> = pkt.auth.clone().unwrap_or_default();
-                let req = match Request::decode(opcode, body) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // Its learner logged it already (rate-limited): MarshallingError,
-                        // as an error txn, as for a client of this server.
-                        log::debug!(
-                            "learner {sid}: forwarded {} does not decode: {e}",
-                            op::name(opcode)
-                        );
-                        self.stage_error(session, cxid, ZkError::MarshallingError);
-                        return;
-                    }
-                };
-                if !self.session_ok(session) {
-                    self.stage_error(session, cxid, ZkError::SessionExpired);
-                    return;
-                }
-                if !self.owned_by(session, sid) {
-                    // The client resumed the session elsewhere: this write is from a
-                    // connection it left (its learner closes it, without a reply).
-                    self.stage_error(session, cxid, ZkError::SessionMoved);
-                    return;
-                }
-                if self.zxid_available() {
-                    self.stage(session, cxid, &ids, &req, Waiter::Internal);
-                }
-            }
-        }
-    }
-
-    /// A txn that carries only an error for the learner's client.
-    fn stage_error(&mut self, session: SessionId, cxid: i32, err: ZkError) {
-        let txn = Txn::Error { err: err.code() };
-        self.stage_server_txn(session, cxid, txn, Waiter::Internal);
-    }
-
-    /// Forwarded syncs whose barrier is committed go back to their learner.
-    fn answer_syncs(&mut self) {
-        let Role::Leading(t) = &mut self.role else {
-            return;
-        };
-        let committed = t.core.committed();
-        let mut i = 0;
-        while i < t.syncs.len() {
-            if t.syncs[i].1 <= committed {
-                let (sid, _, data) = t.syncs.swap_remove(i);
-                if let Some(l) = t.links.get_mut(&sid) {
-                    l.send(&QuorumPacket::new(kind::SYNC, committed, Some(data)));
-                }
-            } else {
-                i += 1;
-            }
-        }
-    }
-
-    /// A learner's forwarded sync came back: everything before it is applied here.
-    fn sync_answered(&mut self, data: &[u8]) {
-        let mut r = crate::proto::Reader::new(data);
-        let (Ok(session), Ok(cxid)) = (r.read_i64(), r.read_i32()) else {
-            return;
-        };
-        let Role::Learning(t) = &mut self.role else {
-            return;
-        };
-        if let Some((Forwarded::Sync { conn, xid, path }, ticket)) =
-            t.forwarded.remove(&(session, cxid))
-        {
-            let f = reply_frame(xid, self.shared.last_zxid(), 0, |w| {
-                w.string(&path);
-            });
-            self.frame(conn, f, true);
-            self.answered(session, ticket);
-            self.wake_reactors();
-        }
-    }
-}
-
-impl<L: TxnLog> WriterLoop<L> {
-    /// A learner's client request: writes, closes and syncs go to the leader; reads run
-    /// here, as on any server.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn learner_request(
-        &mut self,
-        conn: ConnId,
-        session: SessionId,
-        xid: i32,
-        opcode: i32,
-        req: Request,
-        ids: &Arc<[Id]>,
-        raw: Option<Vec<u8>>,
-    ) {
-        match &req {
-            Request::CloseSession => {
-                if let Some(s) = self.sessions.get_mut(session) {
-                    s.closing = true;
-                }
-                let waiter = Waiter::CloseSession {
-                    conn: Some(conn),
-                    xid,
-                };
-                self.forward(
-                    session,
-                    xid,
-                    op::CLOSE_SESSION,
-                    &[],
-                    ids,
-                    Forwarded::Waiter(waiter),
-                );
-            }
-            Request::Sync { path } => {
-                let body = raw.unwrap_or_default();
-                let path = path.clone();
-                self.forward(
-                    session,
-                    xid,
-                    op::SYNC,
-                    &body,
-                    ids,
-                    Forwarded::Sync { conn, xid, path },
-                );
-            }
-            r if r.is_write() || matches!(r, Request::Reconfig) => {
-                let Some(body) = raw else {
-                    // Decoded before this server became a learner: the client retries.
-                    self.send(conn, ToReactor::Close { conn });
-                    return;
-                };
-                let waiter = Waiter::Reply {
-                    conn,
-                    xid,
-                    op: opcode,
-                };
-                self.forward(session, xid, opcode, &body, ids, Forwarded::Waiter(waiter));
-            }
-            _ => self.answer_in_order(DeferredRead {
-                conn,
-                session,
-                xid,
-                req,
-                ids: ids.clone(),
-            }),
-        }
-    }
-
-    /// The tree as a snapshot file's bytes, at the last applied zxid (a leader's SNAP).
-    fn snapshot_bytes(&self) -> Vec<u8> {
-        let zxid = self.shared.last_zxid();
-        let sessions = self.session_list();
-        let src = self.snap_source(zxid, &sessions);
-        let mut out = Vec::new();
-        if let Err(e) = crate::snap::serialize(&src, &mut out) {
-            log::error!("cannot serialize a snapshot for a learner: {e}");
-        }
-        out
-    }
-
-    /// TRUNC: the log loses every txn after `zxid` and the state is rebuilt from disk.
-    fn truncate_to(&mut self, zxid: Zxid) -> Result<(), SyncFailed> {
-        log::info!("the leader truncates this server's log to 0x{zxid:x}");
-        self.log.truncate_after(zxid)?;
-        self.remove_snapshots_after(zxid)?;
-        self.rebuild_from_disk()
-    }
-
-    /// SNAP: the leader's snapshot replaces this server's log and state.
-    fn install_snapshot(&mut self, zxid: Zxid, bytes: &[u8]) -> Result<(), SyncFailed> {
-        use std::io::Write;
-        log::info!(
-            "installing the leader's snapshot at 0x{zxid:x} ({} bytes)",
-            bytes.len()
-        );
-        let dir = self.snaps.dir.clone();
-        let tmp = dir.join(format!("{}{zxid:x}", crate::snap::TMP_PREFIX));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, dir.join(crate::snap::snapshot_name(zxid)))?;
-            std::fs::File::open(&dir)?.sync_all()
-        };
-        write().map_err(|error| SyncFailed::Io {
-            path: dir.clone(),
-            error,
-        })?;
-        self.remove_snapshots_after(zxid)?;
-        self.log.reset(zxid)?;
-        self.rebuild_from_disk()
-    }
-
-    /// Snapshots past `zxid` hold txns the leader's history does not have (a snapshot
-    /// still being written is waited for first).
-    fn remove_snapshots_after(&mut self, zxid: Zxid) -> Result<(), SyncFailed> {
-        self.reap_snapshot_child_waiting(true);
-        let snaps =
-            crate::snap::list_snapshots(&self.snaps.dir).map_err(|error| SyncFailed::Io {
-                path: self.snaps.dir.clone(),
-                error,
-            })?;
-        for s in snaps.into_iter().filter(|s| s.zxid > zxid) {
-            log::info!("removing {}: past the leader's history", s.path.display());
-            std::fs::remove_file(&s.path).map_err(|error| SyncFailed::Io {
-                path: s.path.clone(),
-                error,
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Rebuilds tree, indexes and sessions from the data directory, as start-up does, into
-    /// the published tree (no client is served meanwhile).
-    fn rebuild_from_disk(&mut self) -> Result<(), SyncFailed> {
-        let shared = self.shared.clone();
-        let cfg = &shared.cfg;
-        let log_v2 = cfg.data_log_dir.join("version-2");
-        let st = crate::server::recovery::recover_state(cfg, &self.snaps.dir, &log_v2)
-            .map_err(Box::new)?;
-        let tree = &shared.tree;
-        let mut old = Vec::with_capacity(tree.len());
-        tree.for_each(|p, _| old.push(p.to_owned()));
-        // One window: no reader sees the old tree and the new one mixed.
-        tree.publish(|| {
-            for p in old {
-                tree.remove(&p);
-            }
-            st.tree
-                .for_each(|p, n| tree.put_path(crate::tree::PathRef::from(p), n.clone()));
-            shared.last_zxid.store(st.last_zxid, Release);
-        });
-        self.idx = st.idx;
-        self.sessions = st.sessions;
-        self.session_ids.clear();
-        self.watches = WatchTable::default();
-        self.staged.clear();
-        self.pending.clear();
-        self.staged_digest = self.idx.digest;
-        self.recent = st.recent;
-        self.next_zxid = st.last_zxid + 1;
-        self.durable = st.last_zxid;
-        self.publish_stats();
-        Ok(())
-    }
-}
-
-/// Read-only mode (`readonlymode.enabled`), as ZooKeeper's ReadOnlyZooKeeperServer: a
-/// member without a quorum for max(2 s, tickTime) serves clients that ask for read-only
-/// sessions: reads of its own tree, writes answered NotReadOnly. Its sessions are local
-/// (never logged); when the member takes a role again they and their connections end,
-/// and clients find a read-write server.
-impl<L: TxnLog> WriterLoop<L> {
-    pub(super) fn maybe_read_only(&mut self) {
-        if !self.shared.cfg.read_only_enabled || self.serving() || self.shared.read_only() {
-            return;
-        }
-        let wait = Duration::from_millis((self.shared.cfg.tick_ms as u64).max(2000));
-        let looking = matches!(self.role, Role::Looking | Role::Connecting { .. });
-        if looking && self.looking_since.is_some_and(|t| t.elapsed() >= wait) {
-            log::warn!(
-                "no quorum for {wait:?}: read-only mode (reads only, for read-only clients)"
-            );
-            self.shared.read_only.store(true, Relaxed);
-        }
-    }
-
-    fn end_read_only(&mut self) {
-        if !self.shared.read_only.swap(false, Relaxed) {
-            return;
-        }
-        log::info!("read-only mode ends: its clients are disconnected");
-        self.disconnect_clients();
-        for id in std::mem::take(&mut self.ro_sessions) {
-            self.sessions.remove(id);
-        }
-    }
-
-    /// A read-only client connects: a new local session, or one it had (it keeps its id).
-    pub(super) fn read_only_connect(&mut self, conn: ConnId, req: ConnectRequest) {
-        let timeout = self.shared.cfg.negotiate_timeout(req.timeout_ms);
-        let now = now_ms() as u64;
-        let id = if req.session_id == 0 {
-            let id = self.sessions.next_session_id();
-            self.sessions.add(id, timeout, now);
-            self.ro_sessions.insert(id);
-            id
-        } else if req.passwd.as_slice() == password(req.session_id)
-            && self.sessions.get(req.session_id).is_some()
-        {
-            req.session_id
-        } else {
-            self.send(conn, ToReactor::Close { conn });
-            return;
-        };
-        if let Some(s) = self.sessions.get_mut(id) {
-            s.conn = Some(conn);
-        }
-        self.sessions.touch(id, now);
-        self.connected(conn, id, timeout, req.read_only);
-    }
-
-    /// A request in read-only mode: reads run here; writes get NotReadOnly.
-    pub(super) fn read_only_request(
-        &mut self,
-        conn: ConnId,
-        session: SessionId,
-        xid: i32,
-        req: Request,
-        ids: &Arc<[Id]>,
-    ) {
-        let zxid = self.shared.last_zxid();
-        let f = match &req {
-            Request::CloseSession => {
-                if self.ro_sessions.remove(&session) {
-                    self.sessions.remove(session);
-                }
-                self.watches.remove_session(session);
-                let f = reply_frame(xid, zxid, 0, |_| {});
-                self.frame(conn, f, true);
-                self.send(conn, ToReactor::Close { conn });
-                return;
-            }
-            r if r.is_write() || matches!(r, Request::Reconfig) => {
-                reply_frame(xid, zxid, ZkError::NotReadOnly.code(), |_| {})
-            }
-            _ => self.barrier_request(session, xid, &req, ids),
-        };
-        self.frame(conn, f, true);
     }
 }

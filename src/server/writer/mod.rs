@@ -1,0 +1,456 @@
+//! The writer thread: the only mutator of the tree, the sessions and the watches.
+//!
+//! One loop (STYLE.md 8) whose body is the stages, in order (`run`):
+//!
+//! 1. take a part of what the reactors and the quorum links sent (`take`, `part_size`);
+//! 2. prep and append: each write is prepped into a txn staged in an overlay and its
+//!    record appended to the log (stage.rs); a learner forwards it instead; a request
+//!    that needs no txn is answered in its session's order (requests.rs, order.rs);
+//! 3. timers: ticks, session expiry and container reaping stage their txns (timers.rs);
+//! 4. propose: proposals and forwarded requests leave before this server's own sync;
+//! 5. sync: one group commit for everything appended;
+//! 6. apply → notify → answer, as far as the role allows (apply.rs): standalone at once,
+//!    a leader on a quorum of acks, a learner on the leader's COMMIT;
+//! 7. snapshot at a txn boundary (snap::fork), and the acks, commits and answers go out.
+//!
+//! What differs between standalone, leader, learner and read-only is in role.rs, one
+//! hook per stage, and each role's own work in its file. Request handling never syncs:
+//! only stage 5 does.
+//!
+//! Holds: a write is answered only after its txn is durable (invariant 2); events of a txn
+//! are in the reactors' inboxes before the txn's changes are published (invariant 5); txns
+//! are applied in zxid order; replies of one session leave in its order (invariant 3). A
+//! failed append or sync stops the server: never retried.
+
+mod apply;
+pub mod ensemble;
+mod leader;
+mod learner;
+pub mod order;
+mod read_only;
+mod requests;
+pub mod role;
+mod stage;
+mod standalone;
+mod timers;
+
+use super::{now_ms, reads, ReactorHandle, Shared, ToReactor, ToWriter};
+use crate::log::{LogError, TxnLog};
+use crate::proto::ops::{event, op, ttl_of_owner, ZkError};
+use crate::proto::records::{
+    encode_connect_response, notification_frame, reply_frame, ConnectRequest, Id, Request,
+};
+use crate::proto::Writer as Jute;
+use crate::server::recovery::Recent;
+use crate::session::{password, SessionTracker};
+use crate::snap::fork::Snapshots;
+use crate::tree::FastMap;
+use crate::tree::{AclRef, NodeRef};
+use crate::txn::commit::{self, Indexes, Source};
+use crate::txn::prep::{
+    prep_and_stage, prep_delete_container, Change, Overlay, PrepCtx, Recorder, TreeView,
+};
+use crate::txn::{apply, encode_record, Trigger, Txn, TxnHeader};
+use crate::types::{conn_reactor, ConnId, SessionId, Zxid};
+use crate::watch::{Kind, WatchTable};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use ensemble::Ensemble;
+use learner::Forwarded;
+use order::{SessionOrder, NO_TICKET};
+use role::Role;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Who waits for a txn's outcome.
+enum Waiter {
+    Reply {
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+    },
+    Connect {
+        conn: ConnId,
+        read_only: Option<bool>,
+    },
+    CloseSession {
+        conn: Option<ConnId>,
+        xid: i32,
+    },
+    Internal,
+}
+
+/// A request answered without a txn, waiting for an earlier request of its session.
+struct DeferredRead {
+    conn: ConnId,
+    session: SessionId,
+    xid: i32,
+    req: Request,
+    ids: Arc<[Id]>,
+}
+
+struct Pending {
+    hdr: TxnHeader,
+    txn: Txn,
+    /// A multi's per-op nodes for its reply (txn::apply_with_results).
+    results: Vec<Option<NodeRef>>,
+    /// What applying the txn changes, recorded at prep: the commit publishes these.
+    changes: Vec<Change>,
+    triggers: Vec<Trigger>,
+    waiter: Waiter,
+    /// Its client's later requests that need no txn wait behind this (order::).
+    ticket: u64,
+}
+
+/// A txn prepped (or taken) and applied to the batch's overlay.
+struct Recorded {
+    txn: Txn,
+    changes: Vec<Change>,
+    triggers: Vec<Trigger>,
+    results: Vec<Option<NodeRef>>,
+}
+
+/// What to stage: a client request to prep, or a txn the server makes itself.
+enum Make<'r> {
+    Request {
+        session: SessionId,
+        ids: &'r [Id],
+        req: &'r Request,
+    },
+    Txn(Txn),
+    DeleteContainer(String),
+}
+
+pub struct WriterLoop<L: TxnLog> {
+    shared: Arc<Shared>,
+    log: L,
+    inbox: Receiver<ToWriter>,
+    reactors: Vec<ReactorHandle>,
+    wake: Vec<bool>,
+    /// Each client connection's outbound account (ConnInfo::unsent), from its Connect
+    /// until it closes.
+    outbound: FastMap<ConnId, Arc<crate::server::ConnInfo>>,
+    pub sessions: SessionTracker,
+    watches: WatchTable,
+    idx: Indexes,
+    staged: FastMap<String, Option<NodeRef>>,
+    pending: VecDeque<Pending>,
+    /// Requests answered without a txn, waiting for their session's earlier ones.
+    order: SessionOrder<DeferredRead>,
+    next_zxid: Zxid,
+    last_container_check: Instant,
+    scratch_sessions: Vec<SessionId>,
+    /// Each session's auth ids, as of its latest request (for watch-event ACL checks).
+    session_ids: FastMap<SessionId, Arc<[Id]>>,
+    encode_buf: Vec<u8>,
+    snaps: Snapshots,
+    /// The tree digest with every staged txn applied (`idx.digest` once they commit).
+    staged_digest: i64,
+    /// The last batch was refused for want of disk space (logged once per episode).
+    disk_full: bool,
+    /// Moving averages, in ns, of one log sync and of the rest of a part's work per
+    /// message (handling, applying, answering): they size the parts a long queue is
+    /// taken in (`part_size`). `turn_sync_ns`: the current part's sync time.
+    sync_ns: f64,
+    handle_ns: f64,
+    turn_sync_ns: f64,
+    /// An ensemble member's part; `None` standalone.
+    ens: Option<Ensemble>,
+    role: Role,
+    /// The newest logged txns (ensemble members only), for a leader's diff window.
+    recent: Recent,
+    /// A learner appended since its last sync.
+    log_dirty: bool,
+    /// The last zxid the log made durable.
+    durable: Zxid,
+    /// Since when this ensemble member has had no quorum (read-only mode starts later).
+    looking_since: Option<Instant>,
+    /// Sessions made in read-only mode: local, never logged, gone when it ends.
+    ro_sessions: std::collections::HashSet<SessionId>,
+}
+
+/// A leader's overlay is pruned past this many paths while txns wait for a quorum.
+const STAGED_PRUNE_LEN: usize = 4096;
+
+/// An error reply to `xid`: the write was refused (ZooKeeper's SystemError).
+fn reply_frame_err(zxid: Zxid) -> impl Fn(i32) -> Vec<u8> {
+    move |xid| reply_frame(xid, zxid, ZkError::SystemError.code(), |_| {})
+}
+
+/// What start-up recovered, handed to the writer.
+pub struct Recovered {
+    pub sessions: SessionTracker,
+    pub idx: Indexes,
+    pub last_zxid: Zxid,
+    /// Where snapshots go (dataDir/version-2).
+    pub snap_dir: std::path::PathBuf,
+    /// Replayed txns follow the newest snapshot: take one at the first chance.
+    pub snapshot_soon: bool,
+    /// Set for an ensemble member.
+    pub ens: Option<Ensemble>,
+    pub recent: Recent,
+}
+
+impl<L: TxnLog> WriterLoop<L> {
+    pub fn new(
+        shared: Arc<Shared>,
+        log: L,
+        inbox: Receiver<ToWriter>,
+        reactors: Vec<ReactorHandle>,
+        state: Recovered,
+    ) -> Self {
+        let Recovered {
+            sessions,
+            idx,
+            last_zxid,
+            snap_dir,
+            snapshot_soon,
+            ens,
+            recent,
+        } = state;
+        let n = reactors.len();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 32)
+            | 1;
+        let snaps = Snapshots::new(snap_dir, shared.cfg.snap_count, seed, snapshot_soon);
+        let mut w = WriterLoop {
+            shared,
+            log,
+            inbox,
+            reactors,
+            wake: vec![false; n],
+            outbound: FastMap::default(),
+            sessions,
+            watches: WatchTable::default(),
+            idx,
+            staged: FastMap::default(),
+            pending: VecDeque::new(),
+            order: SessionOrder::default(),
+            next_zxid: last_zxid + 1,
+            last_container_check: Instant::now(),
+            scratch_sessions: Vec::new(),
+            session_ids: FastMap::default(),
+            encode_buf: Vec::with_capacity(4096),
+            snaps,
+            staged_digest: 0,
+            disk_full: false,
+            sync_ns: 0.0,
+            handle_ns: 0.0,
+            turn_sync_ns: 0.0,
+            role: if ens.is_some() {
+                Role::Looking
+            } else {
+                Role::Standalone
+            },
+            ens,
+            recent,
+            log_dirty: false,
+            durable: last_zxid,
+            looking_since: None,
+            ro_sessions: Default::default(),
+        };
+        if w.ens.is_some() {
+            w.looking_since = Some(Instant::now());
+        }
+        w.staged_digest = w.idx.digest;
+        // mntr may ask before the first batch: publish what recovery built.
+        w.publish_stats();
+        w
+    }
+
+    fn send(&mut self, conn: ConnId, msg: ToReactor) {
+        let r = conn_reactor(conn);
+        if let Some(h) = self.reactors.get(r) {
+            let _ = h.tx.send(msg);
+            self.wake[r] = true;
+        }
+    }
+
+    /// Bytes for a client; `reply` = answers its oldest request at the writer.
+    ///
+    /// The bytes count against the connection's one outbound budget (ConnInfo::unsent,
+    /// then its reactor's buffer) until they are written. Its reactor stops reading a
+    /// connection over `outbound_bytes_max` and reserves room for what it sends here, so
+    /// only replies far larger than its reactor saw coming (a node that grew meanwhile)
+    /// can pass 4x that on their way: then the connection is closed and what it was owed
+    /// is dropped, instead of queueing gigabytes for a client that does not read (its
+    /// reactor closes it likewise when its buffer passes 4x).
+    fn frame(&mut self, conn: ConnId, bytes: Vec<u8>, reply: bool) {
+        if let Some(info) = self.outbound.get(&conn) {
+            if info.overflowed.load(Relaxed) {
+                return;
+            }
+            let hard = 4 * self.shared.cfg.outbound_bytes_max;
+            let before = info.unsent.fetch_add(bytes.len(), Relaxed);
+            // One frame alone always goes: what was accepted can be read back.
+            if before > 0 && before + bytes.len() > hard {
+                info.unsent.fetch_sub(bytes.len(), Relaxed);
+                info.overflowed.store(true, Relaxed);
+                self.send(conn, ToReactor::Overflow { conn });
+                return;
+            }
+        }
+        self.send(conn, ToReactor::Frame { conn, bytes, reply });
+    }
+
+    fn wake_reactors(&mut self) {
+        for (i, w) in self.wake.iter_mut().enumerate() {
+            if std::mem::take(w) {
+                let _ = self.reactors[i].waker.wake();
+            }
+        }
+    }
+
+    /// The loop: its body is the stages (module doc).
+    pub fn run(mut self) {
+        let half_tick = Duration::from_millis(self.shared.cfg.tick_ms as u64) / 2;
+        let mut next_tick = Instant::now() + half_tick;
+        // What the reactors sent, in order; each turn takes a part of it (`part_size`), so
+        // a reactor turn that carried every session's requests is answered in parts, and
+        // the reactors send one part's answers while the writer does the next.
+        let mut queue = VecDeque::with_capacity(self.shared.cfg.batch_txns_max);
+        loop {
+            // 1. Take.
+            if !self.take(&mut queue, next_tick) {
+                return;
+            }
+            let n = queue.len().min(self.part_size());
+            let turn = Instant::now();
+            self.turn_sync_ns = 0.0;
+            // 2. Prep and append (or forward, or answer in session order).
+            for m in queue.drain(..n) {
+                self.handle(m);
+            }
+            // 3. Timers: what they stage goes to this turn's sync.
+            let t = Instant::now();
+            if t >= next_tick {
+                next_tick = t + half_tick;
+                self.on_tick();
+            } else if self.until_expiry().is_zero() {
+                // A bucket fell due between ticks: sessions expire on time, at most a
+                // tick past their deadline (ZooKeeper's bound), not at the next tick.
+                self.expire_sessions();
+            }
+            let timers_ns = t.elapsed().as_nanos() as f64;
+            // 4. Propose: proposals and forwarded requests go before this server's sync.
+            self.flush_links();
+            // 5. Sync, then 6. apply → notify → answer, as far as the role allows.
+            self.sync();
+            self.measure_part(n, turn, timers_ns);
+            // 7. Snapshot at a txn boundary; acks, commits, pings and answers go out.
+            self.maybe_snapshot();
+            self.flush_links();
+            self.wake_reactors();
+        }
+    }
+
+    /// Stage 1: waits for work (until the next tick or expiry at most), then takes what
+    /// came, up to paddock.batchTxnsMax in all. False once every sender is gone.
+    fn take(&mut self, queue: &mut VecDeque<ToWriter>, next_tick: Instant) -> bool {
+        if queue.is_empty() {
+            let wait = next_tick
+                .saturating_duration_since(Instant::now())
+                .min(self.until_expiry());
+            match self.inbox.recv_timeout(wait) {
+                Ok(ToWriter::Batch(v)) => queue.extend(v),
+                Ok(m) => queue.push_back(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+        while queue.len() < self.shared.cfg.batch_txns_max {
+            match self.inbox.try_recv() {
+                Ok(ToWriter::Batch(v)) => queue.extend(v),
+                Ok(m) => queue.push_back(m),
+                Err(_) => break,
+            }
+        }
+        true
+    }
+
+    /// The part's own work per message (handling, applying, answering), without the
+    /// sync and without the timers, for `part_size`.
+    fn measure_part(&mut self, n: usize, turn: Instant, timers_ns: f64) {
+        if n > 0 {
+            let work = turn.elapsed().as_nanos() as f64 - self.turn_sync_ns - timers_ns;
+            self.handle_ns = average(self.handle_ns, work.max(0.0) / n as f64);
+        }
+    }
+
+    /// How much of a long queue one group commit takes: enough that the sync costs at
+    /// most about a third of the part's time (the rest of the turn's work for 2 syncs'
+    /// worth of messages), at least `PART_MIN`, at most paddock.batchTxnsMax. A fast disk
+    /// gives parts of a couple of hundred, so the reactors answer one part while the
+    /// writer does the next instead of all waiting on one big batch (measured in
+    /// tuning/runs/2026-12-04-vm/ab-writer-parts*.txt); a slow one gives whole batches,
+    /// each sync covering as many writes as it can.
+    fn part_size(&self) -> usize {
+        const PART_MIN: usize = 64;
+        let max = self.shared.cfg.batch_txns_max;
+        let part = if self.handle_ns <= 0.0 {
+            max
+        } else {
+            let want = (2.0 * self.sync_ns / self.handle_ns).min(max as f64) as usize;
+            want.clamp(PART_MIN.min(max), max)
+        };
+        self.shared.stats.writer_part.store(part as u64, Relaxed);
+        part
+    }
+
+    /// Stage 4, sync: one group commit makes everything appended durable; the role's
+    /// pipeline goes on from there (`after_sync`: standalone applies and answers, a
+    /// leader's ZAB core hears it persisted, a learner's acks go). A failed sync stops
+    /// the server (never retried); a full disk is the role's to handle.
+    fn sync(&mut self) {
+        let appended = self
+            .pending
+            .back()
+            .is_some_and(|p| p.hdr.zxid > self.durable);
+        if !appended && !self.log_dirty {
+            return;
+        }
+        let t0 = Instant::now();
+        let durable = match self.log.sync() {
+            Ok(z) => z,
+            Err(e @ LogError::NoSpace { .. }) => return self.out_of_space(&e),
+            Err(e) => crate::fatal(e),
+        };
+        let sync_ns = t0.elapsed().as_nanos() as f64;
+        self.sync_ns = average(self.sync_ns, sync_ns);
+        self.turn_sync_ns += sync_ns;
+        self.durable = durable;
+        self.log_dirty = false;
+        if self.disk_full {
+            self.disk_full = false;
+            self.shared.writes_refused.store(false, Relaxed);
+            log::info!("txn log: space again; writes are accepted");
+        }
+        self.shared
+            .stats
+            .fsync_ms
+            .record(t0.elapsed().as_millis() as u64);
+        self.shared.stats.fsyncs.fetch_add(1, Relaxed);
+        self.after_sync(durable);
+    }
+
+    fn publish_stats(&self) {
+        let s = &self.shared.stats;
+        s.sessions.store(self.sessions.len() as u64, Relaxed);
+        s.ephemerals_count.store(self.idx.ephemeral_count, Relaxed);
+        s.watch_count.store(self.watches.count() as u64, Relaxed);
+        s.data_bytes
+            .store(self.idx.data_bytes.max(0) as u64, Relaxed);
+    }
+}
+
+/// An exponential moving average (weight 1/8 for the new sample); the first sample starts it.
+fn average(avg: f64, sample: f64) -> f64 {
+    if avg <= 0.0 {
+        sample
+    } else {
+        avg + (sample - avg) / 8.0
+    }
+}
