@@ -67,7 +67,8 @@ impl Workload {
             .find(|w| w.name() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
-                anyhow!("--workload {s:?}: one of {}", names.join(", "))
+                // Under clap's "invalid value 'x' for '--workload <W>': ".
+                anyhow!("one of {}", names.join(", "))
             })
     }
 
