@@ -8,18 +8,16 @@ use crate::net::{Reactor, WAKER};
 use crate::server::recovery::Epochs;
 use crate::server::recovery::{lock_dir, prepare_dir, recover_state, RecoveredState, StartError};
 use crate::server::writer::ensemble::Ensemble;
-use crate::server::writer::role::mode;
 use crate::server::writer::WriterLoop;
-use crate::server::{ReactorHandle, ServerStats, Shared, ToWriter};
+use crate::server::{ReactorHandle, Shared, ToWriter};
 use crate::types::Zxid;
 use crate::zab::broadcast::Limits;
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Running {
     pub addr: SocketAddr,
@@ -148,7 +146,6 @@ fn start_quorum(
         limits,
         relook,
         epochs,
-        started: Instant::now(),
     })
 }
 
@@ -208,29 +205,7 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
     let mut cfg = cfg;
     cfg.client_port = local.port();
 
-    let shared = Arc::new(Shared {
-        tree,
-        last_zxid: AtomicI64::new(last_zxid),
-        mode: AtomicU8::new(if cfg.quorum.is_some() {
-            mode::LOOKING
-        } else {
-            mode::STANDALONE
-        }),
-        serving: AtomicBool::new(cfg.quorum.is_none()),
-        read_only: AtomicBool::new(false),
-        stats: ServerStats::default(),
-        outstanding: AtomicUsize::new(0),
-        large_requests: AtomicUsize::new(0),
-        writes_refused: AtomicBool::new(false),
-        conns: Mutex::new(Default::default()),
-        per_ip: Mutex::new(Default::default()),
-        started: Instant::now(),
-        cfg,
-    });
-    shared
-        .stats
-        .min_response_bytes
-        .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    let shared = Arc::new(Shared::new(cfg, tree, last_zxid));
 
     let (to_writer, writer_inbox) = crossbeam_channel::unbounded::<ToWriter>();
     let n = shared.cfg.reactor_threads;
@@ -298,6 +273,7 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
             snapshot_soon,
             ens,
             recent,
+            clock: crate::server::Clock::Real,
         },
     );
     let writer_core = cores.first().copied();

@@ -132,6 +132,25 @@ pub struct ReactorHandle {
     pub waker: Arc<mio::Waker>,
 }
 
+impl ReactorHandle {
+    /// A handle whose inbox is read by the caller instead of a reactor thread (the
+    /// simulator): the handle, the inbox, and what its waker needs kept alive.
+    #[allow(clippy::type_complexity)]
+    pub fn detached() -> std::io::Result<(
+        ReactorHandle,
+        crossbeam_channel::Receiver<ToReactor>,
+        Box<dyn std::any::Any>,
+    )> {
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(
+            poll.registry(),
+            mio::Token(usize::MAX - 1),
+        )?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Ok((ReactorHandle { tx, waker }, rx, Box::new(poll)))
+    }
+}
+
 /// Milliseconds on the monotonic clock (CLOCK_MONOTONIC, as Java's nanoTime), which
 /// ZooKeeper's `cons` prints as a connection's last response time (`lresp`).
 pub fn elapsed_ms() -> i64 {
@@ -318,6 +337,33 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// What a server starts with: `tree` as recovered, applied up to `last_zxid`; an
+    /// ensemble member starts looking (not serving), a standalone server serving.
+    pub fn new(cfg: Config, tree: DataTree, last_zxid: Zxid) -> Shared {
+        let ensemble = cfg.quorum.is_some();
+        let stats = ServerStats::default();
+        stats.min_response_bytes.store(u64::MAX, Relaxed);
+        Shared {
+            tree,
+            last_zxid: AtomicI64::new(last_zxid),
+            mode: AtomicU8::new(if ensemble {
+                writer::role::mode::LOOKING
+            } else {
+                writer::role::mode::STANDALONE
+            }),
+            serving: AtomicBool::new(!ensemble),
+            read_only: AtomicBool::new(false),
+            stats,
+            outstanding: AtomicUsize::new(0),
+            large_requests: AtomicUsize::new(0),
+            writes_refused: AtomicBool::new(false),
+            conns: Mutex::new(Default::default()),
+            per_ip: Mutex::new(Default::default()),
+            started: Instant::now(),
+            cfg,
+        }
+    }
+
     /// The mode's name as `srvr` and `mntr` print it.
     pub fn mode_name(&self) -> &'static str {
         use writer::role::mode;
@@ -350,6 +396,36 @@ impl Shared {
     pub fn node_count(&self) -> usize {
         // ZooKeeper's map holds the root twice ("" and "/").
         self.tree.len() + 1
+    }
+}
+
+/// The writer's time: the real clocks, or a simulated one (testing/), so that the
+/// simulator runs the real writer deterministically.
+#[derive(Clone, Default)]
+pub enum Clock {
+    #[default]
+    Real,
+    /// Milliseconds since the epoch, set by the simulator; it never goes back.
+    Sim(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// Wall-clock milliseconds since the epoch: txn times, session deadlines.
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Clock::Real => now_ms(),
+            Clock::Sim(t) => t.load(Relaxed),
+        }
+    }
+    /// Monotonic milliseconds: ticks, waits, the ZAB core's clock.
+    pub fn mono_ms(&self) -> u64 {
+        match self {
+            Clock::Real => elapsed_ms() as u64,
+            Clock::Sim(t) => t.load(Relaxed) as u64,
+        }
+    }
+    pub fn simulated(&self) -> bool {
+        matches!(self, Clock::Sim(_))
     }
 }
 

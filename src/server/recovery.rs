@@ -325,14 +325,8 @@ pub fn recover_state(
             (tree, Some(zxid))
         }
         None => {
-            let tree = initial_tree();
-            tree.for_each(|p, n| {
-                idx.digest = idx.digest.wrapping_add(n.digest as i64);
-                idx.data_bytes += (p.len() + n.data_len()) as i64;
-                idx.acls
-                    .entry(n.acl.to_vec())
-                    .or_insert_with(|| n.acl.clone());
-            });
+            let (tree, fresh) = fresh_state();
+            idx = fresh;
             (tree, None)
         }
     };
@@ -424,6 +418,20 @@ pub fn recover_state(
         snapshot_soon: snap_zxid.is_some() && replayed > 0,
         recent,
     })
+}
+
+/// The tree of a server that has never run, and its indexes.
+pub fn fresh_state() -> (DataTree, Indexes) {
+    let tree = initial_tree();
+    let mut idx = Indexes::default();
+    tree.for_each(|p, n| {
+        idx.digest = idx.digest.wrapping_add(n.digest as i64);
+        idx.data_bytes += (p.len() + n.data_len()) as i64;
+        idx.acls
+            .entry(n.acl.to_vec())
+            .or_insert_with(|| n.acl.clone());
+    });
+    (tree, idx)
 }
 
 /// Applies one recovered txn to the tree (start-up replay).

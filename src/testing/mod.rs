@@ -18,7 +18,11 @@
 //! broadcast with clients proposing, crashes that lose unsynced writes, and ZAB's safety
 //! properties checked at every step.
 
+#[cfg(test)]
+pub mod server;
 mod zab;
+#[cfg(test)]
+pub use server::StandaloneSim;
 pub use zab::{ZabOutcome, ZabSim};
 
 use crate::zab::election::{Election, Notification, Output, PeerState, Timing, Vote};

@@ -72,6 +72,13 @@ impl<L: TxnLog> WriterLoop<L> {
     /// the multi results apply kept).
     pub(super) fn finish_apply(&mut self, mut p: Pending, applied: commit::Applied) {
         let shared = self.shared.clone();
+        // Control plane: txns are applied in zxid order, each once.
+        assert!(
+            p.hdr.zxid > shared.last_zxid(),
+            "applying txn 0x{:x} after 0x{:x}",
+            p.hdr.zxid,
+            shared.last_zxid()
+        );
         let commit::Applied {
             held,
             triggers,
@@ -102,7 +109,7 @@ impl<L: TxnLog> WriterLoop<L> {
         created: Vec<(SessionId, i32)>,
         closed: Vec<SessionId>,
     ) {
-        let now = now_ms() as u64;
+        let now = self.clock.now_ms() as u64;
         for (s, t) in created {
             self.sessions.add(s, t, now);
             if let Waiter::Connect { conn, .. } = p.waiter {
@@ -117,7 +124,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 if let Some(c) = sess.conn {
                     let is_requester =
                         matches!(p.waiter, Waiter::CloseSession { conn: Some(rc), .. } if rc == c);
-                    if !is_requester {
+                    if !is_requester || mutation::active(Mutation::CloseBeforeReply) {
                         self.send(c, ToReactor::Close { conn: c });
                     }
                 }
@@ -270,6 +277,10 @@ impl<L: TxnLog> WriterLoop<L> {
     /// earlier request of its session is still in flight here, right after that one
     /// (order::), from the tree as it then stands. It never waits for a sync.
     pub(super) fn answer_in_order(&mut self, d: DeferredRead) {
+        if mutation::active(Mutation::NoSessionOrder) {
+            let f = self.barrier_request(d.session, d.xid, &d.req, &d.ids);
+            return self.frame(d.conn, f, true);
+        }
         if let Some(d) = self.order.hold(d.session, d) {
             let f = self.barrier_request(d.session, d.xid, &d.req, &d.ids);
             self.frame(d.conn, f, true);

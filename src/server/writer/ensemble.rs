@@ -36,8 +36,6 @@ pub struct Ensemble {
     /// Starts the next election: (last logged zxid, current epoch).
     pub relook: crossbeam_channel::Sender<(i64, i64)>,
     pub epochs: Epochs,
-    /// The zero of the core's clock.
-    pub started: Instant,
 }
 
 fn packet<T: AsRef<[u8]>>(msg: Msg<T>, my_id: i64, observer: bool) -> QuorumPacket {
@@ -126,10 +124,9 @@ fn message(pkt: &QuorumPacket, from_leader: bool) -> Option<Msg<Arc<[u8]>>> {
 }
 
 impl<L: TxnLog> WriterLoop<L> {
+    /// The ZAB core's clock: ms since this writer started.
     pub(super) fn core_ms(&self) -> u64 {
-        self.ens
-            .as_ref()
-            .map_or(0, |e| e.started.elapsed().as_millis() as u64)
+        self.clock.mono_ms().saturating_sub(self.core_zero)
     }
 
     pub(super) fn quorum_event(&mut self, ev: QuorumEvent) {
@@ -428,7 +425,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 // Its session times are as it last heard of them (as a follower: their
                 // creation): every session gets a full timeout from now, as ZooKeeper's
                 // new leader gives them, before learners report their traffic.
-                let now = now_ms() as u64;
+                let now = self.clock.now_ms() as u64;
                 let ids: Vec<SessionId> = self.sessions.iter().map(|(id, _)| *id).collect();
                 for id in ids {
                     self.sessions.touch(id, now);
@@ -474,7 +471,7 @@ impl<L: TxnLog> WriterLoop<L> {
             return;
         }
         let was = std::mem::replace(&mut self.role, Role::Looking);
-        self.looking_since = Some(Instant::now());
+        self.looking_since = Some(self.clock.mono_ms());
         match was {
             Role::Leading(_) | Role::Learning(_) => log::warn!("leaving the ensemble role: {why}"),
             _ => log::info!("looking for a leader: {why}"),

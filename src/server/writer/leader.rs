@@ -58,7 +58,7 @@ impl<L: TxnLog> WriterLoop<L> {
     /// (re)connect, which may differ from the one the session was created with.
     /// A learner the session has moved away from speaks for it no more.
     pub(super) fn touch_from_learner(&mut self, sid: i64, data: &[u8]) {
-        let now = now_ms() as u64;
+        let now = self.clock.now_ms() as u64;
         for c in data.chunks_exact(12) {
             let id = i64::from_be_bytes(c[..8].try_into().unwrap());
             let timeout = i32::from_be_bytes(c[8..].try_into().unwrap());
@@ -92,7 +92,7 @@ impl<L: TxnLog> WriterLoop<L> {
             if let Some(s) = self.sessions.get_mut(id) {
                 s.timeout_ms = timeout;
             }
-            self.sessions.touch(id, now_ms() as u64);
+            self.sessions.touch(id, self.clock.now_ms() as u64);
             if let Some(c) = self.sessions.get_mut(id).and_then(|s| s.conn.take()) {
                 log::info!("session 0x{id:x} moved to server {sid}: closing its connection here");
                 self.watches.remove_session(id);

@@ -34,8 +34,9 @@ mod stage;
 mod standalone;
 mod timers;
 
-use super::{now_ms, reads, ReactorHandle, Shared, ToReactor, ToWriter};
+use super::{reads, ReactorHandle, Shared, ToReactor, ToWriter};
 use crate::log::{LogError, TxnLog};
+use crate::mutation::{self, Mutation};
 use crate::proto::ops::{event, op, ttl_of_owner, ZkError};
 use crate::proto::records::{
     encode_connect_response, notification_frame, reply_frame, ConnectRequest, Id, Request,
@@ -139,7 +140,8 @@ pub struct WriterLoop<L: TxnLog> {
     /// Requests answered without a txn, waiting for their session's earlier ones.
     order: SessionOrder<DeferredRead>,
     next_zxid: Zxid,
-    last_container_check: Instant,
+    /// When containers were last reaped (Clock::mono_ms).
+    last_container_check: u64,
     scratch_sessions: Vec<SessionId>,
     /// Each session's auth ids, as of its latest request (for watch-event ACL checks).
     session_ids: FastMap<SessionId, Arc<[Id]>>,
@@ -165,7 +167,15 @@ pub struct WriterLoop<L: TxnLog> {
     /// The last zxid the log made durable.
     durable: Zxid,
     /// Since when this ensemble member has had no quorum (read-only mode starts later).
-    looking_since: Option<Instant>,
+    looking_since: Option<u64>,
+    /// The writer's time (Clock::Real, or the simulator's).
+    clock: crate::server::Clock,
+    /// The ZAB core's clock starts here (Clock::mono_ms).
+    core_zero: u64,
+    /// What the reactors sent and the loop has yet to take (stage 1).
+    queue: VecDeque<ToWriter>,
+    /// When the next half tick falls due (Clock::mono_ms).
+    next_tick: u64,
     /// Sessions made in read-only mode: local, never logged, gone when it ends.
     ro_sessions: std::collections::HashSet<SessionId>,
 }
@@ -190,6 +200,8 @@ pub struct Recovered {
     /// Set for an ensemble member.
     pub ens: Option<Ensemble>,
     pub recent: Recent,
+    /// Clock::Real; the simulator's clock in testing/.
+    pub clock: crate::server::Clock,
 }
 
 impl<L: TxnLog> WriterLoop<L> {
@@ -208,6 +220,7 @@ impl<L: TxnLog> WriterLoop<L> {
             snapshot_soon,
             ens,
             recent,
+            clock,
         } = state;
         let n = reactors.len();
         let seed = std::time::SystemTime::now()
@@ -216,6 +229,7 @@ impl<L: TxnLog> WriterLoop<L> {
             ^ (u64::from(std::process::id()) << 32)
             | 1;
         let snaps = Snapshots::new(snap_dir, shared.cfg.snap_count, seed, snapshot_soon);
+        let first_tick = clock.mono_ms() + shared.cfg.tick_ms as u64 / 2;
         let mut w = WriterLoop {
             shared,
             log,
@@ -230,7 +244,7 @@ impl<L: TxnLog> WriterLoop<L> {
             pending: VecDeque::new(),
             order: SessionOrder::default(),
             next_zxid: last_zxid + 1,
-            last_container_check: Instant::now(),
+            last_container_check: clock.mono_ms(),
             scratch_sessions: Vec::new(),
             session_ids: FastMap::default(),
             encode_buf: Vec::with_capacity(4096),
@@ -250,10 +264,14 @@ impl<L: TxnLog> WriterLoop<L> {
             log_dirty: false,
             durable: last_zxid,
             looking_since: None,
+            core_zero: clock.mono_ms(),
+            queue: VecDeque::new(),
+            next_tick: first_tick,
+            clock,
             ro_sessions: Default::default(),
         };
         if w.ens.is_some() {
-            w.looking_since = Some(Instant::now());
+            w.looking_since = Some(w.clock.mono_ms());
         }
         w.staged_digest = w.idx.digest;
         // mntr may ask before the first batch: publish what recovery built.
@@ -304,71 +322,73 @@ impl<L: TxnLog> WriterLoop<L> {
         }
     }
 
-    /// The loop: its body is the stages (module doc).
+    /// The loop: waits for work, then one turn of the stages (`turn`).
     pub fn run(mut self) {
-        let half_tick = Duration::from_millis(self.shared.cfg.tick_ms as u64) / 2;
-        let mut next_tick = Instant::now() + half_tick;
-        // What the reactors sent, in order; each turn takes a part of it (`part_size`), so
-        // a reactor turn that carried every session's requests is answered in parts, and
-        // the reactors send one part's answers while the writer does the next.
-        let mut queue = VecDeque::with_capacity(self.shared.cfg.batch_txns_max);
         loop {
-            // 1. Take.
-            if !self.take(&mut queue, next_tick) {
-                return;
+            if self.queue.is_empty() {
+                let wait = self
+                    .next_tick
+                    .saturating_sub(self.clock.mono_ms())
+                    .min(self.until_expiry().as_millis() as u64);
+                match self.inbox.recv_timeout(Duration::from_millis(wait)) {
+                    Ok(ToWriter::Batch(v)) => self.queue.extend(v),
+                    Ok(m) => self.queue.push_back(m),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
             }
-            let n = queue.len().min(self.part_size());
-            let turn = Instant::now();
-            self.turn_sync_ns = 0.0;
-            // 2. Prep and append (or forward, or answer in session order).
-            for m in queue.drain(..n) {
-                self.handle(m);
-            }
-            // 3. Timers: what they stage goes to this turn's sync.
-            let t = Instant::now();
-            if t >= next_tick {
-                next_tick = t + half_tick;
-                self.on_tick();
-            } else if self.until_expiry().is_zero() {
-                // A bucket fell due between ticks: sessions expire on time, at most a
-                // tick past their deadline (ZooKeeper's bound), not at the next tick.
-                self.expire_sessions();
-            }
-            let timers_ns = t.elapsed().as_nanos() as f64;
-            // 4. Propose: proposals and forwarded requests go before this server's sync.
-            self.flush_links();
-            // 5. Sync, then 6. apply → notify → answer, as far as the role allows.
-            self.sync();
-            self.measure_part(n, turn, timers_ns);
-            // 7. Snapshot at a txn boundary; acks, commits, pings and answers go out.
-            self.maybe_snapshot();
-            self.flush_links();
-            self.wake_reactors();
+            self.turn();
         }
     }
 
-    /// Stage 1: waits for work (until the next tick or expiry at most), then takes what
-    /// came, up to paddock.batchTxnsMax in all. False once every sender is gone.
-    fn take(&mut self, queue: &mut VecDeque<ToWriter>, next_tick: Instant) -> bool {
-        if queue.is_empty() {
-            let wait = next_tick
-                .saturating_duration_since(Instant::now())
-                .min(self.until_expiry());
-            match self.inbox.recv_timeout(wait) {
-                Ok(ToWriter::Batch(v)) => queue.extend(v),
-                Ok(m) => queue.push_back(m),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return false,
-            }
-        }
-        while queue.len() < self.shared.cfg.batch_txns_max {
+    /// One turn of the loop; its body is the stages (module doc). It never waits for
+    /// work: the simulator (testing/) drives the writer by calling this.
+    pub fn turn(&mut self) {
+        let half_tick = self.shared.cfg.tick_ms as u64 / 2;
+        // 1. Take what came, up to paddock.batchTxnsMax, and a part of it. What the
+        // reactors sent stays in order; a reactor turn that carried every session's
+        // requests is answered in parts, and the reactors send one part's answers while
+        // the writer does the next.
+        while self.queue.len() < self.shared.cfg.batch_txns_max {
             match self.inbox.try_recv() {
-                Ok(ToWriter::Batch(v)) => queue.extend(v),
-                Ok(m) => queue.push_back(m),
+                Ok(ToWriter::Batch(v)) => self.queue.extend(v),
+                Ok(m) => self.queue.push_back(m),
                 Err(_) => break,
             }
         }
-        true
+        let n = self.queue.len().min(self.part_size());
+        let turn = Instant::now();
+        self.turn_sync_ns = 0.0;
+        // 2. Prep and append (or forward, or answer in session order).
+        for _ in 0..n {
+            let m = self.queue.pop_front().expect("n messages queued");
+            self.handle(m);
+        }
+        // 3. Timers: what they stage goes to this turn's sync.
+        let t = Instant::now();
+        let now = self.clock.mono_ms();
+        if now >= self.next_tick {
+            self.next_tick = now + half_tick;
+            self.on_tick();
+        } else if self.until_expiry().is_zero() {
+            // A bucket fell due between ticks: sessions expire on time, at most a
+            // tick past their deadline (ZooKeeper's bound), not at the next tick.
+            self.expire_sessions();
+        }
+        let timers_ns = t.elapsed().as_nanos() as f64;
+        // 4. Propose: proposals and forwarded requests go before this server's sync.
+        self.flush_links();
+        // 5. Sync, then 6. apply → notify → answer, as far as the role allows.
+        self.sync();
+        self.measure_part(n, turn, timers_ns);
+        #[cfg(debug_assertions)]
+        if let Err(why) = self.check_state(false) {
+            panic!("writer state: {why}");
+        }
+        // 7. Snapshot at a txn boundary; acks, commits, pings and answers go out.
+        self.maybe_snapshot();
+        self.flush_links();
+        self.wake_reactors();
     }
 
     /// The part's own work per message (handling, applying, answering), without the
@@ -390,7 +410,7 @@ impl<L: TxnLog> WriterLoop<L> {
     fn part_size(&self) -> usize {
         const PART_MIN: usize = 64;
         let max = self.shared.cfg.batch_txns_max;
-        let part = if self.handle_ns <= 0.0 {
+        let part = if self.handle_ns <= 0.0 || self.clock.simulated() {
             max
         } else {
             let want = (2.0 * self.sync_ns / self.handle_ns).min(max as f64) as usize;
@@ -418,6 +438,12 @@ impl<L: TxnLog> WriterLoop<L> {
             Err(e @ LogError::NoSpace { .. }) => return self.out_of_space(&e),
             Err(e) => crate::fatal(e),
         };
+        // Control plane: what is durable never goes back.
+        assert!(
+            durable >= self.durable,
+            "the log says 0x{durable:x} is durable after 0x{:x}",
+            self.durable
+        );
         let sync_ns = t0.elapsed().as_nanos() as f64;
         self.sync_ns = average(self.sync_ns, sync_ns);
         self.turn_sync_ns += sync_ns;
@@ -436,6 +462,85 @@ impl<L: TxnLog> WriterLoop<L> {
         self.after_sync(durable);
     }
 
+    /// The control plane's invariants between turns (TigerBeetle-style): the simulator
+    /// checks them after every turn (`full`: the indexes against the whole tree too),
+    /// debug builds after every turn. `Err` says which one broke.
+    pub fn check_state(&self, full: bool) -> Result<(), StateBroken> {
+        let applied = self.shared.last_zxid();
+        // Pending txns: in zxid order, all past what is applied, none past what is next.
+        let mut prev = applied;
+        for p in &self.pending {
+            if p.hdr.zxid <= prev {
+                return broken(format!("pending txn 0x{:x} after 0x{prev:x}", p.hdr.zxid));
+            }
+            prev = p.hdr.zxid;
+        }
+        if prev >= self.next_zxid {
+            return broken(format!(
+                "txn 0x{prev:x} staged, but 0x{:x} is next",
+                self.next_zxid
+            ));
+        }
+        if self.durable > self.next_zxid - 1 {
+            return broken(format!("0x{:x} durable, beyond the last txn", self.durable));
+        }
+        // Standalone, everything applied is durable; nothing staged outlives its txns.
+        if matches!(self.role, Role::Standalone) {
+            if applied > self.durable {
+                return broken(format!(
+                    "0x{applied:x} applied, only 0x{:x} durable",
+                    self.durable
+                ));
+            }
+            if self.pending.is_empty() && !self.staged.is_empty() {
+                return broken(format!(
+                    "{} staged changes with no txn pending",
+                    self.staged.len()
+                ));
+            }
+        }
+        // Every ephemeral index entry names a session the table has.
+        for s in self.idx.ephemerals.keys() {
+            if self.sessions.get(*s).is_none() {
+                return broken(format!(
+                    "ephemerals indexed for session 0x{s:x}, not in the table"
+                ));
+            }
+        }
+        if full {
+            let tree = &self.shared.tree;
+            let mut count = 0u64;
+            let mut bad = None;
+            tree.for_each(|p, n| {
+                let owner = n.fields().ephemeral_owner;
+                let ext = self.shared.cfg.extended_types;
+                let special = owner == crate::proto::ops::CONTAINER_OWNER
+                    || crate::proto::ops::ttl_of_owner(owner, ext).is_some();
+                if owner != 0 && !special {
+                    count += 1;
+                    let indexed = self
+                        .idx
+                        .ephemerals
+                        .get(&owner)
+                        .is_some_and(|s| s.contains(p));
+                    if !indexed && bad.is_none() {
+                        bad = Some(format!("ephemeral {p} of 0x{owner:x} is not indexed"));
+                    }
+                }
+            });
+            if let Some(b) = bad {
+                return Err(StateBroken(b));
+            }
+            if count != self.idx.ephemeral_count {
+                return broken(format!(
+                    "{count} ephemerals in the tree, {} counted",
+                    self.idx.ephemeral_count
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn publish_stats(&self) {
         let s = &self.shared.stats;
         s.sessions.store(self.sessions.len() as u64, Relaxed);
@@ -444,6 +549,15 @@ impl<L: TxnLog> WriterLoop<L> {
         s.data_bytes
             .store(self.idx.data_bytes.max(0) as u64, Relaxed);
     }
+}
+
+/// A control-plane invariant that does not hold (`WriterLoop::check_state`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StateBroken(pub String);
+
+fn broken(why: String) -> Result<(), StateBroken> {
+    Err(StateBroken(why))
 }
 
 /// An exponential moving average (weight 1/8 for the new sample); the first sample starts it.

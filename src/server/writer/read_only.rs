@@ -13,7 +13,12 @@ impl<L: TxnLog> WriterLoop<L> {
         }
         let wait = Duration::from_millis((self.shared.cfg.tick_ms as u64).max(2000));
         let looking = matches!(self.role, Role::Looking | Role::Connecting { .. });
-        if looking && self.looking_since.is_some_and(|t| t.elapsed() >= wait) {
+        let now = self.clock.mono_ms();
+        if looking
+            && self
+                .looking_since
+                .is_some_and(|t| now.saturating_sub(t) >= wait.as_millis() as u64)
+        {
             log::warn!(
                 "no quorum for {wait:?}: read-only mode (reads only, for read-only clients)"
             );
@@ -35,7 +40,7 @@ impl<L: TxnLog> WriterLoop<L> {
     /// A read-only client connects: a new local session, or one it had (it keeps its id).
     pub(super) fn read_only_connect(&mut self, conn: ConnId, req: ConnectRequest) {
         let timeout = self.shared.cfg.negotiate_timeout(req.timeout_ms);
-        let now = now_ms() as u64;
+        let now = self.clock.now_ms() as u64;
         let id = if req.session_id == 0 {
             let id = self.sessions.next_session_id();
             self.sessions.add(id, timeout, now);

@@ -290,7 +290,7 @@ impl<L: TxnLog> WriterLoop<L> {
         timeout: i32,
         read_only: Option<bool>,
     ) {
-        let now = now_ms() as u64;
+        let now = self.clock.now_ms() as u64;
         // Reconnect: the session's own timeout stands; ZooKeeper re-negotiates it too.
         let old = self.sessions.get_mut(id).and_then(|s| {
             s.timeout_ms = timeout;
@@ -490,7 +490,8 @@ impl<L: TxnLog> WriterLoop<L> {
             })
             .unwrap_or_default();
         let applied: std::collections::HashSet<String> = paths.iter().cloned().collect();
-        for (path, node) in &self.staged {
+        let in_flight = !mutation::active(Mutation::OrphanEphemerals);
+        for (path, node) in self.staged.iter().filter(|_| in_flight) {
             if node
                 .as_ref()
                 .is_some_and(|n| n.fields().ephemeral_owner == session)

@@ -22,7 +22,7 @@ impl<L: TxnLog> WriterLoop<L> {
             client_id: session,
             cxid: xid,
             zxid: self.next_zxid,
-            time: now_ms(),
+            time: self.clock.now_ms(),
             op: 0,
         };
         if let Some(r) = self.record(&hdr, Make::Request { session, ids, req }) {
@@ -53,7 +53,7 @@ impl<L: TxnLog> WriterLoop<L> {
             client_id: session,
             cxid,
             zxid: self.next_zxid,
-            time: now_ms(),
+            time: self.clock.now_ms(),
             op: txn.op(),
         };
         self.stage_txn(hdr, txn, waiter);
@@ -140,6 +140,13 @@ impl<L: TxnLog> WriterLoop<L> {
             w.i32(crate::tree::digest::DIGEST_VERSION)
                 .i64(self.staged_digest);
         }
+        // Control plane: the log gets zxids in order, with no gap within an epoch.
+        assert!(
+            hdr.zxid == self.next_zxid,
+            "appending txn 0x{:x} where 0x{:x} is next",
+            hdr.zxid,
+            self.next_zxid
+        );
         let appended = self.log.append(hdr.zxid, &w.buf);
         let ticket = match waiter {
             Waiter::Reply { .. } => self.order.ticket(hdr.client_id),
@@ -160,6 +167,9 @@ impl<L: TxnLog> WriterLoop<L> {
                 self.pending.push_back(p);
                 self.after_append(hdr.zxid, &w.buf);
                 self.encode_buf = w.buf;
+                if mutation::active(Mutation::AnswerBeforeSync) && self.ens.is_none() {
+                    self.apply_upto(hdr.zxid);
+                }
             }
             Err(e @ LogError::NoSpace { .. }) => {
                 // This txn reached neither the log nor a learner. Standalone it is refused
@@ -192,7 +202,7 @@ impl<L: TxnLog> WriterLoop<L> {
             self.watches.remove_session(session);
             self.send(c, ToReactor::Close { conn: c });
         }
-        let now = now_ms() as u64;
+        let now = self.clock.now_ms() as u64;
         if let Some(s) = self.sessions.get_mut(session) {
             s.closing = false;
         }

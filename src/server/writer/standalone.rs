@@ -33,6 +33,10 @@ impl<L: TxnLog> WriterLoop<L> {
             let session = p.hdr.client_id;
             let refused = reply_frame_err(zxid);
             match p.waiter {
+                Waiter::Reply { conn, xid, .. } if mutation::active(Mutation::IgnoreFullDisk) => {
+                    let f = reply_frame(xid, zxid, 0, |_| {});
+                    self.frame(conn, f, true)
+                }
                 Waiter::Reply { conn, xid, .. } => self.frame(conn, refused(xid), true),
                 Waiter::Connect { conn, .. } => self.send(conn, ToReactor::Close { conn }),
                 Waiter::CloseSession { conn, xid } => {

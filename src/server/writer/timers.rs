@@ -6,7 +6,7 @@ use super::*;
 
 impl<L: TxnLog> WriterLoop<L> {
     pub(super) fn on_tick(&mut self) {
-        let now = now_ms() as u64;
+        let now = self.clock.now_ms() as u64;
         if self.idx.acls.len() > 64 {
             // ACL lists no node uses any more (only the cache holds them) go.
             self.idx.acls.retain(|_, a| AclRef::strong_count(a) > 1);
@@ -19,9 +19,10 @@ impl<L: TxnLog> WriterLoop<L> {
         // Sessions and containers are the leader's (or the standalone server's) to end.
         if self.owns_sessions() {
             self.expire_sessions_at(now);
-            let interval = Duration::from_millis(self.shared.cfg.container_check_interval_ms);
-            if self.last_container_check.elapsed() >= interval {
-                self.last_container_check = Instant::now();
+            let interval = self.shared.cfg.container_check_interval_ms;
+            let mono = self.clock.mono_ms();
+            if mono.saturating_sub(self.last_container_check) >= interval {
+                self.last_container_check = mono;
                 self.reap_containers();
             }
         }
@@ -35,13 +36,13 @@ impl<L: TxnLog> WriterLoop<L> {
             return Duration::MAX;
         }
         match self.sessions.next_expiry_ms() {
-            Some(at) => Duration::from_millis(at.saturating_sub(now_ms() as u64)),
+            Some(at) => Duration::from_millis(at.saturating_sub(self.clock.now_ms() as u64)),
             None => Duration::MAX,
         }
     }
 
     pub(super) fn expire_sessions(&mut self) {
-        self.expire_sessions_at(now_ms() as u64);
+        self.expire_sessions_at(self.clock.now_ms() as u64);
     }
 
     pub(super) fn expire_sessions_at(&mut self, now: u64) {
@@ -66,7 +67,7 @@ impl<L: TxnLog> WriterLoop<L> {
         let per_check = ((cfg.container_max_per_minute as u64 * cfg.container_check_interval_ms)
             / 60_000)
             .max(1) as usize;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let tree = &self.shared.tree;
         let mut victims = Vec::new();
         for p in &self.idx.containers {
@@ -90,7 +91,7 @@ impl<L: TxnLog> WriterLoop<L> {
                 client_id: 0,
                 cxid: 0,
                 zxid: self.next_zxid,
-                time: now_ms(),
+                time: self.clock.now_ms(),
                 op: op::DELETE_CONTAINER,
             };
             if let Some(r) = self.record(&hdr, Make::DeleteContainer(p)) {

@@ -1,0 +1,67 @@
+//! Mutations: bugs fixed once, put back on purpose under the simulator, so that a sweep
+//! of seeds shows it would catch them again (issue 15). Each is a switch read at the
+//! place of its fix; they exist in test builds of the library only, where the simulator
+//! runs (`cargo test --lib`, testing/server.rs). In every other build `active` is a constant `false` and
+//! the compiler removes the switch.
+
+/// A bug that a simulated run can put back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mutation {
+    /// A write is answered when it is appended, before its sync (invariant 2): a crash
+    /// loses a write its client was told is done.
+    AnswerBeforeSync,
+    /// A close deletes only the session's applied ephemerals, not those a txn still in
+    /// flight creates (#6): such a node commits with a dead owner and never goes.
+    OrphanEphemerals,
+    /// A request the writer answers without a txn does not wait for its session's
+    /// writes in flight (fixed in e120f22): replies leave out of xid order.
+    NoSessionOrder,
+    /// A write the log had no room for is answered OK (the disk-full error ignored): the
+    /// write is in no log and no tree.
+    IgnoreFullDisk,
+    /// The close's reply is dropped: the connection closes first (#6's lost reply after
+    /// close).
+    CloseBeforeReply,
+}
+
+impl Mutation {
+    pub const ALL: [Mutation; 5] = [
+        Mutation::AnswerBeforeSync,
+        Mutation::OrphanEphemerals,
+        Mutation::NoSessionOrder,
+        Mutation::IgnoreFullDisk,
+        Mutation::CloseBeforeReply,
+    ];
+}
+
+#[cfg(test)]
+thread_local! {
+    static ACTIVE: std::cell::Cell<Option<Mutation>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether `m` is put back on this thread (test builds only).
+#[inline(always)]
+pub fn active(m: Mutation) -> bool {
+    #[cfg(test)]
+    {
+        ACTIVE.with(|a| a.get() == Some(m))
+    }
+    #[cfg(not(test))]
+    {
+        let _ = m;
+        false
+    }
+}
+
+/// Puts `m` back on this thread until the guard is dropped.
+#[cfg(test)]
+pub fn put_back(m: Option<Mutation>) -> impl Drop {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            ACTIVE.with(|a| a.set(None));
+        }
+    }
+    ACTIVE.with(|a| a.set(m));
+    Guard
+}
