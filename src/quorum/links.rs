@@ -34,7 +34,28 @@ pub struct Link {
     pub id: u64,
     /// Encoded packets not yet flushed.
     out: Vec<u8>,
-    shared: Arc<Shared>,
+    way: Way,
+}
+
+/// Where a link's bytes go: a socket, or the simulator's wire (testing/).
+#[derive(Clone)]
+enum Way {
+    Tcp(Arc<Shared>),
+    Sim(Arc<SimPipe>),
+}
+
+/// A simulated link's outgoing bytes, which the simulator takes and delivers. The link
+/// is closed once every `Link` handle is gone (the simulator holds the last `Arc`).
+#[derive(Default)]
+pub struct SimPipe {
+    bytes: std::sync::Mutex<Vec<u8>>,
+}
+
+impl SimPipe {
+    /// What the link's writer flushed since the last call.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.bytes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 struct Shared {
@@ -52,7 +73,7 @@ impl Clone for Link {
         Link {
             id: self.id,
             out: Vec::new(),
-            shared: self.shared.clone(),
+            way: self.way.clone(),
         }
     }
 }
@@ -65,6 +86,18 @@ impl Drop for Link {
 }
 
 impl Link {
+    /// A link whose bytes the simulator carries: the writer's handle, and the pipe the
+    /// simulator reads what it flushes from.
+    pub fn simulated() -> (Link, Arc<SimPipe>) {
+        let pipe = Arc::new(SimPipe::default());
+        let link = Link {
+            id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+            out: Vec::new(),
+            way: Way::Sim(pipe.clone()),
+        };
+        (link, pipe)
+    }
+
     /// Queues a packet until the next `flush`.
     pub fn send(&mut self, p: &QuorumPacket) {
         let mut w = crate::proto::Writer {
@@ -87,9 +120,18 @@ impl Link {
         if self.out.is_empty() {
             return true;
         }
+        let shared = match &self.way {
+            Way::Tcp(shared) => shared.clone(),
+            Way::Sim(pipe) => {
+                let mut bytes = pipe.bytes.lock().unwrap_or_else(|e| e.into_inner());
+                bytes.extend_from_slice(&self.out);
+                self.out.clear();
+                return true;
+            }
+        };
         let mut done = 0;
-        if self.shared.backlog.load(Ordering::Acquire) == 0 {
-            let fd = self.shared.sock.as_raw_fd();
+        if shared.backlog.load(Ordering::Acquire) == 0 {
+            let fd = shared.sock.as_raw_fd();
             while done < self.out.len() {
                 let rest = &self.out[done..];
                 // SAFETY: a valid fd for the Arc's lifetime; the pointer and length
@@ -124,8 +166,8 @@ impl Link {
             } else {
                 self.out[done..].to_vec()
             };
-            self.shared.backlog.fetch_add(1, Ordering::AcqRel);
-            self.shared.tx.send(rest).is_ok()
+            shared.backlog.fetch_add(1, Ordering::AcqRel);
+            shared.tx.send(rest).is_ok()
         } else {
             true
         };
@@ -193,7 +235,7 @@ pub fn open(
     let link = Link {
         id,
         out: Vec::new(),
-        shared,
+        way: Way::Tcp(shared),
     };
     on_open(&link);
     let mut r = s;
@@ -333,8 +375,11 @@ mod tests {
             }
         }
         assert!(link.flush());
+        let Way::Tcp(shared) = &link.way else {
+            unreachable!("a socket link")
+        };
         assert!(
-            link.shared.backlog.load(Ordering::Acquire) > 0,
+            shared.backlog.load(Ordering::Acquire) > 0,
             "what the peer does not read waits with the sender thread"
         );
         go_tx.send(()).unwrap();

@@ -4,7 +4,6 @@
 
 use crate::acl::open_acl;
 use crate::config::Config;
-use crate::log::recover;
 use crate::proto::DecodeError;
 use crate::session::SessionTracker;
 use crate::snap::NodeError;
@@ -305,8 +304,26 @@ pub fn recover_state(
     data_v2: &Path,
     log_v2: &Path,
 ) -> Result<RecoveredState, StartError> {
-    let t0 = Instant::now();
     let now = super::now_ms();
+    recover_state_from(cfg, data_v2, now, |after, f| {
+        crate::log::recover(log_v2, after, f)
+    })
+}
+
+/// A replay callback: a record's bytes in, its zxid out (or why it does not decode).
+pub type ReplayRecord<'a> = &'a mut dyn FnMut(&[u8]) -> Result<Zxid, DecodeError>;
+
+/// `recover_state` with the log as a value: `log(after, f)` feeds every record, oldest
+/// first, to `f` (which skips those up to `after`), stopping at the first that does not
+/// decode (a torn tail, which it cuts off). The files, or the simulator's disk. `now`:
+/// when the sessions are touched, and where new session ids start (ms since the epoch).
+pub fn recover_state_from(
+    cfg: &Config,
+    data_v2: &Path,
+    now: i64,
+    log: impl FnOnce(Zxid, ReplayRecord<'_>) -> Result<crate::log::Recovered, crate::log::LogError>,
+) -> Result<RecoveredState, StartError> {
+    let t0 = Instant::now();
     let ext = cfg.extended_types;
     let mut sessions = SessionTracker::new(cfg.tick_ms as u64, cfg.server_id, now);
     let removed = crate::snap::remove_temporaries(data_v2)?;
@@ -338,7 +355,7 @@ pub fn recover_state(
         max: cfg.diff_window_txns,
     };
     let keep_recent = cfg.quorum.is_some();
-    let recovered = recover(log_v2, after, |bytes| -> Result<Zxid, DecodeError> {
+    let recovered = log(after, &mut |bytes: &[u8]| -> Result<Zxid, DecodeError> {
         let (hdr, txn, digest) = decode_record_digest(bytes)?;
         if hdr.zxid <= after {
             return Ok(hdr.zxid);

@@ -33,14 +33,15 @@ use crate::mutation::{self, Mutation};
 use crate::proto::ops::{event, op, xid as xids, ZkError};
 use crate::proto::records::{ConnectRequest, CreateRequest, Id, MultiOp, Request};
 use crate::proto::Reader;
-use crate::server::recovery::{fresh_state, replay, Recent};
-use crate::server::writer::{Recovered, WriterLoop};
+use crate::server::recovery::{recover_state_from, Recent, RecoveredState, StartError};
+use crate::server::writer::{Recovered, Storage, WriterLoop};
 use crate::server::{reads, Clock, ConnInfo, ReactorHandle, Shared, ToReactor, ToWriter};
-use crate::session::{password, SessionTracker};
+use crate::session::password;
 use crate::types::{ConnId, SessionId, Zxid};
 use crossbeam_channel::{Receiver, Sender};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -135,6 +136,44 @@ impl TxnLog for SimLog {
     }
 }
 
+impl Storage for SimLog {
+    /// As start-up: the newest snapshot in `snap_dir` (a real directory, where a
+    /// learner installs its leader's SNAP), then the durable records after it, up to the
+    /// first that does not decode (a torn tail), which is cut off.
+    fn recover(
+        &mut self,
+        cfg: &Config,
+        snap_dir: &Path,
+        now: i64,
+    ) -> Result<RecoveredState, StartError> {
+        let disk = self.0.clone();
+        recover_state_from(cfg, snap_dir, now, |after, f| {
+            let mut d = disk.borrow_mut();
+            let mut out = crate::log::Recovered {
+                last_zxid: after,
+                ..Default::default()
+            };
+            let mut good = 0;
+            for r in &d.durable {
+                match f(r) {
+                    Ok(z) => {
+                        out.last_zxid = out.last_zxid.max(z);
+                        out.records += 1;
+                        good += 1;
+                    }
+                    Err(e) => {
+                        out.truncated.push(format!("a torn record: {e}"));
+                        break;
+                    }
+                }
+            }
+            d.durable.truncate(good);
+            d.last = out.last_zxid;
+            Ok(out)
+        })
+    }
+}
+
 /// One server: its writer and what the reactor model needs.
 struct Node {
     writer: WriterLoop<SimLog>,
@@ -145,47 +184,28 @@ struct Node {
     _poll: Box<dyn std::any::Any>,
 }
 
-/// Starts a server on `disk` as start-up would: the durable records replayed onto a
-/// fresh tree (recovery stops at the first record that does not decode: a torn tail,
-/// which it cuts off), the sessions they leave, touched now.
-fn boot(cfg: &Config, disk: &Rc<RefCell<Disk>>, clock: &Clock) -> Node {
-    let now = clock.now_ms();
-    let (tree, mut idx) = fresh_state();
-    let mut sessions = SessionTracker::new(cfg.tick_ms as u64, cfg.server_id, now);
-    let mut last = 0;
-    {
-        let mut d = disk.borrow_mut();
-        let mut good = 0;
-        for r in &d.durable {
-            let Ok((hdr, txn, _)) = crate::txn::decode_record_digest(r) else {
-                break;
-            };
-            let applied = replay(&tree, &mut idx, cfg.extended_types, &hdr, &txn);
-            for (s, t) in applied.sessions_created {
-                sessions.add(s, t, now as u64);
-            }
-            for s in applied.sessions_closed {
-                sessions.remove(s);
-            }
-            last = hdr.zxid;
-            good += 1;
-        }
-        d.durable.truncate(good);
-        d.last = last;
-    }
+/// Starts a server on `disk` as start-up does (`Storage::recover`: a snapshot in `dir`
+/// if there is one, the durable records after it, the sessions they leave, touched now).
+fn boot(cfg: &Config, disk: &Rc<RefCell<Disk>>, dir: &Path, clock: &Clock) -> Node {
+    let mut log = SimLog(disk.clone());
+    let st = log
+        .recover(cfg, dir, clock.now_ms())
+        .expect("the simulated disk recovers");
+    let last = st.last_zxid;
+    let (tree, sessions, idx) = (st.tree, st.sessions, st.idx);
     let shared = Arc::new(Shared::new(cfg.clone(), tree, last));
     let (handle, rrx, poll) = ReactorHandle::detached().expect("a reactor handle");
     let (wtx, wrx) = crossbeam_channel::unbounded();
     let writer = WriterLoop::new(
         shared.clone(),
-        SimLog(disk.clone()),
+        log,
         wrx,
         vec![handle],
         Recovered {
             sessions,
             idx,
             last_zxid: last,
-            snap_dir: "/nonexistent".into(),
+            snap_dir: dir.to_owned(),
             snapshot_soon: false,
             ens: None,
             recent: Recent::default(),
@@ -279,6 +299,8 @@ pub struct StandaloneSim {
     clock_ms: Arc<AtomicI64>,
     clock: Clock,
     disk: Rc<RefCell<Disk>>,
+    /// The data directory: the snapshot recovery writes at the first start.
+    dir: tempfile::TempDir,
     node: Option<Node>,
     clients: Vec<Client>,
     next_conn: ConnId,
@@ -330,6 +352,10 @@ impl StandaloneSim {
             clock_ms,
             clock,
             disk,
+            dir: tempfile::Builder::new()
+                .prefix("paddock-sim")
+                .tempdir_in(sim_tmp())
+                .expect("a directory for the simulated server"),
             node: None,
             clients,
             next_conn: 1,
@@ -375,7 +401,7 @@ impl StandaloneSim {
     }
 
     fn go(&mut self, steps: u64) -> Result<(), Broken> {
-        self.node = Some(boot(&self.cfg, &self.disk, &self.clock));
+        self.node = Some(boot(&self.cfg, &self.disk, self.dir.path(), &self.clock));
         self.setup()?;
         while self.step < steps {
             self.step += 1;
@@ -525,7 +551,7 @@ impl StandaloneSim {
         if self.node.is_none() {
             if r < 300 {
                 self.note("server restarts".into());
-                self.node = Some(boot(&self.cfg, &self.disk, &self.clock));
+                self.node = Some(boot(&self.cfg, &self.disk, self.dir.path(), &self.clock));
             }
             return;
         }
@@ -1090,6 +1116,16 @@ impl StandaloneSim {
             }
         });
         bad.map_or(Ok(()), |b| Err(Broken(b)))
+    }
+}
+
+/// Where simulated data directories go: memory, where there is a tmpfs.
+fn sim_tmp() -> std::path::PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
     }
 }
 

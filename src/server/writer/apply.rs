@@ -5,7 +5,7 @@
 
 use super::*;
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     /// Applies the pending txns up to `zxid` (durable, and committed): publishes the node
     /// versions prep made, queues watch events, answers.
     pub(super) fn apply_upto(&mut self, zxid: Zxid) {

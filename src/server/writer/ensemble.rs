@@ -123,7 +123,7 @@ fn message(pkt: &QuorumPacket, from_leader: bool) -> Option<Msg<Arc<[u8]>>> {
     })
 }
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     /// The ZAB core's clock: ms since this writer started.
     pub(super) fn core_ms(&self) -> u64 {
         self.clock.mono_ms().saturating_sub(self.core_zero)

@@ -22,7 +22,7 @@ pub struct LeaderTerm {
     pub(super) owners: HashMap<SessionId, i64>,
 }
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     /// A leader proposes what the writer just appended.
     pub(super) fn proposed(&mut self, zxid: Zxid, record: &[u8]) {
         if self.ens.is_none() {

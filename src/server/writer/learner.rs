@@ -59,7 +59,7 @@ fn request_data(session: SessionId, cxid: i32, opcode: i32, body: &[u8]) -> Vec<
     w.buf
 }
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     /// A learner's client request: writes, closes and syncs go to the leader; reads run
     /// here, as on any server.
     #[allow(clippy::too_many_arguments)]
@@ -350,9 +350,9 @@ impl<L: TxnLog> WriterLoop<L> {
     pub(super) fn rebuild_from_disk(&mut self) -> Result<(), SyncFailed> {
         let shared = self.shared.clone();
         let cfg = &shared.cfg;
-        let log_v2 = cfg.data_log_dir.join("version-2");
-        let st = crate::server::recovery::recover_state(cfg, self.snaps.dir(), &log_v2)
-            .map_err(Box::new)?;
+        let snap_dir = self.snaps.dir().to_path_buf();
+        let now = self.clock.now_ms();
+        let st = self.log.recover(cfg, &snap_dir, now).map_err(Box::new)?;
         let tree = &shared.tree;
         let mut old = Vec::with_capacity(tree.len());
         tree.for_each(|p, _| old.push(p.to_owned()));

@@ -64,6 +64,34 @@ use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The txn log, and what a learner's TRUNC and SNAP need of the data directory around
+/// it: rebuilding the state as start-up does. The writer is generic over it: the files
+/// (`FileTxnLog`), or the simulator's disk (testing/).
+pub trait Storage: TxnLog {
+    /// The state from the newest snapshot in `snap_dir` and the log after it; `now`
+    /// (ms since the epoch) touches its sessions.
+    fn recover(
+        &mut self,
+        cfg: &crate::config::Config,
+        snap_dir: &std::path::Path,
+        now: i64,
+    ) -> Result<crate::server::recovery::RecoveredState, crate::server::recovery::StartError>;
+}
+
+impl Storage for crate::log::FileTxnLog {
+    fn recover(
+        &mut self,
+        cfg: &crate::config::Config,
+        snap_dir: &std::path::Path,
+        now: i64,
+    ) -> Result<crate::server::recovery::RecoveredState, crate::server::recovery::StartError> {
+        let log_v2 = cfg.data_log_dir.join("version-2");
+        crate::server::recovery::recover_state_from(cfg, snap_dir, now, |after, f| {
+            crate::log::recover(&log_v2, after, f)
+        })
+    }
+}
+
 /// Who waits for a txn's outcome.
 enum Waiter {
     Reply {
@@ -123,7 +151,7 @@ enum Make<'r> {
     DeleteContainer(String),
 }
 
-pub struct WriterLoop<L: TxnLog> {
+pub struct WriterLoop<L: Storage> {
     shared: Arc<Shared>,
     log: L,
     inbox: Receiver<ToWriter>,
@@ -204,7 +232,7 @@ pub struct Recovered {
     pub clock: crate::server::Clock,
 }
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     pub fn new(
         shared: Arc<Shared>,
         log: L,

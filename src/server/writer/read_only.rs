@@ -6,7 +6,7 @@
 
 use super::*;
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     pub(super) fn maybe_read_only(&mut self) {
         if !self.shared.cfg.read_only_enabled || self.serving() || self.shared.read_only() {
             return;

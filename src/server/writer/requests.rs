@@ -5,7 +5,7 @@
 
 use super::*;
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     pub(super) fn handle(&mut self, m: ToWriter) {
         match m {
             ToWriter::Request {

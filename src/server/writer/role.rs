@@ -36,7 +36,7 @@ pub mod mode {
     pub const OBSERVING: u8 = 4;
 }
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     /// Clients are served (standalone, or a leader or learner that is up to date).
     pub(super) fn serving(&self) -> bool {
         self.shared.serving.load(Relaxed)

@@ -5,7 +5,7 @@
 
 use super::*;
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     /// Stages a txn for `req` (prep + overlay) and appends it to the log.
     pub(super) fn stage(
         &mut self,

@@ -6,7 +6,7 @@
 
 use super::*;
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     /// The log has no space for the staged txns: none of them reached it. Refuse them all
     /// and forget what they staged, so the tree, the zxids and the sessions stay as the
     /// log has them; reads go on, and a later batch is tried afresh (the disk may have

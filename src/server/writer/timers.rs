@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl<L: TxnLog> WriterLoop<L> {
+impl<L: Storage> WriterLoop<L> {
     pub(super) fn on_tick(&mut self) {
         let now = self.clock.now_ms() as u64;
         if self.idx.acls.len() > 64 {
