@@ -22,16 +22,29 @@ pub enum Mutation {
     /// The close's reply is dropped: the connection closes first (#6's lost reply after
     /// close).
     CloseBeforeReply,
+    /// A learner takes the new epoch (NEWLEADER) before the history its leader synced is
+    /// durable (ZOOKEEPER-4643; found by the ensemble simulation): a crash between them
+    /// lets it win an election with a log that lacks committed txns.
+    EpochBeforeHistory,
 }
 
 impl Mutation {
-    pub const ALL: [Mutation; 5] = [
+    pub const ALL: [Mutation; 6] = [
         Mutation::AnswerBeforeSync,
         Mutation::OrphanEphemerals,
         Mutation::NoSessionOrder,
         Mutation::IgnoreFullDisk,
         Mutation::CloseBeforeReply,
+        Mutation::EpochBeforeHistory,
     ];
+
+    /// The servers a run needs to show it: one, or an ensemble of three.
+    pub fn members(self) -> usize {
+        match self {
+            Mutation::EpochBeforeHistory => 3,
+            _ => 1,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -151,8 +151,6 @@ fn start_quorum(
 
 pub fn start(mut cfg: Config) -> Result<Running, StartError> {
     if let Some(q) = &cfg.quorum {
-        // Session ids carry the server id in their top byte: unique across the ensemble.
-        cfg.server_id = q.my_id;
         crate::logger::set_server_id(q.my_id);
         if let Some((host, port)) = &q.me().client {
             cfg.client_port = *port;

@@ -668,6 +668,9 @@ impl Config {
         }
         c.quorum = quorum::resolve(servers, &duplicates, &qkeys, &c.data_dir)?;
         if let Some(q) = &c.quorum {
+            // Session ids carry the server id in their top byte: unique across the
+            // ensemble only when each member's is its myid.
+            c.server_id = q.my_id;
             // `server.N=...;[addr:]port` gives this member's client port, as in ZooKeeper;
             // a zoo.cfg clientPort(Address) that says otherwise is refused, as ZooKeeper's
             // QuorumPeerConfig.setupClientPort does.

@@ -481,12 +481,6 @@ pub enum EpochError {
     },
     #[error("{}: {text:?} is not an epoch", .path.display())]
     NotAnEpoch { path: PathBuf, text: String },
-    #[error("{}: the current epoch {current} is older than the last logged zxid 0x{last_zxid:x}", .path.display())]
-    CurrentBehindLog {
-        path: PathBuf,
-        current: i64,
-        last_zxid: Zxid,
-    },
     #[error("{}: the accepted epoch {accepted} is older than the current epoch {current}", .path.display())]
     AcceptedBehindCurrent {
         path: PathBuf,
@@ -516,17 +510,19 @@ fn read_epoch(path: &Path) -> Result<Option<i64>, EpochError> {
 impl Epochs {
     /// Reads both files; a missing one is taken from the last logged zxid, as ZooKeeper
     /// does on its first start as an ensemble member.
+    ///
+    /// A current epoch behind the log's last zxid is raised to it (and written), with a
+    /// warning: a learner makes the history its leader synced durable before it takes
+    /// the new epoch (writer/ensemble.rs, NEWLEADER), so a crash between the two leaves a
+    /// log that is a prefix of that leader's history with the old epoch beside it. Its
+    /// last txn's epoch is the most it may claim: any txn committed beyond its log was
+    /// acked by a quorum that holds a newer epoch, or the same epoch and a higher zxid,
+    /// and so out-votes it. (ZooKeeper refuses to start there unless it finds
+    /// currentEpoch.tmp; it takes the new epoch first, and can lose committed txns.)
     pub fn load(dir: &Path, last_zxid: Zxid) -> Result<Epochs, EpochError> {
         let logged = epoch_of(last_zxid);
-        let current = read_epoch(&dir.join("currentEpoch"))?.unwrap_or(logged);
-        let accepted = read_epoch(&dir.join("acceptedEpoch"))?.unwrap_or(current);
-        if current < logged {
-            return Err(EpochError::CurrentBehindLog {
-                path: dir.join("currentEpoch"),
-                current,
-                last_zxid,
-            });
-        }
+        let mut current = read_epoch(&dir.join("currentEpoch"))?.unwrap_or(logged);
+        let mut accepted = read_epoch(&dir.join("acceptedEpoch"))?.unwrap_or(current);
         if accepted < current {
             return Err(EpochError::AcceptedBehindCurrent {
                 path: dir.join("acceptedEpoch"),
@@ -534,11 +530,31 @@ impl Epochs {
                 current,
             });
         }
-        Ok(Epochs {
+        let raise = current < logged;
+        if raise {
+            log::warn!(
+                "{}: the current epoch {current} is older than the last logged zxid \
+                 0x{last_zxid:x}: a sync with a leader ended before its new epoch was taken; \
+                 taking epoch {logged}",
+                dir.join("currentEpoch").display()
+            );
+            current = logged;
+            accepted = accepted.max(logged);
+        }
+        let e = Epochs {
             dir: dir.to_owned(),
             accepted,
             current,
-        })
+        };
+        if raise {
+            let io = |error| EpochError::Io {
+                path: dir.join("currentEpoch"),
+                error,
+            };
+            e.write("acceptedEpoch", accepted).map_err(io)?;
+            e.write("currentEpoch", current).map_err(io)?;
+        }
+        Ok(e)
     }
 
     pub(crate) fn write(&self, name: &str, value: i64) -> std::io::Result<()> {
@@ -567,5 +583,32 @@ impl Recent {
         while self.txns.len() > self.max {
             self.from = self.txns.pop_front().unwrap().0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EpochError, Epochs};
+
+    /// A learner that crashed after its leader's history was durable and before it took
+    /// the new epoch starts with the epoch of its last txn, written back; an accepted
+    /// epoch behind the current one is still refused.
+    #[test]
+    fn a_current_epoch_behind_the_log_is_raised_to_it() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("currentEpoch"), "1").unwrap();
+        std::fs::write(d.path().join("acceptedEpoch"), "5").unwrap();
+        let e = Epochs::load(d.path(), (4 << 32) | 7).unwrap();
+        assert_eq!((e.accepted, e.current), (5, 4));
+        let on_disk = std::fs::read_to_string(d.path().join("currentEpoch")).unwrap();
+        assert_eq!(on_disk.trim(), "4");
+        // Up to date: nothing changes.
+        let e = Epochs::load(d.path(), (4 << 32) | 9).unwrap();
+        assert_eq!((e.accepted, e.current), (5, 4));
+        std::fs::write(d.path().join("acceptedEpoch"), "3").unwrap();
+        assert!(matches!(
+            Epochs::load(d.path(), 1),
+            Err(EpochError::AcceptedBehindCurrent { .. })
+        ));
     }
 }

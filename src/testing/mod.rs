@@ -22,7 +22,7 @@
 pub mod server;
 mod zab;
 #[cfg(test)]
-pub use server::StandaloneSim;
+pub use server::ServerSim;
 pub use zab::{ZabOutcome, ZabSim};
 
 use crate::zab::election::{Election, Notification, Output, PeerState, Timing, Vote};

@@ -357,10 +357,24 @@ impl<L: Storage> WriterLoop<L> {
                     }
                 }
                 Effect::PersistCurrentEpoch(epoch) => {
-                    self.persist_epoch("currentEpoch", epoch);
-                    if let Some(ens) = &mut self.ens {
-                        ens.epochs.current = epoch;
+                    // ZAB: a follower takes the new epoch (NEWLEADER) only with the
+                    // leader's history durable, and logs the new epoch's proposals only
+                    // after that. Persisted before the txns it synced, a crash between
+                    // them leaves a member whose epoch wins elections with a log that
+                    // lacks committed txns: elected, it truncates them away everywhere
+                    // (the whole-server simulator found this; ZooKeeper had it as
+                    // ZOOKEEPER-4643). So: the log's sync first, here, once per term.
+                    if self.is_learner() && !mutation::active(Mutation::EpochBeforeHistory) {
+                        match self.log.sync() {
+                            Ok(z) => self.durable = self.durable.max(z),
+                            Err(crate::log::LogError::NoSpace { .. }) => {
+                                self.abandon("the txn log is out of space");
+                                return;
+                            }
+                            Err(e) => crate::fatal(e),
+                        }
                     }
+                    self.set_current_epoch(epoch);
                 }
                 Effect::Append { zxid, txn } => {
                     if !self.learn_txn(zxid, txn) {
@@ -407,6 +421,13 @@ impl<L: Storage> WriterLoop<L> {
                     return;
                 }
             }
+        }
+    }
+
+    pub(super) fn set_current_epoch(&mut self, epoch: i64) {
+        self.persist_epoch("currentEpoch", epoch);
+        if let Some(ens) = &mut self.ens {
+            ens.epochs.current = epoch;
         }
     }
 

@@ -569,6 +569,12 @@ impl<L: Storage> WriterLoop<L> {
         Ok(())
     }
 
+    /// The digest of the published tree (ZooKeeper's tree digest), with every applied
+    /// txn in it.
+    pub fn digest(&self) -> i64 {
+        self.idx.digest
+    }
+
     fn publish_stats(&self) {
         let s = &self.shared.stats;
         s.sessions.store(self.sessions.len() as u64, Relaxed);
