@@ -26,16 +26,25 @@ pub enum Mutation {
     /// durable (ZOOKEEPER-4643; found by the ensemble simulation): a crash between them
     /// lets it win an election with a log that lacks committed txns.
     EpochBeforeHistory,
+    /// A txn's changes are published one by one, each in its own window, instead of in
+    /// one (#6's partial publish): a reader can see part of a multi.
+    PartialPublish,
+    /// Watch events are checked against the auth a session first had at the writer,
+    /// not its latest (#6's stale auth in notify): a session that authenticated later
+    /// misses the events of nodes only that auth may read.
+    StaleAuth,
 }
 
 impl Mutation {
-    pub const ALL: [Mutation; 6] = [
+    pub const ALL: [Mutation; 8] = [
         Mutation::AnswerBeforeSync,
         Mutation::OrphanEphemerals,
         Mutation::NoSessionOrder,
         Mutation::IgnoreFullDisk,
         Mutation::CloseBeforeReply,
         Mutation::EpochBeforeHistory,
+        Mutation::PartialPublish,
+        Mutation::StaleAuth,
     ];
 
     /// The servers a run needs to show it: one, or an ensemble of three.
@@ -64,6 +73,36 @@ pub fn active(m: Mutation) -> bool {
         let _ = m;
         false
     }
+}
+
+/// What the simulator runs on each tree state readers may see.
+#[cfg(test)]
+pub type Observer = Box<dyn Fn(&crate::tree::DataTree)>;
+
+#[cfg(test)]
+thread_local! {
+    static OBSERVER: std::cell::RefCell<Option<Observer>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A publish window of `tree` just closed: what readers may see now. The simulator
+/// checks each such state (test builds only; elsewhere this is empty).
+#[inline(always)]
+pub fn published(tree: &crate::tree::DataTree) {
+    #[cfg(test)]
+    OBSERVER.with(|o| {
+        if let Some(f) = &*o.borrow() {
+            f(tree)
+        }
+    });
+    #[cfg(not(test))]
+    let _ = tree;
+}
+
+/// Runs `f` on every tree state readers of this thread's servers may see, until set
+/// again (test builds only).
+#[cfg(test)]
+pub fn observe(f: Option<Observer>) {
+    OBSERVER.with(|o| *o.borrow_mut() = f);
 }
 
 /// Puts `m` back on this thread until the guard is dropped.

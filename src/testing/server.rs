@@ -28,7 +28,8 @@
 //! - no refused write (SystemError, full disk) is ever seen, and no value before it was
 //!   written;
 //! - a session's reads never go back (values and reply zxids), across reconnects;
-//! - a multi is seen whole (multiRead of its two keys agrees);
+//! - a multi is seen whole: by multiReads, and in every tree state readers may see (the
+//!   end of each publish window, `mutation::published`);
 //! - a watch event comes before any reply that shows the data it announces;
 //! - no ephemeral outlives its session: every ephemeral in a member's published tree
 //!   belongs to a session of its table; standalone (and, healed, on every member) none
@@ -36,8 +37,9 @@
 //! - a close is answered before its connection closes, unless the server stopped serving;
 //! - each writer's control-plane state holds (`WriterLoop::check_state`);
 //! - members that applied the same zxid have the same tree digest (one history: no split
-//!   brain, no bad sync), and an ensemble healed for its last quarter converges: every
-//!   member serving at the same zxid.
+//!   brain, no bad sync); a serving leader has applied every zxid a client saw; and an
+//!   ensemble healed for its last quarter converges: every member serving at the same
+//!   zxid.
 //!
 //! A failing seed prints itself; `ServerSim::run(seed, members, steps, None)` replays it
 //! exactly (`PADDOCK_SIM_TRACE=N` keeps the last N events instead of 60).
@@ -337,6 +339,7 @@ enum Asked {
     Multi { value: u64 },
     Get { key: usize, watch: bool },
     MultiRead { client: usize },
+    AddAuth,
     CreateEphemeral { path: String },
     DeleteEphemeral,
     Close,
@@ -348,6 +351,9 @@ struct Sent {
     asked: Asked,
     /// The newest value of the key read must not be below (for reads).
     floor: u64,
+    /// The connection had authenticated when this was sent (its registers need it to
+    /// be read).
+    authed: bool,
 }
 
 /// The reactor's side of one connection.
@@ -361,6 +367,10 @@ struct Conn {
     at_writer: usize,
     established: bool,
     closed: bool,
+    /// Its auth ids (addauth), as its reactor attaches them to what it sends on.
+    ids: Arc<[Id]>,
+    /// An addauth was sent on it.
+    auth_sent: bool,
 }
 
 struct Client {
@@ -448,6 +458,11 @@ pub struct ServerSim {
     setup_conn: Option<(usize, ConnId, SessionId)>,
     report: SimReport,
     trace: VecDeque<String>,
+    /// The first published tree state that held part of a multi (`run`'s observer).
+    torn: Rc<RefCell<Option<String>>>,
+    /// The newest zxid any client saw in a reply: committed (a member applies only what
+    /// is committed while it serves).
+    max_seen: Zxid,
 }
 
 const CLIENTS: usize = 4;
@@ -529,6 +544,8 @@ impl ServerSim {
             setup_conn: None,
             report: SimReport::default(),
             trace: VecDeque::new(),
+            torn: Rc::default(),
+            max_seen: 0,
         }
     }
 
@@ -543,8 +560,28 @@ impl ServerSim {
     ) -> Result<SimReport, Violation> {
         let _guard = mutation::put_back(m);
         crate::SIMULATED.with(|s| s.set(true));
+        // Every state a reader may see (each publish window's end) shows each multi
+        // whole: its two keys agree.
+        let torn: Rc<RefCell<Option<String>>> = Rc::default();
+        let seen = torn.clone();
+        mutation::observe(Some(Box::new(move |tree| {
+            for c in 0..CLIENTS {
+                let (a, b) = (tree.get(&format!("/m{c}a")), tree.get(&format!("/m{c}b")));
+                if let (Some(a), Some(b)) = (a, b) {
+                    if a.data() != b.data() && seen.borrow().is_none() {
+                        *seen.borrow_mut() = Some(format!(
+                            "a published tree holds part of client {c}'s multi: {:?} / {:?}",
+                            a.data().map(String::from_utf8_lossy),
+                            b.data().map(String::from_utf8_lossy)
+                        ));
+                    }
+                }
+            }
+        })));
         let mut sim = ServerSim::new(seed, members);
+        sim.torn = torn;
         let out = sim.go(steps);
+        mutation::observe(None);
         crate::SIMULATED.with(|s| s.set(false));
         out.map(|()| std::mem::take(&mut sim.report))
             .map_err(|why| sim.violation(m, why.0))
@@ -668,7 +705,11 @@ impl ServerSim {
                         req: CreateRequest {
                             path: p.clone(),
                             data: Some(b"0".to_vec()),
-                            acl: crate::acl::open_acl(),
+                            acl: if p.starts_with("/k") {
+                                register_acl()
+                            } else {
+                                crate::acl::open_acl()
+                            },
                             flags: 0,
                             ttl: -1,
                         },
@@ -960,6 +1001,12 @@ impl ServerSim {
                         link: to_leader,
                     }),
                 );
+                // Crashes while syncing with a leader are where ZAB's order of writes
+                // matters most: now and then the learner's next sync fails.
+                if self.step <= self.faults_until && self.rng.below(6) == 0 {
+                    self.note(format!("the next sync of server {} fails", i + 1));
+                    self.members[i].disk.borrow_mut().fail_sync = true;
+                }
             } else if self.step - since > 40 {
                 self.members[i].following = None;
                 self.send(i, ToWriter::Quorum(QuorumEvent::Unreachable { leader }));
@@ -1143,6 +1190,13 @@ impl ServerSim {
                 self.clients[c].armed.clear();
                 return Ok(());
             }
+            96..=98 => (
+                Request::Auth {
+                    scheme: "digest".into(),
+                    auth: Some(b"sim:secret".to_vec()),
+                },
+                Asked::AddAuth,
+            ),
             95 => {
                 self.note(format!("client {c} closes its session"));
                 self.clients[c].closing = true;
@@ -1195,6 +1249,8 @@ impl ServerSim {
             at_writer: 0,
             established: false,
             closed: false,
+            ids: Arc::from(Vec::<Id>::new()),
+            auth_sent: false,
         });
         let req = ConnectRequest {
             protocol_version: 0,
@@ -1236,7 +1292,18 @@ impl ServerSim {
             Asked::Get { key, .. } if *key == c => self.clients[c].own_acked,
             _ => 0,
         };
-        let sent = Sent { xid, asked, floor };
+        // An addauth sent before on this connection is answered before this (in order).
+        let conn = self.clients[c].conn.as_mut().unwrap();
+        let authed = conn.auth_sent;
+        if matches!(asked, Asked::AddAuth) {
+            conn.auth_sent = true;
+        }
+        let sent = Sent {
+            xid,
+            asked,
+            floor,
+            authed,
+        };
         self.clients[c]
             .conn
             .as_mut()
@@ -1265,16 +1332,17 @@ impl ServerSim {
             let Some((req, _)) = conn.held.front() else {
                 return Ok(());
             };
-            let local = req.is_plain_read();
+            let auth = matches!(req, Request::Auth { .. });
+            let local = req.is_plain_read() || auth;
             let behind = conn.at_writer > 0;
             // Standalone, a plain read behind writes may go to the writer, which answers
             // it right after them; in an ensemble it waits here.
-            let to_writer = !local || (behind && standalone && coin);
+            let to_writer = !local || (behind && standalone && coin && !auth);
             if local && behind && !to_writer {
                 return Ok(());
             }
             let (req, sent) = conn.held.pop_front().unwrap();
-            let (id, member) = (conn.id, conn.member);
+            let (id, member, ids) = (conn.id, conn.member, conn.ids.clone());
             if to_writer {
                 conn.at_writer += 1;
                 let xid = sent.xid;
@@ -1289,10 +1357,33 @@ impl ServerSim {
                         xid,
                         op: opcode,
                         req,
-                        ids: Arc::from(Vec::<Id>::new()),
+                        ids,
                         raw,
                     },
                 );
+                continue;
+            }
+            if auth {
+                // addauth, answered by the reactor: the connection's ids grow, and the
+                // writer hears of them (for watch events).
+                let mut all = ids.to_vec();
+                if !all.contains(&sim_user()) {
+                    all.push(sim_user());
+                }
+                let all: Arc<[Id]> = Arc::from(all);
+                conn.ids = all.clone();
+                conn.waiting.push_back(sent);
+                self.send(
+                    member,
+                    ToWriter::Auth {
+                        conn: id,
+                        session,
+                        ids: all,
+                    },
+                );
+                let frame =
+                    crate::proto::records::reply_frame(xid_of(&self.clients[c]), 0, 0, |_| {});
+                self.reply(c, &frame, false)?;
                 continue;
             }
             // Invariant 5: events the writer queued go first (they may close it).
@@ -1309,7 +1400,7 @@ impl ServerSim {
                 &shared.last_zxid,
                 || shared.serving(),
                 &shared.cfg,
-                &[],
+                &ids,
                 sent.xid,
                 &req,
             ) {
@@ -1478,6 +1569,7 @@ impl ServerSim {
                 sent.xid, sent.asked
             ));
         }
+        self.max_seen = self.max_seen.max(zxid);
         let cl = &mut self.clients[c];
         if zxid > 0 {
             if zxid < cl.seen_zxid {
@@ -1516,9 +1608,18 @@ impl ServerSim {
             Asked::Set { .. } | Asked::Multi { .. } => {
                 return broken(format!("client {c}: a write failed with {err}"));
             }
+            Asked::Get { key, .. } if err == ZkError::NoAuth.code() && !sent.authed => {
+                // Not readable without the user's auth: as it should be.
+                let _ = key;
+            }
             Asked::Get { key, watch } => {
                 if err != 0 {
                     return broken(format!("client {c}: getData of /k{key} failed with {err}"));
+                }
+                if !sent.authed {
+                    return broken(format!(
+                        "client {c}: read /k{key} without the auth it needs"
+                    ));
                 }
                 let data = r.read_buffer().map_err(|e| Broken(e.to_string()))?;
                 let value: u64 = std::str::from_utf8(data)
@@ -1588,6 +1689,8 @@ impl ServerSim {
                 }
             }
             Asked::DeleteEphemeral => {}
+            Asked::AddAuth if err == 0 => {}
+            Asked::AddAuth => return broken(format!("client {c}: addauth failed with {err}")),
             Asked::Close => {
                 if err == 0 {
                     let s = cl.session;
@@ -1641,6 +1744,9 @@ impl ServerSim {
     /// standalone, none to a session that ended); and members that applied the same zxid
     /// have the same tree digest (one history: no split brain, no bad sync).
     fn check_members(&mut self) -> Result<(), Broken> {
+        if let Some(why) = self.torn.borrow_mut().take() {
+            return broken(why);
+        }
         for i in 0..self.members.len() {
             let Some(node) = self.members[i].node.as_ref() else {
                 continue;
@@ -1667,6 +1773,20 @@ impl ServerSim {
                 return broken(b);
             }
             let (zxid, digest) = (node.shared.last_zxid(), node.writer.digest());
+            // A leader that serves has applied its whole history, which holds every
+            // committed txn (ZAB): one a client saw cannot be missing.
+            if self.ensemble()
+                && node.shared.serving()
+                && node.shared.mode_name() == "leader"
+                && zxid < self.max_seen
+            {
+                return broken(format!(
+                    "server {} leads and serves at 0x{zxid:x}, but a client saw 0x{:x} \
+                     committed (lost txns)",
+                    i + 1,
+                    self.max_seen
+                ));
+            }
             match self.digests.get(&zxid) {
                 Some(&(d, other)) if d != digest => {
                     return broken(format!(
@@ -1810,12 +1930,47 @@ fn sim_tmp() -> std::path::PathBuf {
     }
 }
 
+/// The registers /k<c>: anyone may write them, only the user `sim` may read them (and
+/// so hear of their changes).
+fn register_acl() -> Vec<crate::proto::records::Acl> {
+    use crate::proto::ops::perm;
+    use crate::proto::records::Acl;
+    vec![
+        Acl {
+            perms: perm::ALL & !perm::READ,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        },
+        Acl {
+            perms: perm::READ,
+            id: sim_user(),
+        },
+    ]
+}
+
+fn sim_user() -> Id {
+    Id {
+        scheme: "digest".into(),
+        id: crate::acl::digest("sim:secret"),
+    }
+}
+
 fn set(path: &str, v: u64) -> Request {
     Request::SetData {
         path: path.into(),
         data: Some(v.to_string().into_bytes()),
         version: -1,
     }
+}
+
+/// The xid of the request a client's connection just moved to `waiting`.
+fn xid_of(cl: &Client) -> i32 {
+    cl.conn
+        .as_ref()
+        .and_then(|k| k.waiting.back())
+        .map_or(0, |s| s.xid)
 }
 
 fn req_op(r: &Request) -> i32 {
@@ -1872,7 +2027,7 @@ mod tests {
     fn every_mutation_is_caught() {
         for m in Mutation::ALL {
             let (members, steps) = (m.members(), if m.members() > 1 { 800 } else { 400 });
-            let caught = (0..300u64).find_map(|seed| {
+            let caught = (0..1000u64).find_map(|seed| {
                 ServerSim::run(seed, members, steps, Some(m))
                     .err()
                     .map(|v| (seed, v))
@@ -1885,7 +2040,7 @@ mod tests {
                     let first = v.0.lines().next().unwrap_or("").to_owned();
                     eprintln!("{m:?}: caught by seed {seed:#x}: {first}");
                 }
-                None => panic!("mutation {m:?} was not caught by 300 seeds"),
+                None => panic!("mutation {m:?} was not caught by 1000 seeds"),
             }
         }
     }

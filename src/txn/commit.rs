@@ -104,15 +104,28 @@ pub fn apply(
 /// in the same window: what it stores (the applied zxid) becomes visible together with
 /// the changes.
 pub fn publish(tree: &DataTree, held: Vec<(PathRef, Option<NodeRef>)>, also: impl FnOnce()) {
-    tree.publish(|| {
+    use crate::mutation::{self, Mutation};
+    if mutation::active(Mutation::PartialPublish) {
         for (p, n) in held {
-            match n {
+            tree.publish(|| match n {
                 Some(n) => tree.put_path(p, n),
                 None => tree.remove(&p),
-            }
+            });
+            mutation::published(tree);
         }
-        also();
-    });
+        tree.publish(also);
+    } else {
+        tree.publish(|| {
+            for (p, n) in held {
+                match n {
+                    Some(n) => tree.put_path(p, n),
+                    None => tree.remove(&p),
+                }
+            }
+            also();
+        });
+    }
+    mutation::published(tree);
 }
 
 /// The published tree as apply's store: writes are held back until `publish`, so that the

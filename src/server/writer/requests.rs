@@ -164,6 +164,9 @@ impl<L: Storage> WriterLoop<L> {
 
     /// The auth ids of `session`'s live connection, for watch events' ACL checks.
     pub(super) fn note_ids(&mut self, session: SessionId, ids: &Arc<[Id]>) {
+        if mutation::active(Mutation::StaleAuth) && self.session_ids.contains_key(&session) {
+            return;
+        }
         if !self
             .session_ids
             .get(&session)
