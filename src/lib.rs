@@ -13,6 +13,7 @@ pub mod server;
 pub mod session;
 pub mod snap;
 pub mod start;
+pub mod stats;
 pub mod testing;
 pub mod tree;
 pub mod txn;

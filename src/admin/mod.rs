@@ -1,6 +1,46 @@
 //! Four-letter words (client port), with Apache ZooKeeper 3.8's output formats.
 
-use crate::server::{Shared, WriterReport};
+use crate::config::Config;
+use crate::stats::{ConnInfo, ServerStats, WriterReport};
+use crate::types::ConnId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What four-letter words read of the server (`Shared::view`): admin/ sees this, never
+/// the server's shared state itself.
+pub struct View<'a> {
+    pub cfg: &'a Config,
+    pub stats: &'a ServerStats,
+    pub conns: &'a Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
+    pub outstanding: &'a AtomicUsize,
+    pub writes_refused: &'a AtomicBool,
+    pub started: Instant,
+    pub mode: &'static str,
+    pub serving: bool,
+    pub read_only: bool,
+    pub last_zxid: i64,
+    pub node_count: usize,
+}
+
+impl View<'_> {
+    pub fn mode_name(&self) -> &'static str {
+        self.mode
+    }
+    pub fn serving(&self) -> bool {
+        self.serving
+    }
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+    pub fn node_count(&self) -> usize {
+        self.node_count
+    }
+}
 use crate::types::SessionId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -34,7 +74,7 @@ fn version_line() -> String {
     format!("Zookeeper version: {FULL_VERSION}")
 }
 
-fn srvr_body(s: &Shared, out: &mut String) {
+fn srvr_body(s: &View<'_>, out: &mut String) {
     if s.writes_refused.load(Relaxed) {
         out.push_str("Refusing writes: no space left for the txn log\n");
     }
@@ -49,7 +89,7 @@ fn srvr_body(s: &Shared, out: &mut String) {
     let _ = writeln!(out, "Node count: {}", s.node_count());
 }
 
-fn conn_lines(s: &Shared, full: bool, out: &mut String) {
+fn conn_lines(s: &View<'_>, full: bool, out: &mut String) {
     let conns = s.conns.lock().unwrap();
     let mut v: Vec<_> = conns.values().collect();
     v.sort_by_key(|c| c.established_ms);
@@ -286,7 +326,7 @@ fn canonical_host_name() -> String {
 /// ZooKeeper's connection expiry queue as `dump` prints it: each connection in the
 /// 10 s bucket (sessionlessCnxnTimeout) where it would expire, counted from its latest
 /// packet by its session's timeout (10 s without a session).
-fn connection_sets(s: &Shared, out: &mut String) {
+fn connection_sets(s: &View<'_>, out: &mut String) {
     const INTERVAL: i64 = 10_000;
     let mut buckets: BTreeMap<i64, Vec<(String, i64)>> = BTreeMap::new();
     let conns = s.conns.lock().unwrap();
@@ -351,7 +391,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn mntr(s: &Shared) -> String {
+fn mntr(s: &View<'_>) -> String {
     let mut m: Vec<(&str, String)> = Vec::new();
     let (min, avg, max) = s.stats.latency.get();
     m.push(("version", FULL_VERSION.to_owned()));
@@ -434,7 +474,7 @@ fn mntr(s: &Shared) -> String {
     m.push(("non_mtls_local_conn_count", "0".into()));
     // Summaries expand as ZooKeeper's do: avg, min, max, cnt, sum.
     let summary =
-        |m: &mut Vec<(&str, String)>, names: [&'static str; 5], l: &crate::server::Latency| {
+        |m: &mut Vec<(&str, String)>, names: [&'static str; 5], l: &crate::stats::Latency| {
             let (min, avg, max) = l.get();
             m.push((names[0], format!("{avg:?}")));
             m.push((names[1], min.to_string()));
@@ -501,7 +541,7 @@ fn mntr(s: &Shared) -> String {
 }
 
 /// The answer to a four-letter word; `view` is present when the writer answers.
-pub fn answer(s: &Shared, cmd: &str, view: Option<&WriterReport>) -> String {
+pub fn answer(s: &View<'_>, cmd: &str, view: Option<&WriterReport>) -> String {
     let cfg = &s.cfg;
     if !cfg.four_letter_word_enabled(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");

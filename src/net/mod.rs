@@ -694,7 +694,7 @@ impl Reactor {
                 // `flush_dirty` closes it (ConnInfo::overflowed).
                 ToReactor::Overflow { .. } => {}
                 ToReactor::Admin { cmd, report, .. } => {
-                    let text = admin::answer(shared, &cmd, Some(&report));
+                    let text = admin::answer(&shared.view(), &cmd, Some(&report));
                     conn.queue(text.as_bytes());
                     shared.stats.packets_sent.fetch_add(1, Relaxed);
                     conn.state = State::Closing;
@@ -878,7 +878,7 @@ impl Reactor {
         self.shared.stats.packets_received.fetch_add(1, Relaxed);
         c.info.received.fetch_add(1, Relaxed);
         if !admin::needs_writer(w) || !self.shared.cfg.four_letter_word_enabled(w) {
-            let text = admin::answer(&self.shared, w, None);
+            let text = admin::answer(&self.shared.view(), w, None);
             c.queue(text.as_bytes());
             self.shared.stats.packets_sent.fetch_add(1, Relaxed);
             c.state = State::Closing;
