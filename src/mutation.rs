@@ -1,8 +1,9 @@
 //! Mutations: bugs fixed once, put back on purpose under the simulator, so that a sweep
 //! of seeds shows it would catch them again (issue 15). Each is a switch read at the
-//! place of its fix; they exist in test builds of the library only, where the simulator
-//! runs (`cargo test --lib`, testing/server.rs). In every other build `active` is a constant `false` and
-//! the compiler removes the switch.
+//! place of its fix. The switches can be set only in test builds of the library, where
+//! the simulator runs (`cargo test --lib`, testing/server.rs); in every other build
+//! `active` is a constant `false` and the compiler removes the switch. `published` is the
+//! simulator's view of every tree state readers may see (empty outside test builds).
 
 /// A bug that a simulated run can put back.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

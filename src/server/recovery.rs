@@ -547,12 +547,12 @@ impl Epochs {
             current,
         };
         if raise {
-            let io = |error| EpochError::Io {
-                path: dir.join("currentEpoch"),
-                error,
-            };
-            e.write("acceptedEpoch", accepted).map_err(io)?;
-            e.write("currentEpoch", current).map_err(io)?;
+            for (name, v) in [("acceptedEpoch", accepted), ("currentEpoch", current)] {
+                e.write(name, v).map_err(|error| EpochError::Io {
+                    path: dir.join(name),
+                    error,
+                })?;
+            }
         }
         Ok(e)
     }

@@ -17,6 +17,11 @@
 //! `ZabSim` (zab.rs) runs whole ensembles past the election: discovery, sync and
 //! broadcast with clients proposing, crashes that lose unsynced writes, and ZAB's safety
 //! properties checked at every step.
+//!
+//! `ServerSim` (server.rs) runs whole servers, standalone and ensembles: the real
+//! writers, sessions, watches, read path and ZAB core on a simulated clock, disk and
+//! network, with seeded clients and their guarantees checked at every step, and the
+//! bugs of `crate::mutation` each caught.
 
 #[cfg(test)]
 pub mod server;

@@ -41,8 +41,9 @@
 //!   ensemble healed for its last quarter converges: every member serving at the same
 //!   zxid.
 //!
-//! A failing seed prints itself; `ServerSim::run(seed, members, steps, None)` replays it
-//! exactly (`PADDOCK_SIM_TRACE=N` keeps the last N events instead of 60).
+//! A failing seed prints itself and its replay, `ServerSim::run(seed, members, steps,
+//! mutation)`, which runs it again exactly (`PADDOCK_SIM_TRACE=N` keeps the last N events
+//! instead of 60). Snapshots are off (snapCount 1e8): a snapshot is a fork of the process.
 
 use super::{Entropy, Violation};
 use crate::config::{Config, RawConfig};
@@ -129,7 +130,9 @@ fn no_space() -> LogError {
 impl TxnLog for SimLog {
     fn append(&mut self, zxid: Zxid, txn: &[u8]) -> Result<(), LogError> {
         let mut d = self.0.borrow_mut();
-        if d.full {
+        // As the file log: a full disk shows when a segment starts (here: every other
+        // zxid) or when the sync preallocates, with the records still pending.
+        if d.full && zxid % 2 == 0 {
             return Err(no_space());
         }
         d.unsynced.push((zxid, txn.to_vec()));
@@ -463,6 +466,10 @@ pub struct ServerSim {
     /// The newest zxid any client saw in a reply: committed (a member applies only what
     /// is committed while it serves).
     max_seen: Zxid,
+    /// The run's length (for the replay line).
+    steps: u64,
+    /// Events kept for a report (`PADDOCK_SIM_TRACE`, default 60).
+    trace_keep: usize,
 }
 
 const CLIENTS: usize = 4;
@@ -546,6 +553,11 @@ impl ServerSim {
             trace: VecDeque::new(),
             torn: Rc::default(),
             max_seen: 0,
+            steps: 0,
+            trace_keep: std::env::var("PADDOCK_SIM_TRACE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(60),
         }
     }
 
@@ -580,7 +592,18 @@ impl ServerSim {
         })));
         let mut sim = ServerSim::new(seed, members);
         sim.torn = torn;
-        let out = sim.go(steps);
+        sim.steps = steps;
+        // Any panic inside (a writer's assert, a debug build's state check) is reported
+        // with the seed, like a broken guarantee; the thread's switches are reset.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.go(steps)))
+            .unwrap_or_else(|p| {
+                let what = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "a panic".into());
+                broken(format!("panicked: {what}"))
+            });
         mutation::observe(None);
         crate::SIMULATED.with(|s| s.set(false));
         out.map(|()| std::mem::take(&mut sim.report))
@@ -594,23 +617,20 @@ impl ServerSim {
     fn violation(&self, m: Option<Mutation>, why: String) -> Violation {
         let trace: Vec<&str> = self.trace.iter().map(String::as_str).collect();
         Violation(format!(
-            "seed {:#x} on {} member(s), step {}{}: {why}\nreplay: ServerSim::run({:#x}, {}, .., {m:?})\nlast events:\n  {}",
+            "seed {:#x} on {} member(s), step {}{}: {why}\nreplay: ServerSim::run({:#x}, {}, {}, {m:?})\nlast events:\n  {}",
             self.seed,
             self.members.len(),
             self.step,
             m.map(|m| format!(" (mutation {m:?})")).unwrap_or_default(),
             self.seed,
             self.members.len(),
+            self.steps,
             trace.join("\n  ")
         ))
     }
 
     fn note(&mut self, what: String) {
-        let keep = std::env::var("PADDOCK_SIM_TRACE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(60);
-        if self.trace.len() >= keep {
+        if self.trace.len() >= self.trace_keep {
             self.trace.pop_front();
         }
         self.trace.push_back(format!("[{}] {what}", self.step));
@@ -1383,7 +1403,7 @@ impl ServerSim {
                 );
                 let frame =
                     crate::proto::records::reply_frame(xid_of(&self.clients[c]), 0, 0, |_| {});
-                self.reply(c, &frame, false)?;
+                self.reply(c, &frame)?;
                 continue;
             }
             // Invariant 5: events the writer queued go first (they may close it).
@@ -1414,7 +1434,7 @@ impl ServerSim {
             };
             let conn = self.clients[c].conn.as_mut().unwrap();
             conn.waiting.push_back(sent);
-            self.reply(c, &frame, false)?;
+            self.reply(c, &frame)?;
         }
     }
 
@@ -1480,7 +1500,7 @@ impl ServerSim {
                 if k.closed || !k.established {
                     return Ok(());
                 }
-                self.reply(c, &bytes, reply)?;
+                self.reply(c, &bytes)?;
                 if reply {
                     // (A close's reply ends the connection.)
                     if let Some(conn) = self.clients[c].conn.as_mut() {
@@ -1540,7 +1560,7 @@ impl ServerSim {
     }
 
     /// A frame reaches client `c`: a notification, or the reply to its oldest request.
-    fn reply(&mut self, c: usize, frame: &[u8], _from_writer: bool) -> Result<(), Broken> {
+    fn reply(&mut self, c: usize, frame: &[u8]) -> Result<(), Broken> {
         let mut r = Reader::new(&frame[4..]);
         let xid = r.read_i32().map_err(|e| Broken(e.to_string()))?;
         let zxid = r.read_i64().map_err(|e| Broken(e.to_string()))?;
@@ -1582,7 +1602,7 @@ impl ServerSim {
         }
         match sent.asked {
             Asked::Set { key, value } if err == 0 => {
-                if std::env::var("PADDOCK_SIM_TRACE").is_ok() {
+                if self.trace_keep > 60 {
                     let m = self.clients[c].conn.as_ref().map_or(0, |k| k.member + 1);
                     self.note(format!("client {c}: /k{key} = {value} answered OK at zxid 0x{zxid:x} by server {m}"));
                 }
@@ -1608,10 +1628,8 @@ impl ServerSim {
             Asked::Set { .. } | Asked::Multi { .. } => {
                 return broken(format!("client {c}: a write failed with {err}"));
             }
-            Asked::Get { key, .. } if err == ZkError::NoAuth.code() && !sent.authed => {
-                // Not readable without the user's auth: as it should be.
-                let _ = key;
-            }
+            // Not readable without the user's auth: as it should be.
+            Asked::Get { .. } if err == ZkError::NoAuth.code() && !sent.authed => {}
             Asked::Get { key, watch } => {
                 if err != 0 {
                     return broken(format!("client {c}: getData of /k{key} failed with {err}"));

@@ -1,4 +1,4 @@
-//! Stages 5-7, apply → notify → answer: a committed txn is applied by `txn::commit`
+//! Stage 6, apply → notify → answer: a committed txn is applied by `txn::commit`
 //! (the one apply every caller uses), its watch events go to the reactors before its
 //! changes are published (invariant 5), then its client is answered from what apply
 //! returned, and the requests waiting behind it in its session's order (order::) follow.

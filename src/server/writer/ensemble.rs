@@ -346,7 +346,7 @@ impl<L: Storage> WriterLoop<L> {
                 Effect::SendAfterSync { msg, .. } => {
                     if let Role::Learning(t) = &mut self.role {
                         t.after_sync.push(packet(msg, my_id, observer));
-                        // The next flush syncs (an epoch file alone appends nothing).
+                        // The turn's sync runs even if nothing was appended.
                         self.log_dirty = true;
                     }
                 }
@@ -498,6 +498,11 @@ impl<L: Storage> WriterLoop<L> {
             _ => log::info!("looking for a leader: {why}"),
         }
         self.set_mode(mode::LOOKING, false);
+        // Everything appended reaches the log before the member looks again, or the
+        // server stops: a learner may have applied committed txns its own log has not
+        // synced yet, and a member whose tree is ahead of its log must not vote or sync
+        // from the log's zxid. (A full disk with records pending stops it too, as
+        // ZooKeeper exits on a failed log write; restart recovers from disk.)
         if let Err(e) = self.log.sync() {
             crate::fatal(e);
         }

@@ -145,7 +145,7 @@ impl<L: Storage> WriterLoop<L> {
             Forwarded::Waiter(Waiter::Connect { .. }) => NO_TICKET,
             _ => self.order.ticket(session),
         };
-        t.forwarded.insert((session, cxid), (waiter, ticket));
+        let replaced = t.forwarded.insert((session, cxid), (waiter, ticket));
         let mut p = QuorumPacket::new(
             kind::REQUEST,
             -1,
@@ -153,6 +153,25 @@ impl<L: Storage> WriterLoop<L> {
         );
         p.auth = Some(ids.to_vec());
         t.link.send(&p);
+        if let Some((old, old_ticket)) = replaced {
+            // A client that reused an xid still in flight: the older request's connection
+            // closes (its outcome unknown) and what waited behind it is answered.
+            let conn = match old {
+                Forwarded::Waiter(
+                    Waiter::Reply { conn, .. }
+                    | Waiter::Connect { conn, .. }
+                    | Waiter::CloseSession {
+                        conn: Some(conn), ..
+                    },
+                ) => Some(conn),
+                Forwarded::Sync { conn, .. } => Some(conn),
+                Forwarded::Waiter(_) => None,
+            };
+            if let Some(conn) = conn {
+                self.send(conn, ToReactor::Close { conn });
+            }
+            self.answered(session, old_ticket);
+        }
     }
 
     /// A learner logs a txn the leader sent.
@@ -365,6 +384,7 @@ impl<L: Storage> WriterLoop<L> {
                 .for_each(|p, n| tree.put_path(crate::tree::PathRef::from(p), n.clone()));
             shared.last_zxid.store(st.last_zxid, Release);
         });
+        mutation::published(tree);
         self.idx = st.idx;
         self.sessions = st.sessions;
         self.session_ids.clear();

@@ -15,7 +15,8 @@
 //!
 //! What differs between standalone, leader, learner and read-only is in role.rs, one
 //! hook per stage, and each role's own work in its file. Request handling never syncs:
-//! only stage 5 does.
+//! only stage 5 does (and, outside request handling, a learner taking a new epoch and a
+//! member leaving its role: ensemble.rs).
 //!
 //! Holds: a write is answered only after its txn is durable (invariant 2); events of a txn
 //! are in the reactors' inboxes before the txn's changes are published (invariant 5); txns
@@ -372,7 +373,7 @@ impl<L: Storage> WriterLoop<L> {
     /// One turn of the loop; its body is the stages (module doc). It never waits for
     /// work: the simulator (testing/) drives the writer by calling this.
     pub fn turn(&mut self) {
-        let half_tick = self.shared.cfg.tick_ms as u64 / 2;
+        let half_tick = (self.shared.cfg.tick_ms as u64 / 2).max(1);
         // 1. Take what came, up to paddock.batchTxnsMax, and a part of it. What the
         // reactors sent stays in order; a reactor turn that carried every session's
         // requests is answered in parts, and the reactors send one part's answers while
@@ -448,7 +449,7 @@ impl<L: Storage> WriterLoop<L> {
         part
     }
 
-    /// Stage 4, sync: one group commit makes everything appended durable; the role's
+    /// Stage 5, sync: one group commit makes everything appended durable; the role's
     /// pipeline goes on from there (`after_sync`: standalone applies and answers, a
     /// leader's ZAB core hears it persisted, a learner's acks go). A failed sync stops
     /// the server (never retried); a full disk is the role's to handle.

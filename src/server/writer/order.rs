@@ -73,7 +73,7 @@ impl<T> SessionOrder<T> {
         self.behind.clear();
     }
 
-    /// Requests waiting behind others (for the control-plane checks).
+    /// Requests waiting behind others.
     pub fn waiting(&self) -> usize {
         self.behind.values().map(Vec::len).sum()
     }

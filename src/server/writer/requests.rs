@@ -1,4 +1,4 @@
-//! Stage 1's other half: what the reactors send the writer, handled by kind. A write is
+//! Stage 2: what the reactors send the writer, handled by kind. A write is
 //! staged (or, on a learner, forwarded); a request that needs no txn is answered from
 //! the applied tree in its session's order; connects, reconnects and closes go to the
 //! session table. Nothing here syncs: the loop's one sync covers what was staged.
@@ -332,8 +332,9 @@ impl<L: Storage> WriterLoop<L> {
         );
     }
 
-    /// Requests that run on the writer between batches: reads with watches, watch
-    /// management, sync, getEphemerals.
+    /// Requests that need no txn and run on the writer, in their session's order (after
+    /// its writes in flight: `answer_in_order`), against the applied tree: reads with
+    /// watches, watch management, sync, getEphemerals.
     pub(super) fn barrier_request(
         &mut self,
         session: SessionId,

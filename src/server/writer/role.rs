@@ -153,7 +153,8 @@ impl<L: Storage> WriterLoop<L> {
 
     /// The log has no space: standalone refuses the batch and goes on serving reads; an
     /// ensemble member, whose earlier proposals may be out already, never takes a zxid
-    /// back: it leaves its role.
+    /// back: it leaves its role (and stops if what it appended cannot reach the log:
+    /// `abandon`).
     pub(super) fn out_of_space(&mut self, e: &LogError) {
         if self.ens.is_some() {
             self.abandon("the txn log is out of space");

@@ -1,4 +1,4 @@
-//! Stage 8, ticks and snapshots: session expiry (on time, between ticks too), the
+//! Stages 3 and 7, timers and snapshots: session expiry (on time, between ticks too), the
 //! reaping of containers and TTL nodes, the ZAB core's tick, read-only mode, and the
 //! snapshot a forked child writes when enough txns were applied (snap::fork).
 
