@@ -528,6 +528,17 @@ impl<L: Storage> WriterLoop<L> {
                 ));
             }
         }
+        // Epochs: the accepted one is never behind the current one, nor behind any txn
+        // this member has logged (it proposes or accepts only in its accepted epoch).
+        if let Some(ens) = &self.ens {
+            let (accepted, current) = (ens.epochs.accepted, ens.epochs.current);
+            let logged = crate::zab::broadcast::epoch_of(self.next_zxid - 1);
+            if current > accepted || logged > accepted {
+                return broken(format!(
+                    "epochs {accepted}/{current} (accepted/current), a txn of epoch {logged} logged"
+                ));
+            }
+        }
         // Every ephemeral index entry names a session the table has.
         for s in self.idx.ephemerals.keys() {
             if self.sessions.get(*s).is_none() {
