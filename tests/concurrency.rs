@@ -107,6 +107,21 @@ fn pipelined_reads_see_their_sessions_writes_in_order_in_an_ensemble() {
         let root = format!("/pipe-{id}-{watch}");
         pipeline_writes_and_reads(&mut a, &root, watch, 120);
     }
+    // A sync pipelined behind a write, on a follower: its answer comes after the write's
+    // (the leader's SYNC must not overtake the COMMIT it waited for).
+    let mut a = Raw::connect_addr(&e.member(follower).client);
+    a.sock
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    for i in 0..50 {
+        let xid = 1000 + 2 * i;
+        a.send(xid, 1, &create_body(&format!("/sync-{i}"), b"x", 0));
+        a.send(xid + 1, 9, &jute_string("/"));
+        for want in [xid, xid + 1] {
+            let (got, _, err, _) = a.reply().expect("a reply");
+            assert_eq!((got, err), (want, 0), "create then sync, round {i}");
+        }
+    }
 }
 
 /// Pipelines `n` pairs (a write, then a getData of what it wrote, with `watch`) on one

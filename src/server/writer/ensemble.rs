@@ -299,12 +299,24 @@ impl<L: Storage> WriterLoop<L> {
     pub(super) fn perform(&mut self, effects: Vec<Effect<Arc<[u8]>>>, mut snap: Option<Vec<u8>>) {
         let Some(ens) = &self.ens else { return };
         let (my_id, observer) = (ens.my_id, ens.observer);
+        // Forwarded syncs answered by this step's commits go after its COMMIT packets:
+        // the core emits Apply before the commits it sends, and a learner must apply a
+        // write before it answers a sync behind it.
+        let mut syncs_due = false;
         for e in effects {
             match e {
                 Effect::Send {
                     to,
                     msg: msg @ (Msg::Proposal { .. } | Msg::Commit { .. } | Msg::Inform { .. }),
                 } => {
+                    if !matches!(self.role, Role::Leading(_)) {
+                        continue;
+                    }
+                    match &msg {
+                        Msg::Commit { zxid } => self.answer_syncs_before(to, *zxid, true),
+                        Msg::Inform { zxid, .. } => self.answer_syncs_before(to, *zxid, false),
+                        _ => {}
+                    }
                     let Role::Leading(t) = &mut self.role else {
                         continue;
                     };
@@ -402,7 +414,7 @@ impl<L: Storage> WriterLoop<L> {
                 Effect::Apply { zxid } => match &self.role {
                     Role::Leading(_) => {
                         self.apply_upto(zxid);
-                        self.answer_syncs();
+                        syncs_due = true;
                     }
                     Role::Learning(_) => self.apply_learned(zxid),
                     _ => {}
@@ -421,6 +433,9 @@ impl<L: Storage> WriterLoop<L> {
                     return;
                 }
             }
+        }
+        if syncs_due {
+            self.answer_syncs();
         }
     }
 

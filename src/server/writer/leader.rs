@@ -216,16 +216,43 @@ impl<L: Storage> WriterLoop<L> {
             return;
         };
         let committed = t.core.committed();
-        let mut i = 0;
-        while i < t.syncs.len() {
-            if t.syncs[i].1 <= committed {
-                let (sid, _, data) = t.syncs.swap_remove(i);
-                if let Some(l) = t.links.get_mut(&sid) {
-                    l.send(&QuorumPacket::new(kind::SYNC, committed, Some(data)));
-                }
-            } else {
-                i += 1;
+        // In the order they came: two syncs of one session are answered in its order.
+        let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut t.syncs)
+            .into_iter()
+            .partition(|s| s.1 <= committed);
+        t.syncs = wait;
+        for (sid, _, data) in due {
+            if let Some(l) = t.links.get_mut(&sid) {
+                l.send(&QuorumPacket::new(kind::SYNC, committed, Some(data)));
             }
+        }
+    }
+
+    /// Before a COMMIT or INFORM of `zxid` goes to learner `sid`: its syncs waiting for
+    /// an earlier zxid are answered first, each right after that zxid's commit, as
+    /// ZooKeeper's leader sends a SYNC right after the COMMIT it waited for. (A COMMIT
+    /// here covers every zxid up to its own: without this, a learner would apply a
+    /// write its client sent after the sync before answering the sync.)
+    pub(super) fn answer_syncs_before(&mut self, sid: i64, zxid: Zxid, commits: bool) {
+        let Role::Leading(t) = &mut self.role else {
+            return;
+        };
+        if t.syncs.is_empty() {
+            return;
+        }
+        let (mut due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut t.syncs)
+            .into_iter()
+            .partition(|s| s.0 == sid && s.1 < zxid);
+        t.syncs = wait;
+        due.sort_by_key(|s| s.1); // stable: a session's syncs keep their order
+        let Some(l) = t.links.get_mut(&sid) else {
+            return;
+        };
+        for (_, barrier, data) in due {
+            if commits {
+                l.send_plain(kind::COMMIT, barrier, None);
+            }
+            l.send(&QuorumPacket::new(kind::SYNC, barrier, Some(data)));
         }
     }
 

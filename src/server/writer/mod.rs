@@ -581,6 +581,13 @@ impl<L: Storage> WriterLoop<L> {
         Ok(())
     }
 
+    /// An ensemble member's (accepted, current) epochs.
+    pub fn epochs(&self) -> Option<(i64, i64)> {
+        self.ens
+            .as_ref()
+            .map(|e| (e.epochs.accepted, e.epochs.current))
+    }
+
     /// The digest of the published tree (ZooKeeper's tree digest), with every applied
     /// txn in it.
     pub fn digest(&self) -> i64 {
