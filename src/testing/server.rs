@@ -418,6 +418,9 @@ struct Client {
 }
 
 const NO_NODE: i32 = -101;
+const BAD_VERSION: i32 = -103;
+const NO_WATCHER: i32 = -121;
+const SYSTEM_ERROR: i32 = -1;
 
 /// Keys: client c's register is /k<c>; its multis write /m<c>a and /m<c>b.
 fn key_path(k: usize) -> String {
@@ -1286,9 +1289,90 @@ impl ServerSim {
                 self.clients[c].closing = true;
                 (Request::CloseSession, Asked::Close)
             }
-            _ => return Ok(()),
+            _ => self.rarer_op(c),
         };
         self.request(c, req, asked)
+    }
+
+    /// The op kinds sent less often: ACLs, a check inside a multi, ephemerals listed,
+    /// persistent and recursive watches added and removed, whoAmI, children counted,
+    /// containers. Answered in order with the errors ZooKeeper gives them.
+    fn rarer_op(&mut self, c: usize) -> (Request, Asked) {
+        const OK: &[i32] = &[0];
+        match self.rng.below(8) {
+            0 => (
+                Request::GetAcl { path: key_path(c) },
+                Asked::Other { errs: OK },
+            ),
+            1 => {
+                // A multi with a check: of the right version it applies, else neither op.
+                let ops = vec![
+                    MultiOp::Check {
+                        path: "/e".into(),
+                        version: if self.rng.below(2) == 0 { -1 } else { 1 << 30 },
+                    },
+                    MultiOp::Create {
+                        op: op::CREATE,
+                        req: CreateRequest {
+                            path: "/s/m-".into(),
+                            data: None,
+                            acl: crate::acl::open_acl(),
+                            flags: 2,
+                            ttl: -1,
+                        },
+                    },
+                ];
+                let errs: &[i32] = &[0, BAD_VERSION, SYSTEM_ERROR];
+                (Request::Multi { ops }, Asked::Other { errs })
+            }
+            2 => (
+                Request::GetEphemerals {
+                    prefix: "/e".into(),
+                },
+                Asked::Other { errs: OK },
+            ),
+            3 => (
+                Request::AddWatch {
+                    path: "/e".into(),
+                    mode: self.rng.below(2) as i32,
+                },
+                Asked::Other { errs: OK },
+            ),
+            4 => (
+                Request::RemoveWatches {
+                    path: "/e".into(),
+                    kind: 3,
+                },
+                Asked::Other {
+                    errs: &[0, NO_WATCHER],
+                },
+            ),
+            5 => (Request::WhoAmI, Asked::Other { errs: OK }),
+            6 => (
+                Request::GetAllChildrenNumber { path: "/e".into() },
+                Asked::Other { errs: OK },
+            ),
+            _ => {
+                let n = self.clients[c].next_ephemeral;
+                self.clients[c].next_ephemeral += 1;
+                let req = Request::Create {
+                    op: op::CREATE_CONTAINER,
+                    req: CreateRequest {
+                        path: format!("/e/box-{c}-{n}"),
+                        data: None,
+                        acl: crate::acl::open_acl(),
+                        flags: 4,
+                        ttl: -1,
+                    },
+                };
+                (
+                    req,
+                    Asked::Other {
+                        errs: &[0, SYSTEM_ERROR],
+                    },
+                )
+            }
+        }
     }
 
     fn connect(&mut self, c: usize) -> Result<(), Broken> {
@@ -1864,7 +1948,7 @@ impl ServerSim {
             let ended = (!self.ensemble()).then_some(&self.ended);
             node.shared.tree.for_each(|p, n| {
                 let owner = n.fields().ephemeral_owner;
-                if owner != 0 && bad.is_none() {
+                if is_ephemeral(owner) && bad.is_none() {
                     if node.writer.sessions.get(owner).is_none() {
                         bad = Some(format!(
                             "server {}: ephemeral {p} of session 0x{owner:x}, not in the session table",
@@ -2010,7 +2094,7 @@ impl ServerSim {
         let mut bad = None;
         node.shared.tree.for_each(|p, n| {
             let owner = n.fields().ephemeral_owner;
-            if owner != 0 && self.ended.contains(&owner) {
+            if is_ephemeral(owner) && self.ended.contains(&owner) {
                 bad = Some(format!("ephemeral {p} of session 0x{owner:x}, which ended"));
             }
         });
@@ -2056,7 +2140,11 @@ fn encode_body(r: &Request) -> Vec<u8> {
                         w.i32(op::SET_DATA).bool(false).i32(-1);
                         w.string(path).opt_buffer(data).i32(*version);
                     }
-                    _ => unreachable!("the simulator's multis create and set"),
+                    MultiOp::Check { path, version } => {
+                        w.i32(op::CHECK).bool(false).i32(-1);
+                        w.string(path).i32(*version);
+                    }
+                    _ => unreachable!("the simulator's multis create, set and check"),
                 }
             }
             w.i32(-1).bool(true).i32(-1);
@@ -2064,6 +2152,13 @@ fn encode_body(r: &Request) -> Vec<u8> {
         _ => {}
     }
     w.buf
+}
+
+/// An ephemeral's owner (not a container's or a TTL node's mark).
+fn is_ephemeral(owner: i64) -> bool {
+    owner != 0
+        && owner != crate::proto::ops::CONTAINER_OWNER
+        && crate::proto::ops::ttl_of_owner(owner, false).is_none()
 }
 
 /// Where simulated data directories go: memory, where there is a tmpfs.
@@ -2121,7 +2216,7 @@ fn xid_of(cl: &Client) -> i32 {
 
 fn req_op(r: &Request) -> i32 {
     match r {
-        Request::Create { .. } => op::CREATE,
+        Request::Create { op, .. } => *op,
         Request::Delete { .. } => op::DELETE,
         Request::SetData { .. } => op::SET_DATA,
         Request::GetData { .. } => op::GET_DATA,
@@ -2130,6 +2225,12 @@ fn req_op(r: &Request) -> i32 {
         Request::Exists { .. } => op::EXISTS,
         Request::GetChildren2 { .. } => op::GET_CHILDREN2,
         Request::Sync { .. } => op::SYNC,
+        Request::GetAcl { .. } => op::GET_ACL,
+        Request::GetEphemerals { .. } => op::GET_EPHEMERALS,
+        Request::AddWatch { .. } => op::ADD_WATCH,
+        Request::RemoveWatches { .. } => op::REMOVE_WATCHES,
+        Request::WhoAmI => op::WHO_AM_I,
+        Request::GetAllChildrenNumber { .. } => op::GET_ALL_CHILDREN_NUMBER,
         Request::CloseSession => op::CLOSE_SESSION,
         _ => op::ERROR,
     }
