@@ -526,6 +526,7 @@ impl ServerSim {
                 let raw = RawConfig::parse(&format!(
                     "tickTime=100\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort=2181\n\
                      minSessionTimeout=400\nmaxSessionTimeout=4000\nsnapCount=100000000\n\
+                     extendedTypesEnabled=true\n\
                      paddock.diffWindowTxns=200\n{servers}",
                     dir.path().display()
                 ))
@@ -1299,7 +1300,46 @@ impl ServerSim {
     /// containers. Answered in order with the errors ZooKeeper gives them.
     fn rarer_op(&mut self, c: usize) -> (Request, Asked) {
         const OK: &[i32] = &[0];
-        match self.rng.below(8) {
+        match self.rng.below(10) {
+            8 => {
+                // setACL of a node of its own (an ephemeral, if it has one), to what it was.
+                let path = self.clients[c]
+                    .ephemerals
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| "/s".into());
+                let req = Request::SetAcl {
+                    path,
+                    acl: crate::acl::open_acl(),
+                    version: -1,
+                };
+                (
+                    req,
+                    Asked::Other {
+                        errs: &[0, NO_NODE, SYSTEM_ERROR],
+                    },
+                )
+            }
+            9 => {
+                let n = self.clients[c].next_ephemeral;
+                self.clients[c].next_ephemeral += 1;
+                let req = Request::Create {
+                    op: op::CREATE_TTL,
+                    req: CreateRequest {
+                        path: format!("/e/ttl-{c}-{n}"),
+                        data: None,
+                        acl: crate::acl::open_acl(),
+                        flags: 5,
+                        ttl: 1 + self.rng.below(3000) as i64,
+                    },
+                };
+                (
+                    req,
+                    Asked::Other {
+                        errs: &[0, SYSTEM_ERROR],
+                    },
+                )
+            }
             0 => (
                 Request::GetAcl { path: key_path(c) },
                 Asked::Other { errs: OK },
@@ -2109,6 +2149,9 @@ fn encode_body(r: &Request) -> Vec<u8> {
         w.string(&c.path).opt_buffer(&c.data);
         crate::proto::records::write_acls(w, &c.acl);
         w.i32(c.flags);
+        if c.ttl > 0 {
+            w.i64(c.ttl); // createTTL's
+        }
     }
     match r {
         Request::SetData {
@@ -2124,6 +2167,11 @@ fn encode_body(r: &Request) -> Vec<u8> {
         }
         Request::Sync { path } => {
             w.string(path);
+        }
+        Request::SetAcl { path, acl, version } => {
+            w.string(path);
+            crate::proto::records::write_acls(&mut w, acl);
+            w.i32(*version);
         }
         Request::Multi { ops } => {
             for o in ops {
@@ -2158,7 +2206,8 @@ fn encode_body(r: &Request) -> Vec<u8> {
 fn is_ephemeral(owner: i64) -> bool {
     owner != 0
         && owner != crate::proto::ops::CONTAINER_OWNER
-        && crate::proto::ops::ttl_of_owner(owner, false).is_none()
+        // (The simulated config has extendedTypesEnabled.)
+        && crate::proto::ops::ttl_of_owner(owner, true).is_none()
 }
 
 /// Where simulated data directories go: memory, where there is a tmpfs.
@@ -2226,6 +2275,7 @@ fn req_op(r: &Request) -> i32 {
         Request::GetChildren2 { .. } => op::GET_CHILDREN2,
         Request::Sync { .. } => op::SYNC,
         Request::GetAcl { .. } => op::GET_ACL,
+        Request::SetAcl { .. } => op::SET_ACL,
         Request::GetEphemerals { .. } => op::GET_EPHEMERALS,
         Request::AddWatch { .. } => op::ADD_WATCH,
         Request::RemoveWatches { .. } => op::REMOVE_WATCHES,
