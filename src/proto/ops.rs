@@ -270,6 +270,13 @@ pub fn ttl_owner(ttl_ms: i64) -> i64 {
     TTL_OWNER_MASK | ttl_ms
 }
 /// The TTL of a node whose owner encodes one (only when extended types are on).
+/// The session an ephemeral belongs to: `None` for a persistent node, a container or a
+/// TTL node (whose `ephemeralOwner` carries a mark, not a session).
+pub fn ephemeral_session(owner: i64, extended: bool) -> Option<i64> {
+    (owner != 0 && owner != CONTAINER_OWNER && ttl_of_owner(owner, extended).is_none())
+        .then_some(owner)
+}
+
 pub fn ttl_of_owner(owner: i64, extended: bool) -> Option<i64> {
     if extended && owner != CONTAINER_OWNER && (owner & TTL_OWNER_MASK) == TTL_OWNER_MASK {
         // Feature bits 40..56 must be 0 for TTL.

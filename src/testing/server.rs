@@ -1218,17 +1218,8 @@ impl ServerSim {
                 Asked::Other { errs: &[0] },
             ),
             74 => {
-                let req = Request::Create {
-                    op: op::CREATE,
-                    req: CreateRequest {
-                        path: "/s/n-".into(),
-                        data: None,
-                        acl: crate::acl::open_acl(),
-                        flags: 2,
-                        ttl: -1,
-                    },
-                };
-                (req, Asked::Sequential)
+                let (o, req) = create("/s/n-".into(), op::CREATE, 2, -1);
+                (Request::Create { op: o, req }, Asked::Sequential)
             }
             65..=70 => {
                 let o = self.rng.below(CLIENTS as u64) as usize;
@@ -1239,20 +1230,12 @@ impl ServerSim {
                 (Request::MultiRead { ops }, Asked::MultiRead { client: o })
             }
             75..=84 => {
-                let n = self.clients[c].next_ephemeral;
-                self.clients[c].next_ephemeral += 1;
-                let path = format!("/e/c{c}-{n}");
-                let req = Request::Create {
-                    op: op::CREATE,
-                    req: CreateRequest {
-                        path: path.clone(),
-                        data: None,
-                        acl: crate::acl::open_acl(),
-                        flags: 1,
-                        ttl: -1,
-                    },
-                };
-                (req, Asked::CreateEphemeral { path })
+                let path = self.fresh_name(c, "c");
+                let (o, req) = create(path.clone(), op::CREATE, 1, -1);
+                (
+                    Request::Create { op: o, req },
+                    Asked::CreateEphemeral { path },
+                )
             }
             85..=91 => {
                 let Some(path) = self.clients[c].ephemerals.pop() else {
@@ -1321,20 +1304,10 @@ impl ServerSim {
                 )
             }
             9 => {
-                let n = self.clients[c].next_ephemeral;
-                self.clients[c].next_ephemeral += 1;
-                let req = Request::Create {
-                    op: op::CREATE_TTL,
-                    req: CreateRequest {
-                        path: format!("/e/ttl-{c}-{n}"),
-                        data: None,
-                        acl: crate::acl::open_acl(),
-                        flags: 5,
-                        ttl: 1 + self.rng.below(3000) as i64,
-                    },
-                };
+                let ttl = 1 + self.rng.below(3000) as i64;
+                let (o, req) = create(self.fresh_name(c, "ttl-"), op::CREATE_TTL, 5, ttl);
                 (
-                    req,
+                    Request::Create { op: o, req },
                     Asked::Other {
                         errs: &[0, SYSTEM_ERROR],
                     },
@@ -1346,21 +1319,14 @@ impl ServerSim {
             ),
             1 => {
                 // A multi with a check: of the right version it applies, else neither op.
+                let version = if self.rng.below(2) == 0 { -1 } else { 1 << 30 };
+                let (o, req) = create("/s/m-".into(), op::CREATE, 2, -1);
                 let ops = vec![
                     MultiOp::Check {
                         path: "/e".into(),
-                        version: if self.rng.below(2) == 0 { -1 } else { 1 << 30 },
+                        version,
                     },
-                    MultiOp::Create {
-                        op: op::CREATE,
-                        req: CreateRequest {
-                            path: "/s/m-".into(),
-                            data: None,
-                            acl: crate::acl::open_acl(),
-                            flags: 2,
-                            ttl: -1,
-                        },
-                    },
+                    MultiOp::Create { op: o, req },
                 ];
                 let errs: &[i32] = &[0, BAD_VERSION, SYSTEM_ERROR];
                 (Request::Multi { ops }, Asked::Other { errs })
@@ -1393,26 +1359,22 @@ impl ServerSim {
                 Asked::Other { errs: OK },
             ),
             _ => {
-                let n = self.clients[c].next_ephemeral;
-                self.clients[c].next_ephemeral += 1;
-                let req = Request::Create {
-                    op: op::CREATE_CONTAINER,
-                    req: CreateRequest {
-                        path: format!("/e/box-{c}-{n}"),
-                        data: None,
-                        acl: crate::acl::open_acl(),
-                        flags: 4,
-                        ttl: -1,
-                    },
-                };
+                let (o, req) = create(self.fresh_name(c, "box-"), op::CREATE_CONTAINER, 4, -1);
                 (
-                    req,
+                    Request::Create { op: o, req },
                     Asked::Other {
                         errs: &[0, SYSTEM_ERROR],
                     },
                 )
             }
         }
+    }
+
+    /// A name under /e no node of client `c` had before: /e/<kind><c>-<n>.
+    fn fresh_name(&mut self, c: usize, kind: &str) -> String {
+        let n = self.clients[c].next_ephemeral;
+        self.clients[c].next_ephemeral += 1;
+        format!("/e/{kind}{c}-{n}")
     }
 
     fn connect(&mut self, c: usize) -> Result<(), Broken> {
@@ -1988,7 +1950,7 @@ impl ServerSim {
             let ended = (!self.ensemble()).then_some(&self.ended);
             node.shared.tree.for_each(|p, n| {
                 let owner = n.fields().ephemeral_owner;
-                if is_ephemeral(owner) && bad.is_none() {
+                if crate::proto::ops::ephemeral_session(owner, true).is_some() && bad.is_none() {
                     if node.writer.sessions.get(owner).is_none() {
                         bad = Some(format!(
                             "server {}: ephemeral {p} of session 0x{owner:x}, not in the session table",
@@ -2134,7 +2096,9 @@ impl ServerSim {
         let mut bad = None;
         node.shared.tree.for_each(|p, n| {
             let owner = n.fields().ephemeral_owner;
-            if is_ephemeral(owner) && self.ended.contains(&owner) {
+            if crate::proto::ops::ephemeral_session(owner, true).is_some()
+                && self.ended.contains(&owner)
+            {
                 bad = Some(format!("ephemeral {p} of session 0x{owner:x}, which ended"));
             }
         });
@@ -2202,14 +2166,6 @@ fn encode_body(r: &Request) -> Vec<u8> {
     w.buf
 }
 
-/// An ephemeral's owner (not a container's or a TTL node's mark).
-fn is_ephemeral(owner: i64) -> bool {
-    owner != 0
-        && owner != crate::proto::ops::CONTAINER_OWNER
-        // (The simulated config has extendedTypesEnabled.)
-        && crate::proto::ops::ttl_of_owner(owner, true).is_none()
-}
-
 /// Where simulated data directories go: memory, where there is a tmpfs.
 fn sim_tmp() -> std::path::PathBuf {
     let shm = Path::new("/dev/shm");
@@ -2245,6 +2201,19 @@ fn sim_user() -> Id {
         scheme: "digest".into(),
         id: crate::acl::digest("sim:secret"),
     }
+}
+
+/// A create of `path` with no data, open to all: (opcode, request), for a request or a
+/// multi's op.
+fn create(path: String, op: i32, flags: i32, ttl: i64) -> (i32, CreateRequest) {
+    let req = CreateRequest {
+        path,
+        data: None,
+        acl: crate::acl::open_acl(),
+        flags,
+        ttl,
+    };
+    (op, req)
 }
 
 fn set(path: &str, v: u64) -> Request {

@@ -10,7 +10,7 @@
 //! allocation's own pointer, never past the end of a `&Node`.
 
 use super::Node;
-use crate::proto::ops::{ttl_of_owner, CONTAINER_OWNER};
+use crate::proto::ops::ephemeral_session;
 use crate::proto::records::Stat;
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -118,12 +118,7 @@ impl NodeRef {
     pub fn stat(&self, extended_types: bool) -> Stat {
         let node = &self.inner().node;
         let n = node.num_children() as i32;
-        let owner = node.ephemeral_owner;
-        let owner = if owner == CONTAINER_OWNER || ttl_of_owner(owner, extended_types).is_some() {
-            0
-        } else {
-            owner
-        };
+        let owner = ephemeral_session(node.ephemeral_owner, extended_types).unwrap_or(0);
         Stat {
             czxid: node.czxid,
             mzxid: node.mzxid,

@@ -136,11 +136,7 @@ fn prep_create(
     if store.get(&path).is_some() {
         return Err(ZkError::NodeExists);
     }
-    let owner = parent.ephemeral_owner;
-    if owner != 0
-        && owner != CONTAINER_OWNER
-        && crate::proto::ops::ttl_of_owner(owner, ctx.extended_types).is_none()
-    {
+    if crate::proto::ops::ephemeral_session(parent.ephemeral_owner, ctx.extended_types).is_some() {
         return Err(ZkError::NoChildrenForEphemerals);
     }
     let parent_cversion = parent.cversion + 1;

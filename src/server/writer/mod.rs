@@ -554,9 +554,7 @@ impl<L: Storage> WriterLoop<L> {
             tree.for_each(|p, n| {
                 let owner = n.fields().ephemeral_owner;
                 let ext = self.shared.cfg.extended_types;
-                let special = owner == crate::proto::ops::CONTAINER_OWNER
-                    || crate::proto::ops::ttl_of_owner(owner, ext).is_some();
-                if owner != 0 && !special {
+                if crate::proto::ops::ephemeral_session(owner, ext).is_some() {
                     count += 1;
                     let indexed = self
                         .idx
