@@ -113,6 +113,7 @@ fn codec(c: &mut Criterion) {
         session: 0x1000_0000_0000_0001,
         ids: &ids,
         extended_types: false,
+        schemes: Default::default(),
     };
     let data = vec![b'y'; DATA_BYTES];
     let existing = child_path(1, 3);

@@ -15,6 +15,7 @@ pub mod snap;
 pub mod start;
 pub mod stats;
 pub mod testing;
+pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod types;

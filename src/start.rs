@@ -21,6 +21,8 @@ use std::time::Duration;
 
 pub struct Running {
     pub addr: SocketAddr,
+    /// The secure (TLS) client port, when configured.
+    pub secure_addr: Option<SocketAddr>,
     pub writer: std::thread::JoinHandle<()>,
     _lock: File,
     _data_lock: Option<File>,
@@ -200,8 +202,43 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
             std::io::Error::last_os_error()
         );
     }
+    // TLS: the stores are read now, so a bad one stops start-up with its file named.
+    let tls = match &cfg.client_tls {
+        Some(keys) => {
+            let t = crate::tls::Reloading::new(keys.clone())?;
+            t.watch(Duration::from_secs(1));
+            Some(t)
+        }
+        None => None,
+    };
+    let secure = match (cfg.secure_client_port, &tls) {
+        (Some(port), Some(_)) => {
+            let ip = cfg
+                .secure_client_port_address
+                .or(cfg.client_port_address)
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let addr = SocketAddr::new(ip, port);
+            let l = mio::net::TcpListener::bind(addr)
+                .map_err(|error| StartError::Listen { addr, error })?;
+            if unsafe { libc::listen(std::os::unix::io::AsRawFd::as_raw_fd(&l), backlog) } != 0 {
+                log::warn!(
+                    "cannot set the secure port's listen backlog to {backlog}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            Some(l)
+        }
+        _ => None,
+    };
+    let secure_local = match &secure {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     let mut cfg = cfg;
     cfg.client_port = local.port();
+    if let Some(a) = secure_local {
+        cfg.secure_client_port = Some(a.port());
+    }
 
     let shared = Arc::new(Shared::new(cfg, tree, last_zxid));
 
@@ -224,6 +261,7 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
         vec![]
     };
     let mut listener = Some(listener);
+    let mut secure = secure;
     for (i, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
         let reactor = Reactor::new(
             i,
@@ -231,7 +269,11 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
             shared.clone(),
             inbox,
             to_writer.clone(),
-            if i == 0 { listener.take() } else { None },
+            crate::net::Listeners {
+                plain: if i == 0 { listener.take() } else { None },
+                secure: if i == 0 { secure.take() } else { None },
+                tls: tls.clone(),
+            },
             handles.clone(),
         )?;
         let core = if cores.is_empty() {
@@ -307,9 +349,13 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
     }
     // Keep a sender alive so the writer never sees its inbox disconnect while serving.
     std::mem::forget(to_writer);
-    log::info!("serving on {local} ({} reactor threads)", n);
+    match secure_local {
+        Some(s) => log::info!("serving on {local} and TLS on {s} ({n} reactor threads)"),
+        None => log::info!("serving on {local} ({n} reactor threads)"),
+    }
     Ok(Running {
         addr: local,
+        secure_addr: secure_local,
         writer,
         _lock: lock,
         _data_lock: data_lock,

@@ -39,28 +39,21 @@ fn issue_13_unsupported_settings_stop_start_up_with_one_line() {
     for (extra, why) in [
         (
             "secureClientPort=2281",
-            "not supported yet (TLS on the client port)",
+            "needs ssl.keyStore.location (the server's certificate)",
         ),
         (
-            "secureClientPortAddress=0.0.0.0",
-            "not supported yet (TLS on the client port)",
+            "client.portUnification=true",
+            "needs ssl.keyStore.location (the server's certificate)",
         ),
+        ("ssl.clientAuth=sometimes", "expected none, want or need"),
         (
-            "ssl.keyStore.location=/etc/zk/ks.jks",
-            "not supported yet (TLS)",
-        ),
-        (
-            "zookeeper.ssl.quorum.trustStore.location=/x",
-            "not supported yet (TLS)",
+            "zookeeper.ssl.quorum.enabledProtocols=TLSv1",
+            "offers neither TLSv1.2 nor TLSv1.3",
         ),
         ("sslQuorum=true", "not supported yet (TLS between servers)"),
         (
             "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
-            "not supported yet (authentication providers other than digest and ip)",
-        ),
-        (
-            "authProvider.2=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
-            "not supported yet (authentication providers other than digest and ip)",
+            "not supported yet (authentication providers other than digest, ip and x509)",
         ),
         (
             "sessionRequireClientSASLAuth=true",

@@ -23,5 +23,6 @@ mod session_end;
 mod sessions;
 mod snapshots;
 mod tidy;
+mod tls;
 mod visibility;
 mod watches;

@@ -126,8 +126,38 @@ fn valid_ip(id: &str) -> bool {
     ip_acl(id).is_some()
 }
 
+/// The authentication schemes registered beyond ZooKeeper's two built-in ones (digest,
+/// ip): their ids are valid in ACLs, and `auth` ACLs take them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schemes {
+    /// `x509`: registered when a port takes TLS, as ZooKeeper's configureSSLAuth does.
+    pub x509: bool,
+    /// `sasl`: registered by `authProvider.N=...SASLAuthenticationProvider`.
+    pub sasl: bool,
+}
+
+impl Schemes {
+    fn authenticated(&self, scheme: &str) -> bool {
+        match scheme {
+            "digest" => true,
+            "x509" => self.x509,
+            "sasl" => self.sasl,
+            _ => false,
+        }
+    }
+}
+
+/// An x509 ACL id: a DN Java's X500Principal would parse (every RDN `type=value`).
+fn valid_dn(id: &str) -> bool {
+    !id.is_empty()
+        && id.split(',').all(|rdn| {
+            rdn.split_once('=')
+                .is_some_and(|(t, _)| !t.trim().is_empty())
+        })
+}
+
 /// ZooKeeper's fixupACL: dedupe, expand `auth`, check every id's scheme and form.
-pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
+pub fn fixup(acl: &[Acl], ids: &[Id], schemes: Schemes) -> Result<Vec<Acl>, ZkError> {
     if acl.is_empty() {
         return Err(ZkError::InvalidAcl);
     }
@@ -142,7 +172,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
             "world" if a.id.id == "anyone" => push(a.clone(), &mut out),
             "auth" => {
                 let mut any = false;
-                for held in ids.iter().filter(|i| i.scheme == "digest") {
+                for held in ids.iter().filter(|i| schemes.authenticated(&i.scheme)) {
                     any = true;
                     push(
                         Acl {
@@ -158,6 +188,8 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
             }
             "digest" if java_split_len(&a.id.id, ':') == 2 => push(a.clone(), &mut out),
             "ip" if valid_ip(&a.id.id) => push(a.clone(), &mut out),
+            "x509" if schemes.x509 && valid_dn(&a.id.id) => push(a.clone(), &mut out),
+            "sasl" if schemes.sasl && !a.id.id.is_empty() => push(a.clone(), &mut out),
             _ => return Err(ZkError::InvalidAcl),
         }
     }
@@ -335,13 +367,14 @@ mod tests {
         assert!(check(&acl, perm::WRITE, &[Id::new("ip", "127.0.0.1")]).is_err());
         assert!(check(&acl, perm::READ, &[Id::new("ip", "10.0.0.1")]).is_err());
         assert!(check(&acl, perm::WRITE, &[Id::new("super", "")]).is_ok());
-        assert!(fixup(&[], &[]).is_err());
+        assert!(fixup(&[], &[], Schemes::default()).is_err());
         assert!(fixup(
             &[Acl {
                 perms: 31,
                 id: Id::new("auth", "")
             }],
-            &[]
+            &[],
+            Schemes::default()
         )
         .is_err());
         assert_eq!(
@@ -350,7 +383,8 @@ mod tests {
                     perms: 31,
                     id: Id::new("auth", "")
                 }],
-                &[Id::new("digest", "a:b")]
+                &[Id::new("digest", "a:b")],
+                Schemes::default()
             )
             .unwrap()[0]
                 .id,
@@ -361,8 +395,29 @@ mod tests {
                 perms: 31,
                 id: Id::new("world", "x")
             }],
-            &[]
+            &[],
+            Schemes::default()
         )
         .is_err());
+        // x509 ids: valid only where x509 is registered; `auth` takes them then, never
+        // an ip id.
+        let x509 = |id: &str| Acl {
+            perms: 31,
+            id: Id::new("x509", id),
+        };
+        let on = Schemes {
+            x509: true,
+            sasl: false,
+        };
+        assert!(fixup(&[x509("CN=a,O=b")], &[], Schemes::default()).is_err());
+        assert!(fixup(&[x509("CN=a,O=b")], &[], on).is_ok());
+        assert!(fixup(&[x509("not a dn")], &[], on).is_err());
+        let held = [Id::new("ip", "127.0.0.1"), Id::new("x509", "CN=a")];
+        let auth = [Acl {
+            perms: 31,
+            id: Id::new("auth", ""),
+        }];
+        assert_eq!(fixup(&auth, &held, on).unwrap(), vec![x509("CN=a")]);
+        assert!(fixup(&auth, &held, Schemes::default()).is_err());
     }
 }

@@ -7,13 +7,15 @@
 //! (autopurge.snapRetainCount below 3 is raised to 3, with a log line).
 //!
 //! Holds: a ZooKeeper key that asks for security, membership or durability Paddock does not
-//! have (TLS, SASL, reconfiguration, local sessions...) stops start-up with one line naming
+//! have (quorum TLS, SASL, reconfiguration, local sessions...) stops start-up with one line naming
 //! it (`UNIMPLEMENTED`); its default value, or one that asks for nothing missing, is
 //! accepted. Keys that change none of those (admin.*, metricsProvider.*) are logged at warn
 //! and ignored. Every error is one line: `ConfigError` has no `source`, so `{:#}` in
-//! main.rs prints each cause once.
+//! main.rs prints each cause once. No password or other secret is ever quoted
+//! (`tls::shown`).
 
 pub mod quorum;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -160,6 +162,15 @@ pub struct Config {
     /// Paddock: committed txns a leader keeps in memory to sync learners by diff; a
     /// learner further behind gets a snapshot (ZooKeeper's commitLogCount, 500).
     pub diff_window_txns: usize,
+    /// `secureClientPort`: a port that speaks TLS only (`Some(0)`: any free port).
+    pub secure_client_port: Option<u16>,
+    pub secure_client_port_address: Option<IpAddr>,
+    /// `client.portUnification`: the plain port also takes TLS, told by the first byte.
+    pub port_unification: bool,
+    /// The client port's TLS settings (`ssl.*`), when a port takes TLS.
+    pub client_tls: Option<tls::TlsKeys>,
+    /// `zookeeper.X509AuthenticationProvider.superUser`: the DN that is super.
+    pub x509_super_user: Option<String>,
     /// `None`: standalone. `Some`: the ensemble this server is a member of.
     pub quorum: Option<quorum::Quorum>,
     pub raw: RawConfig,
@@ -173,10 +184,11 @@ fn default_reactors() -> usize {
         .max(1)
 }
 
+/// An error naming the key and its value (`****` for a password or other secret).
 fn bad(key: &str, value: &str, why: impl Into<String>) -> ConfigError {
     ConfigError::BadValue {
         key: key.to_owned(),
-        value: value.to_owned(),
+        value: tls::shown(key, value).to_owned(),
         why: why.into(),
     }
 }
@@ -257,35 +269,31 @@ const fn entry(key: &'static str, rule: Rule, what: &'static str) -> Unimplement
 
 const DIGEST_PROVIDER: &str = "org.apache.zookeeper.server.auth.DigestAuthenticationProvider";
 const IP_PROVIDER: &str = "org.apache.zookeeper.server.auth.IPAuthenticationProvider";
+const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
 
 /// The first entry that matches a key decides. Defaults as in ZooKeeper 3.8
 /// (QuorumPeerConfig, QuorumAuth, ZooKeeperServer, AuthenticationHelper, ProviderRegistry).
 const UNIMPLEMENTED: &[Unimplemented] = {
     use Rule::*;
-    const TLS_CLIENT: &str = "TLS on the client port";
     const TLS_QUORUM: &str = "TLS between servers";
     const SASL_QUORUM: &str = "SASL between servers";
     const ENFORCE: &str = "enforced client authentication";
     &[
         // Security: TLS.
-        entry("secureClientPort", AcceptOnly(&["0"]), TLS_CLIENT),
-        entry("secureClientPortAddress", Refuse, TLS_CLIENT),
-        entry("client.portUnification", RefuseTrue, TLS_CLIENT),
-        entry("ssl.", Refuse, "TLS"),
         entry("sslQuorum", RefuseTrue, TLS_QUORUM),
         entry("sslQuorumReloadCertFiles", RefuseTrue, TLS_QUORUM),
         entry("portUnification", RefuseTrue, TLS_QUORUM),
         entry(
             "X509AuthenticationProvider.",
             Refuse,
-            "X.509 client authentication",
+            "X.509 settings other than superUser",
         ),
         // Security: authentication and ACLs. Paddock has ZooKeeper's two built-in
         // providers, digest and ip; naming them again asks for nothing new.
         entry(
             "authProvider.",
-            AcceptOnly(&[DIGEST_PROVIDER, IP_PROVIDER]),
-            "authentication providers other than digest and ip",
+            AcceptOnly(&[DIGEST_PROVIDER, IP_PROVIDER, X509_PROVIDER]),
+            "authentication providers other than digest, ip and x509",
         ),
         entry(
             "DigestAuthenticationProvider.enabled",
@@ -387,7 +395,11 @@ fn check_unimplemented(k: &str, key: &str, v: &str) -> Result<bool, ConfigError>
         Rule::AcceptOnly(values) => values.iter().any(|a| a.eq_ignore_ascii_case(v)),
         Rule::Refuse => false,
         Rule::Ignore => {
-            log::warn!("{k}={v}: accepted and ignored ({})", u.what);
+            log::warn!(
+                "{k}={}: accepted and ignored ({})",
+                tls::shown(k, v),
+                u.what
+            );
             true
         }
     };
@@ -464,6 +476,11 @@ impl Config {
             diff_window_txns: 10_000,
             read_only_enabled: false,
             sync_delay_us: 0,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            port_unification: false,
+            client_tls: None,
+            x509_super_user: None,
             raw: raw.clone(),
             quorum: None,
         };
@@ -649,11 +666,41 @@ impl Config {
                 "cnxTimeout" => qkeys.cnx_timeout_ms = num(k, v)?,
                 "leaderServes" => qkeys.leader_serves = boolean(k, v)?,
                 "readonlymode.enabled" => c.read_only_enabled = boolean(k, v)?,
+                "secureClientPort" => {
+                    let p = port_number(k, v, 0)?;
+                    // ZooKeeper: 0 (or no key) means no secure port.
+                    c.secure_client_port = (p != 0).then_some(p);
+                }
+                "secureClientPortAddress" => c.secure_client_port_address = Some(ip_of(k, v, v)?),
+                "client.portUnification" => c.port_unification = boolean(k, v)?,
+                "X509AuthenticationProvider.superUser" => c.x509_super_user = Some(v.to_owned()),
+                // Read as a whole below.
+                _ if key.starts_with("ssl.") => {}
                 _ if check_unimplemented(k, key, v)? => {}
-                _ => log::warn!("unknown configuration key {k}={v}: ignored"),
+                _ => log::warn!("unknown configuration key {k}={}: ignored", tls::shown(k, v)),
             }
         }
         c.data_dir = data_dir.ok_or(ConfigError::Missing("dataDir"))?;
+        let client_tls = tls::TlsKeys::from_raw(&raw, "ssl.")?;
+        // Quorum TLS keys are checked even while sslQuorum is off, so a mistake shows
+        // before the day it is turned on.
+        tls::TlsKeys::from_raw(&raw, "ssl.quorum.")?;
+        if c.secure_client_port.is_some() || c.port_unification {
+            if client_tls.key_store.is_none() {
+                let k = if c.secure_client_port.is_some() {
+                    "secureClientPort"
+                } else {
+                    "client.portUnification"
+                };
+                let (k, v) = raw.get(k).unwrap_or((k, ""));
+                return Err(bad(
+                    k,
+                    v,
+                    "needs ssl.keyStore.location (the server's certificate)",
+                ));
+            }
+            c.client_tls = Some(client_tls);
+        }
         let mut duplicates = c.raw.duplicates.clone();
         if let Some((k, v)) = dynamic {
             let file = quorum::read_dynamic_file(k, v)?;
@@ -723,6 +770,22 @@ impl Config {
         c.session_timeout_ms_min = min as u32;
         c.session_timeout_ms_max = max as u32;
         Ok(c)
+    }
+
+    /// The authentication schemes registered beyond digest and ip.
+    pub fn acl_schemes(&self) -> crate::acl::Schemes {
+        let provider = |class: &str| {
+            self.raw.entries.iter().any(|(k, v)| {
+                k.strip_prefix("zookeeper.")
+                    .unwrap_or(k)
+                    .starts_with("authProvider.")
+                    && v == class
+            })
+        };
+        crate::acl::Schemes {
+            x509: self.client_tls.is_some() || provider(X509_PROVIDER),
+            sasl: false,
+        }
     }
 
     pub fn four_letter_word_enabled(&self, cmd: &str) -> bool {

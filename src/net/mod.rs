@@ -16,6 +16,8 @@
 //!   make); past 4x that it is disconnected;
 //! - a malformed or oversize frame closes that connection with a log line, nothing else.
 
+mod stream;
+
 use crate::admin;
 use crate::proto::frame::{next_frame, Frame};
 use crate::proto::ops::{op, xid, ZkError};
@@ -27,11 +29,12 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stream::{Stream, TlsFailed};
 
 /// Why a connection closes: logged at debug when it does (the flood-prone ones are also
 /// logged at warn, rate-limited, where they are found).
@@ -52,6 +55,7 @@ enum Closed {
     NoConnectRequest,
     SlowReader,
     OverHardLimit,
+    Tls(String),
     Done,
 }
 
@@ -75,6 +79,7 @@ impl std::fmt::Display for Closed {
             Closed::NoConnectRequest => write!(f, "no ConnectRequest in time"),
             Closed::SlowReader => write!(f, "slow reader"),
             Closed::OverHardLimit => write!(f, "slow reader (over the hard limit)"),
+            Closed::Tls(e) => write!(f, "{e}"),
             Closed::Done => write!(f, "closed after reply"),
         }
     }
@@ -82,6 +87,8 @@ impl std::fmt::Display for Closed {
 
 pub const WAKER: Token = Token(0);
 pub const LISTENER: Token = Token(1);
+/// The secure client port's listener (connection tokens count up from 2).
+pub const SECURE_LISTENER: Token = Token(usize::MAX - 1);
 const READ_CHUNK: usize = 64 * 1024;
 /// What one connection may have read per visit, and all of them per loop turn: many
 /// connections sending bulk frames cannot hold a turn (and everyone's answers, events
@@ -125,8 +132,10 @@ struct AtWriter {
 /// Owned by one reactor thread; never crosses cores.
 struct Conn {
     id: ConnId,
-    sock: TcpStream,
+    sock: Stream,
     remote: SocketAddr,
+    /// A TLS connection whose client certificate has not been looked at yet.
+    tls_unchecked: bool,
     state: State,
     inbuf: Vec<u8>,
     out: Vec<u8>,
@@ -181,6 +190,14 @@ impl Conn {
     }
 }
 
+/// The listeners a reactor accepts on (the first reactor has them) and the TLS
+/// configuration every reactor's connections use.
+pub struct Listeners {
+    pub plain: Option<TcpListener>,
+    pub secure: Option<TcpListener>,
+    pub tls: Option<Arc<crate::tls::Reloading>>,
+}
+
 pub struct Reactor {
     index: usize,
     poll: Poll,
@@ -188,6 +205,9 @@ pub struct Reactor {
     inbox: Receiver<ToReactor>,
     to_writer: Sender<ToWriter>,
     listener: Option<TcpListener>,
+    secure_listener: Option<TcpListener>,
+    /// The client port's TLS configuration (secure port or unified plain port).
+    tls: Option<Arc<crate::tls::Reloading>>,
     peers: Vec<ReactorHandle>,
     next_peer: usize,
     conns: HashMap<Token, Conn>,
@@ -282,6 +302,7 @@ struct LogRates {
     refused: LogRate,
     accept_failed: LogRate,
     bad_client: LogRate,
+    tls_failed: LogRate,
 }
 
 impl LogRates {
@@ -290,6 +311,7 @@ impl LogRates {
             refused: LogRate::new("connections refused (maxClientCnxns)"),
             accept_failed: LogRate::new("accepts failed"),
             bad_client: LogRate::new("connections closed for bad input"),
+            tls_failed: LogRate::new("TLS handshakes failed"),
         }
     }
 
@@ -298,6 +320,7 @@ impl LogRates {
         self.refused.roll();
         self.accept_failed.roll();
         self.bad_client.roll();
+        self.tls_failed.roll();
     }
 }
 
@@ -312,12 +335,20 @@ impl Reactor {
         shared: Arc<Shared>,
         inbox: Receiver<ToReactor>,
         to_writer: Sender<ToWriter>,
-        listener: Option<TcpListener>,
+        listeners: Listeners,
         peers: Vec<ReactorHandle>,
     ) -> io::Result<Reactor> {
-        let mut listener = listener;
-        if let Some(l) = listener.as_mut() {
+        let Listeners {
+            mut plain,
+            mut secure,
+            tls,
+        } = listeners;
+        if let Some(l) = plain.as_mut() {
             poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        }
+        if let Some(l) = secure.as_mut() {
+            poll.registry()
+                .register(l, SECURE_LISTENER, Interest::READABLE)?;
         }
         Ok(Reactor {
             index,
@@ -325,7 +356,9 @@ impl Reactor {
             shared,
             inbox,
             to_writer,
-            listener,
+            listener: plain,
+            secure_listener: secure,
+            tls,
             peers,
             next_peer: 0,
             conns: HashMap::new(),
@@ -378,7 +411,8 @@ impl Reactor {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    SECURE_LISTENER => self.accept(true),
                     t => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.to_read.push(t);
@@ -391,7 +425,8 @@ impl Reactor {
             }
             if self.accept_retry.is_some_and(|at| at <= Instant::now()) {
                 self.accept_retry = None;
-                self.accept();
+                self.accept(false);
+                self.accept(true);
             }
             self.to_read.append(&mut self.read_more);
             self.drain_inbox(None);
@@ -452,10 +487,15 @@ impl Reactor {
         }
     }
 
-    fn accept(&mut self) {
+    fn accept(&mut self, secure: bool) {
         let mut failures = 0;
         loop {
-            let Some(l) = self.listener.as_ref() else {
+            let l = if secure {
+                &self.secure_listener
+            } else {
+                &self.listener
+            };
+            let Some(l) = l.as_ref() else {
                 return;
             };
             match l.accept() {
@@ -478,10 +518,10 @@ impl Reactor {
                     let peer = self.next_peer % self.peers.len();
                     self.next_peer += 1;
                     if peer == self.index {
-                        self.register(sock, addr);
+                        self.register(sock, addr, secure);
                     } else {
                         let h = &self.peers[peer];
-                        let _ = h.tx.send(ToReactor::NewConn(sock, addr));
+                        let _ = h.tx.send(ToReactor::NewConn(sock, addr, secure));
                         let _ = h.waker.wake();
                     }
                 }
@@ -511,7 +551,7 @@ impl Reactor {
         }
     }
 
-    fn register(&mut self, mut sock: TcpStream, remote: SocketAddr) {
+    fn register(&mut self, mut sock: TcpStream, remote: SocketAddr, secure: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let id: ConnId = ((self.index as u64) << 48) | seq;
@@ -526,6 +566,19 @@ impl Reactor {
             return;
         }
         let _ = sock.set_nodelay(true);
+        let sock = match (&self.tls, secure, self.shared.cfg.port_unification) {
+            (Some(tls), true, _) => match Stream::tls(sock, tls.get()) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("cannot start TLS with {remote}: {e}");
+                    self.release_ip(remote);
+                    return;
+                }
+            },
+            (Some(tls), false, true) => Stream::Sniff(sock, tls.get()),
+            _ => Stream::Plain(sock),
+        };
+        let tls_unchecked = secure || self.shared.cfg.port_unification;
         let info = Arc::new(ConnInfo::new(remote));
         self.shared.conns.lock().unwrap().insert(id, info.clone());
         let ids: Arc<[Id]> = Arc::from(vec![Id::new("ip", &remote.ip().to_string())]);
@@ -535,6 +588,7 @@ impl Reactor {
                 id,
                 sock,
                 remote,
+                tls_unchecked,
                 state: State::Handshake,
                 inbuf: Vec::new(),
                 out: Vec::new(),
@@ -602,8 +656,8 @@ impl Reactor {
 
     fn finish_close(&mut self, c: &mut Conn, why: &Closed) {
         log::debug!("closing connection {} ({why})", c.remote);
-        let _ = self.poll.registry().deregister(&mut c.sock);
-        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        let _ = self.poll.registry().deregister(c.sock.socket_mut());
+        c.sock.shutdown();
         self.shared.conns.lock().unwrap().remove(&c.id);
         self.shared
             .outstanding
@@ -629,8 +683,8 @@ impl Reactor {
     fn drain_inbox(&mut self, mut current: Option<&mut Conn>) {
         let now = self.turn_elapsed_ms;
         while let Ok(m) = self.inbox.try_recv() {
-            if let ToReactor::NewConn(sock, addr) = m {
-                self.register(sock, addr);
+            if let ToReactor::NewConn(sock, addr, secure) = m {
+                self.register(sock, addr, secure);
                 continue;
             }
             let id = m.conn().expect("only NewConn has no connection");
@@ -757,9 +811,13 @@ impl Reactor {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Closed::ReadFailed(e)),
+                    Err(e) => return Err(self.read_failed(c, e)),
                 }
             }
+        }
+        if c.tls_unchecked && !c.sock.handshaking() {
+            c.tls_unchecked = false;
+            self.tls_ready(c);
         }
         self.process_frames(c)?;
         if c.eof && !matches!(c.state, State::Closing | State::Admin) {
@@ -795,11 +853,22 @@ impl Reactor {
             match next_frame(buf, maxbuf) {
                 Frame::Partial => break Ok(()),
                 Frame::BadLength(len) => {
+                    // A TLS record header (0x16 0x03) where a length should be.
+                    let tls_hello = c.state == State::Handshake
+                        && !c.sock.is_tls()
+                        && buf.starts_with(&[0x16, 0x03]);
                     if self.logs.bad_client.admit() {
-                        log::warn!(
-                            "closing {}: Len error {len} (jute.maxbuffer is {maxbuf})",
-                            c.remote
-                        );
+                        if tls_hello {
+                            log::warn!(
+                                "closing {}: a TLS hello on the plain client port (use the secureClientPort, or set client.portUnification=true)",
+                                c.remote
+                            );
+                        } else {
+                            log::warn!(
+                                "closing {}: Len error {len} (jute.maxbuffer is {maxbuf})",
+                                c.remote
+                            );
+                        }
                     }
                     break Err(Closed::BadFrameLength(len));
                 }
@@ -1163,6 +1232,47 @@ impl Reactor {
         Ok(())
     }
 
+    /// Why a read failed, logged where it says something about the client.
+    fn read_failed(&mut self, c: &Conn, e: io::Error) -> Closed {
+        match e.get_ref().and_then(|i| i.downcast_ref::<TlsFailed>()) {
+            Some(t) => {
+                let why = if c.sock.handshaking() {
+                    format!("TLS handshake failed: {}", t.0)
+                } else {
+                    format!("TLS failed: {}", t.0)
+                };
+                if self.logs.tls_failed.admit() {
+                    log::warn!("closing {}: {why}", c.remote);
+                }
+                Closed::Tls(why)
+            }
+            None => Closed::ReadFailed(e),
+        }
+    }
+
+    /// A TLS handshake is done: a verified client certificate gives the connection the
+    /// `x509` id of its subject (and `super` if it is `X509AuthenticationProvider.superUser`),
+    /// as ZooKeeper's X509AuthenticationProvider does when the handshake completes.
+    fn tls_ready(&mut self, c: &mut Conn) {
+        let Some(leaf) = c.sock.peer_certificates().and_then(|chain| chain.first()) else {
+            return;
+        };
+        let Some(dn) = crate::tls::subject_dn(leaf) else {
+            log::warn!(
+                "{}: client certificate subject unreadable; no x509 id",
+                c.remote
+            );
+            return;
+        };
+        let mut ids = c.ids.to_vec();
+        if self.shared.cfg.x509_super_user.as_deref() == Some(dn.as_str()) {
+            ids.push(Id::new("super", &dn));
+        }
+        log::debug!("{}: TLS client certificate {dn}", c.remote);
+        ids.push(Id::new("x509", &dn));
+        c.ids = Arc::from(ids);
+    }
+
     fn flush_dirty(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         for t in dirty {
@@ -1183,6 +1293,11 @@ impl Reactor {
                         failed = Some(Closed::WriteFailed(e));
                         break;
                     }
+                }
+            }
+            if failed.is_none() {
+                if let Err(e) = c.sock.flush() {
+                    failed = Some(Closed::WriteFailed(e));
                 }
             }
             if c.out_pos == c.out.len() {
@@ -1215,7 +1330,7 @@ impl Reactor {
                 }
                 failed = Some(Closed::OverHardLimit);
             }
-            let done = c.state == State::Closing && c.out_len() == 0;
+            let done = c.state == State::Closing && c.out_len() == 0 && !c.sock.unsent();
             if let Some(why) = failed {
                 self.close(t, why);
             } else if done {

@@ -60,7 +60,8 @@ pub enum ToWriter {
 
 /// Writer → reactor.
 pub enum ToReactor {
-    NewConn(mio::net::TcpStream, SocketAddr),
+    /// An accepted connection; `true`: from the secure (TLS) port.
+    NewConn(mio::net::TcpStream, SocketAddr, bool),
     /// Bytes for the client. `reply` = answers the oldest request sent to the writer.
     Frame {
         conn: ConnId,
@@ -77,15 +78,11 @@ pub enum ToReactor {
         zxid: Zxid,
     },
     /// Close once what is queued has been written.
-    Close {
-        conn: ConnId,
-    },
+    Close { conn: ConnId },
     /// Close now: more is queued for the connection than its hard limit, and the writer
     /// has dropped what it had for it (ConnInfo::overflowed). The session lives on; its
     /// client may reconnect.
-    Overflow {
-        conn: ConnId,
-    },
+    Overflow { conn: ConnId },
     /// A four-letter word's data from the writer; the reactor formats it (admin/), so
     /// the writer never calls into admin.
     Admin {

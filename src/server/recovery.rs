@@ -46,6 +46,8 @@ pub enum StartError {
     NoSnapshot(PathBuf),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 pub use crate::txn::initial_tree;

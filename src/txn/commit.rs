@@ -346,6 +346,7 @@ mod tests {
                 session: 42,
                 ids: &ids,
                 extended_types: true,
+                schemes: Default::default(),
             };
             let mut triggers = Vec::new();
             let (txn, results) = prep_and_stage(&ctx, &mut rec, &hdr, req, &mut triggers);

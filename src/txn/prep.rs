@@ -66,6 +66,7 @@ pub struct PrepCtx<'a> {
     pub session: i64,
     pub ids: &'a [Id],
     pub extended_types: bool,
+    pub schemes: crate::acl::Schemes,
 }
 
 fn node(store: &impl Store, path: &str) -> Result<NodeRef, ZkError> {
@@ -125,7 +126,7 @@ fn prep_create(
         return Err(ZkError::BadArguments);
     }
     let parent_path = parent_of(&req.path)?;
-    let acl = acl::fixup(&req.acl, ctx.ids)?;
+    let acl = acl::fixup(&req.acl, ctx.ids, ctx.schemes)?;
     let parent = node(store, parent_path)?;
     acl::check(&parent.acl, perm::CREATE, ctx.ids)?;
     let mut path = req.path.clone();
@@ -262,7 +263,7 @@ fn prep_op(ctx: &PrepCtx, store: &impl Store, req: &Request) -> Result<Txn, ZkEr
             version,
         } => {
             valid(path)?;
-            let list = acl::fixup(list, ctx.ids)?;
+            let list = acl::fixup(list, ctx.ids, ctx.schemes)?;
             let n = node(store, path)?;
             acl::check(&n.acl, perm::ADMIN, ctx.ids)?;
             let version = check_version(n.aversion, *version)?;
@@ -504,6 +505,7 @@ mod tests {
                 session,
                 ids,
                 extended_types: true,
+                schemes: Default::default(),
             };
             let (txn, _) = prep_and_stage(&ctx, &mut ov, &hdr, req, &mut Vec::new());
             std::mem::swap(ov.changes_mut(), &mut self.staged);

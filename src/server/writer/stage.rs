@@ -94,6 +94,7 @@ impl<L: Storage> WriterLoop<L> {
                     session,
                     ids,
                     extended_types: ext,
+                    schemes: self.shared.cfg.acl_schemes(),
                 };
                 let (txn, r) = prep_and_stage(&ctx, &mut rec, hdr, req, &mut triggers);
                 results = r;
