@@ -15,7 +15,9 @@
 #   6. probes a real 3-node ZooKeeper ensemble's election ports and its leader's quorum
 #      port with Paddock's codecs;
 #   7. runs a 3-node Paddock ensemble under zkServer.sh status, the zkCli scenario (through
-#      a follower) and kazoo (across a kill -9 of the leader).
+#      a follower) and kazoo (across a kill -9 of the leader);
+#   8. runs security.sh: zkCli (Netty, TLS) and kazoo (use_ssl) over TLS against both
+#      servers, transcripts compared.
 # Exits non-zero if anything fails. Builds nothing: pass the Paddock binary.
 #
 # Environment: INTEROP_PORT_BASE (first port tried, default 22281; ports stay in
@@ -28,8 +30,8 @@ PADDOCK=${1:-$REPO/target/release/paddock}
 ZKBIN=/usr/share/zookeeper/bin
 PORT_BASE=${INTEROP_PORT_BASE:-22281}
 
-log() { printf '[interop] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=tests/interop/lib.sh
+. "$HERE/lib.sh"
 
 # ---- prerequisites ------------------------------------------------------------------
 if [ ! -x "$ZKBIN/zkCli.sh" ]; then
@@ -73,54 +75,6 @@ on_exit() {
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
-
-# ---- helpers --------------------------------------------------------------------------
-port_free() { # port: nothing listens and we can bind it
-  python3 - "$1" <<'EOF' 2>/dev/null
-import socket, sys
-s = socket.socket()
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-EOF
-}
-pick_port() { # after: first free port above it (within 22181-22999)
-  local p=$(( $1 + 1 ))
-  while [ "$p" -le 22999 ]; do
-    port_free "$p" && { echo "$p"; return 0; }
-    p=$(( p + 1 ))
-  done
-  return 1
-}
-four_letter() { # port word -> server's answer
-  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf %s "$2" >&3 && cat <&3' _ "$1" "$2" 2>/dev/null
-}
-wait_imok() { # name port pid log
-  local i
-  for i in $(seq 1 300); do   # up to ~60 s
-    [ "$(four_letter "$2" ruok)" = imok ] && { log "$1 answers imok on 127.0.0.1:$2"; return 0; }
-    kill -0 "$3" 2>/dev/null || { log "$1 exited during startup; log:"; tail -n 50 "$4" >&2; return 1; }
-    sleep 0.2
-  done
-  log "$1 never answered ruok with imok on port $2; log:"; tail -n 50 "$4" >&2
-  return 1
-}
-write_cfg() { # file datadir port [extra lines...]
-  local f=$1 d=$2 p=$3; shift 3
-  mkdir -p "$d"
-  {
-    echo "tickTime=2000"
-    echo "dataDir=$d"
-    echo "clientPort=$p"
-    echo "clientPortAddress=127.0.0.1"
-    echo "maxClientCnxns=0"
-    echo "4lw.commands.whitelist=*"
-    echo "extendedTypesEnabled=true"
-    echo "znode.container.checkIntervalMs=1000"
-    local l; for l in "$@"; do echo "$l"; done
-  } > "$f"
-}
 
 # ---- start both servers -----------------------------------------------------------------
 P_ZK=$(pick_port $(( PORT_BASE - 1 ))) || die "no free port for ZooKeeper"
@@ -433,6 +387,14 @@ paddock_ensemble() {
   for i in 1 2 3; do kill -KILL -- "-${pids[$i]}" 2>/dev/null; wait "${pids[$i]}" 2>/dev/null; done
 }
 paddock_ensemble
+
+# ---- 8. security: TLS (and SASL) with ZooKeeper's own clients ---------------------------------
+# security.sh starts its own pair of servers with the same TLS lines; see its header.
+if timeout 900 bash "$HERE/security.sh" "$PADDOCK"; then
+  log "security interop passed"
+else
+  fail "security interop (security.sh) failed"
+fi
 
 # ---- servers still alive? ---------------------------------------------------------------------
 kill -0 "$PID_ZK" 2>/dev/null || fail "ZooKeeper died during the run"

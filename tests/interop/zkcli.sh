@@ -25,7 +25,9 @@
 # Environment: ZKCLI (default /usr/share/zookeeper/bin/zkCli.sh),
 #              ZKCLI_SETTLE (seconds to wait for late watch events, default 0.3),
 #              ZKCLI_WATCH_SETTLE (the same in the "#settle watch" block, default 1),
-#              ZKCLI_CMD_TIMEOUT (seconds per command, default 30).
+#              ZKCLI_CMD_TIMEOUT (seconds per command, default 30),
+#              ZKCLI_SCENARIO (a file with another scenario, same syntax),
+#              CLIENT_JVMFLAGS (zkCli.sh's own: TLS or SASL settings for the client).
 set -uo pipefail
 
 PORT=${1:?usage: zkcli.sh PORT}
@@ -42,6 +44,9 @@ MARK="printwatches is on"
 # "#settle watch" / "#settle plain" switch the pause after each command to WATCH_SETTLE /
 # SETTLE; lines starting with "#" otherwise are comments. Digests: alice:secret and
 # bob:hunter2.
+if [ -n "${ZKCLI_SCENARIO:-}" ]; then
+  SCENARIO=$(cat "$ZKCLI_SCENARIO")
+else
 SCENARIO=$(cat <<'EOF'
 ls /
 create /zk_test my_data
@@ -154,6 +159,7 @@ ls /
 stat /
 EOF
 )
+fi
 
 coproc ZK { exec "$ZKCLI" -waitforconnection -server "127.0.0.1:$PORT" 2>&1; }
 ZKPID=$ZK_PID   # bash unsets ZK_PID when the coprocess ends
