@@ -9,6 +9,7 @@ pub mod mutation;
 pub mod net;
 pub mod proto;
 pub mod quorum;
+pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod snap;

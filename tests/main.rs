@@ -19,6 +19,7 @@ mod multi;
 mod ops;
 mod reaping;
 mod restart;
+mod sasl;
 mod session_end;
 mod sessions;
 mod snapshots;

@@ -281,6 +281,19 @@ impl TlsRaw {
     }
 }
 
+/// A four-letter word over TLS: the server's whole answer.
+fn tls_four(port: u16, cfg: Arc<rustls::ClientConfig>, word: &str) -> String {
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let conn =
+        rustls::ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap()).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    s.write_all(word.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn get_data(path: &str) -> Vec<u8> {
     let mut b = jute_string(path);
     b.push(0);
@@ -339,6 +352,18 @@ fn tls_port_serves_each_store_type_with_x509_identities() {
             !s.log_text().contains(PASSWORD),
             "a password was logged: {}",
             s.log_text()
+        );
+        // Four-letter words answer over TLS too; conf shows the TLS settings, no secret.
+        assert_eq!(
+            tls_four(port, client_config(&ca.cert, Some(&alice)), "ruok"),
+            "imok"
+        );
+        let conf = tls_four(port, client_config(&ca.cert, Some(&alice)), "conf");
+        assert!(conf.contains(&format!("secureClientPort={port}")), "{conf}");
+        assert!(conf.contains("ssl.keyStore.location="), "{conf}");
+        assert!(
+            !conf.contains(PASSWORD) && !conf.contains("password"),
+            "{conf}"
         );
     }
 }
@@ -453,7 +478,7 @@ fn unified_port_serves_plain_and_tls_clients() {
     let carol = ca.leaf("carol", &["carol.example"], false);
     let (ks, ts) = write_stores(dir.path(), "srv", "p12", &server, &ca.cert);
     let s = Server::start(&format!(
-        "client.portUnification=true\nssl.clientAuth=want\nssl.keyStore.location={}\n\
+        "4lw.commands.whitelist=ruok\nclient.portUnification=true\nssl.clientAuth=want\nssl.keyStore.location={}\n\
          ssl.keyStore.password={PASSWORD}\nssl.trustStore.location={}\nssl.trustStore.password={PASSWORD}\n",
         ks.display(),
         ts.display()
@@ -468,6 +493,14 @@ fn unified_port_serves_plain_and_tls_clients() {
     p.send(1, 11, &[]); // ping
     assert_eq!(p.reply().unwrap().0, -2);
     assert!(crate::harness::four(&s, "ruok").contains("imok"));
+    // 4lw.commands.whitelist holds over TLS as over plain TCP.
+    assert_eq!(
+        tls_four(s.port, client_config(&ca.cert, None), "ruok"),
+        "imok"
+    );
+    let refused = tls_four(s.port, client_config(&ca.cert, None), "conf");
+    assert!(refused.contains("not in the whitelist"), "{refused}");
+    assert_eq!(refused, crate::harness::four(&s, "conf"));
 }
 
 /// A key store replaced while serving is used for the connections after it; a broken

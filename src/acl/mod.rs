@@ -156,6 +156,21 @@ fn valid_dn(id: &str) -> bool {
         })
 }
 
+/// A sasl ACL id, as ZooKeeper's KerberosName parses one: without '@' any name (even
+/// empty); with one, `name[/host]@realm` with no further '/' or '@'.
+fn valid_kerberos_name(id: &str) -> bool {
+    let Some((principal, realm)) = id.split_once('@') else {
+        return true;
+    };
+    if realm.contains(['@', '/']) {
+        return false;
+    }
+    match principal.split_once('/') {
+        Some((_, host)) => !host.contains('/'),
+        None => true,
+    }
+}
+
 /// ZooKeeper's fixupACL: dedupe, expand `auth`, check every id's scheme and form.
 pub fn fixup(acl: &[Acl], ids: &[Id], schemes: Schemes) -> Result<Vec<Acl>, ZkError> {
     if acl.is_empty() {
@@ -189,7 +204,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id], schemes: Schemes) -> Result<Vec<Acl>, ZkEr
             "digest" if java_split_len(&a.id.id, ':') == 2 => push(a.clone(), &mut out),
             "ip" if valid_ip(&a.id.id) => push(a.clone(), &mut out),
             "x509" if schemes.x509 && valid_dn(&a.id.id) => push(a.clone(), &mut out),
-            "sasl" if schemes.sasl && !a.id.id.is_empty() => push(a.clone(), &mut out),
+            "sasl" if schemes.sasl && valid_kerberos_name(&a.id.id) => push(a.clone(), &mut out),
             _ => return Err(ZkError::InvalidAcl),
         }
     }
@@ -419,5 +434,15 @@ mod tests {
         }];
         assert_eq!(fixup(&auth, &held, on).unwrap(), vec![x509("CN=a")]);
         assert!(fixup(&auth, &held, Schemes::default()).is_err());
+        for (id, ok) in [
+            ("", true),
+            ("bob", true),
+            ("a/b@C", true),
+            ("a@b@c", false),
+            ("a/b/c@d", false),
+            ("a@b/c", false),
+        ] {
+            assert_eq!(valid_kerberos_name(id), ok, "{id}");
+        }
     }
 }

@@ -592,7 +592,8 @@ pub fn answer(s: &View<'_>, cmd: &str, view: Option<&WriterReport>) -> String {
         }
         "conf" => {
             let _ = writeln!(out, "clientPort={}", cfg.client_port);
-            let _ = writeln!(out, "secureClientPort=-1");
+            let secure = cfg.secure_client_port.map_or(-1, i32::from);
+            let _ = writeln!(out, "secureClientPort={secure}");
             let _ = writeln!(out, "dataDir={}", cfg.data_dir.join("version-2").display());
             let _ = writeln!(
                 out,
@@ -619,6 +620,21 @@ pub fn answer(s: &View<'_>, cmd: &str, view: Option<&WriterReport>) -> String {
                 cfg.client_port_listen_backlog
             );
             let _ = writeln!(out, "serverId={}", 0);
+            if let Some(t) = &cfg.client_tls {
+                // Paddock's lines (ZooKeeper's conf shows none of its TLS settings): the
+                // stores' files and types, never their passwords.
+                for (what, store) in [("keyStore", &t.key_store), ("trustStore", &t.trust_store)] {
+                    if let Some(st) = store {
+                        let _ = writeln!(out, "ssl.{what}.location={}", st.location.display());
+                        if let Some(k) = st.kind {
+                            let _ = writeln!(out, "ssl.{what}.type={k:?}");
+                        }
+                    }
+                }
+                let _ = writeln!(out, "ssl.clientAuth={:?}", t.client_auth);
+                let _ = writeln!(out, "ssl.enabledProtocols={:?}", t.protocols);
+                let _ = writeln!(out, "client.portUnification={}", cfg.port_unification);
+            }
         }
         "envi" => envi(&mut out),
         "dirs" => {

@@ -14,6 +14,7 @@
 //! main.rs prints each cause once. No password or other secret is ever quoted
 //! (`tls::shown`).
 
+pub mod jaas;
 pub mod quorum;
 pub mod tls;
 
@@ -171,6 +172,15 @@ pub struct Config {
     pub client_tls: Option<tls::TlsKeys>,
     /// `zookeeper.X509AuthenticationProvider.superUser`: the DN that is super.
     pub x509_super_user: Option<String>,
+    /// SASL on the client port: the JAAS `Server` section (`paddock.jaasConfig`, or
+    /// `-Djava.security.auth.login.config` in SERVER_JVMFLAGS as ZooKeeper takes it).
+    pub sasl: Option<crate::sasl::SaslServerConfig>,
+    /// The schemes a session must hold an id of before any op but auth and sasl
+    /// (`enforce.auth.schemes`, or `sasl` for `sessionRequireClientSASLAuth`); empty: off.
+    pub enforce_auth: Vec<String>,
+    /// `zookeeper.allowSaslFailedClients`: a failed SASL exchange is answered OK (with
+    /// no id) instead of closing, unless SASL is enforced.
+    pub allow_sasl_failed_clients: bool,
     /// `None`: standalone. `Some`: the ensemble this server is a member of.
     pub quorum: Option<quorum::Quorum>,
     pub raw: RawConfig,
@@ -270,6 +280,7 @@ const fn entry(key: &'static str, rule: Rule, what: &'static str) -> Unimplement
 const DIGEST_PROVIDER: &str = "org.apache.zookeeper.server.auth.DigestAuthenticationProvider";
 const IP_PROVIDER: &str = "org.apache.zookeeper.server.auth.IPAuthenticationProvider";
 const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 
 /// The first entry that matches a key decides. Defaults as in ZooKeeper 3.8
 /// (QuorumPeerConfig, QuorumAuth, ZooKeeperServer, AuthenticationHelper, ProviderRegistry).
@@ -277,7 +288,6 @@ const UNIMPLEMENTED: &[Unimplemented] = {
     use Rule::*;
     const TLS_QUORUM: &str = "TLS between servers";
     const SASL_QUORUM: &str = "SASL between servers";
-    const ENFORCE: &str = "enforced client authentication";
     &[
         // Security: TLS.
         entry("sslQuorum", RefuseTrue, TLS_QUORUM),
@@ -292,8 +302,8 @@ const UNIMPLEMENTED: &[Unimplemented] = {
         // providers, digest and ip; naming them again asks for nothing new.
         entry(
             "authProvider.",
-            AcceptOnly(&[DIGEST_PROVIDER, IP_PROVIDER, X509_PROVIDER]),
-            "authentication providers other than digest, ip and x509",
+            AcceptOnly(&[DIGEST_PROVIDER, IP_PROVIDER, X509_PROVIDER, SASL_PROVIDER]),
+            "authentication providers other than digest, ip, x509 and sasl",
         ),
         entry(
             "DigestAuthenticationProvider.enabled",
@@ -305,13 +315,6 @@ const UNIMPLEMENTED: &[Unimplemented] = {
             AcceptOnly(&["SHA1", "SHA-1"]),
             "ACL digests other than SHA1",
         ),
-        entry(
-            "sessionRequireClientSASLAuth",
-            RefuseTrue,
-            "SASL client authentication",
-        ),
-        entry("enforce.auth.enabled", RefuseTrue, ENFORCE),
-        entry("enforce.auth.schemes", Refuse, ENFORCE),
         // ZooKeeper skips ACLs only for "yes"; "true" is refused too, as a clear mistake.
         entry(
             "skipACL",
@@ -409,6 +412,59 @@ fn check_unimplemented(k: &str, key: &str, v: &str) -> Result<bool, ConfigError>
     Ok(true)
 }
 
+/// The SASL server settings: the JAAS file's server section (`zookeeper.sasl.serverconfig`,
+/// default `Server`) and the keys around it. `None` when there is no such section: SASL
+/// packets are then answered as ZooKeeper answers them without a SASL server.
+fn sasl_server(raw: &RawConfig) -> Result<Option<crate::sasl::SaslServerConfig>, ConfigError> {
+    let Some((k, path)) = raw.get("paddock.jaasConfig") else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(k, path, e.to_string()))?;
+    let jaas = jaas::parse(&text).map_err(|e| bad(k, path, e.to_string()))?;
+    let section = raw.get("sasl.serverconfig").map_or("Server", |(_, v)| v);
+    let Some(modules) = jaas.get(section) else {
+        log::info!("{path}: no {section} section; SASL is off on the client port");
+        return Ok(None);
+    };
+    let mut cfg = crate::sasl::SaslServerConfig::default();
+    for m in modules {
+        if m.class.ends_with("Krb5LoginModule") {
+            return Err(bad(
+                k,
+                path,
+                format!(
+                    "section {section}: Kerberos (GSSAPI) on the client port is not supported yet"
+                ),
+            ));
+        }
+        for (o, v) in &m.options {
+            if let Some(user) = o.strip_prefix("user_") {
+                cfg.users.insert(user.to_owned(), tls::Secret::new(v));
+            }
+        }
+    }
+    let flag = |key: &str| -> Result<bool, ConfigError> {
+        // ZooKeeper: exactly "true" turns these on.
+        Ok(raw.get(key).is_some_and(|(_, v)| v == "true"))
+    };
+    cfg.remove_host = flag("kerberos.removeHostFromPrincipal")?;
+    cfg.remove_realm = flag("kerberos.removeRealmFromPrincipal")?;
+    cfg.super_password = raw
+        .get("SASLAuthenticationProvider.superPassword")
+        .map(|(_, v)| tls::Secret::new(v));
+    for (key, v) in &raw.entries {
+        let key = key.strip_prefix("zookeeper.").unwrap_or(key);
+        if key == "superUser" || key.starts_with("superUser.") {
+            cfg.super_users.push(v.clone());
+        }
+    }
+    log::info!(
+        "SASL on the client port: DIGEST-MD5 with {} user(s) from {path} section {section}",
+        cfg.users.len()
+    );
+    Ok(Some(cfg))
+}
+
 impl Config {
     /// The embedded default: port 2181, data under `./paddock-data`, no file needed.
     pub fn embedded_default() -> Config {
@@ -434,6 +490,25 @@ impl Config {
                         next.display()
                     ),
                 ));
+            }
+        }
+        let mut raw = raw;
+        if raw.get("paddock.jaasConfig").is_none() {
+            // ZooKeeper takes its JAAS file as a JVM property, which zkServer.sh passes in
+            // SERVER_JVMFLAGS: the same environment gives Paddock the same file.
+            for var in ["SERVER_JVMFLAGS", "JVMFLAGS", "JAVA_OPTS"] {
+                let Ok(flags) = std::env::var(var) else {
+                    continue;
+                };
+                if let Some(f) = flags
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix("-Djava.security.auth.login.config="))
+                {
+                    log::info!("JAAS configuration {f} (from {var})");
+                    raw.entries
+                        .insert("paddock.jaasConfig".into(), f.to_owned());
+                    break;
+                }
             }
         }
         Config::from_raw(raw)
@@ -481,6 +556,9 @@ impl Config {
             port_unification: false,
             client_tls: None,
             x509_super_user: None,
+            sasl: None,
+            enforce_auth: Vec::new(),
+            allow_sasl_failed_clients: false,
             raw: raw.clone(),
             quorum: None,
         };
@@ -488,6 +566,7 @@ impl Config {
         let mut servers = Vec::new();
         let mut qkeys = quorum::QuorumKeys::default();
         let mut client_port_given = false;
+        let (mut require_sasl, mut enforce, mut enforce_schemes) = (false, false, Vec::new());
         // ZooKeeper 3.5+: with a dynamic file, the server list is there and only there.
         let dynamic = raw.get("dynamicConfigFile");
         for (k, v) in &raw.entries {
@@ -674,6 +753,24 @@ impl Config {
                 "secureClientPortAddress" => c.secure_client_port_address = Some(ip_of(k, v, v)?),
                 "client.portUnification" => c.port_unification = boolean(k, v)?,
                 "X509AuthenticationProvider.superUser" => c.x509_super_user = Some(v.to_owned()),
+                "sessionRequireClientSASLAuth" => require_sasl = boolean(k, v)?,
+                "enforce.auth.enabled" => enforce = boolean(k, v)?,
+                "enforce.auth.schemes" => {
+                    enforce_schemes = v
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }
+                "allowSaslFailedClients" => c.allow_sasl_failed_clients = boolean(k, v)?,
+                // Read with the JAAS file below.
+                "paddock.jaasConfig"
+                | "sasl.serverconfig"
+                | "SASLAuthenticationProvider.superPassword"
+                | "kerberos.removeHostFromPrincipal"
+                | "kerberos.removeRealmFromPrincipal" => {}
+                "superUser" => {}
+                _ if key.starts_with("superUser.") => {}
                 // Read as a whole below.
                 _ if key.starts_with("ssl.") => {}
                 _ if check_unimplemented(k, key, v)? => {}
@@ -700,6 +797,44 @@ impl Config {
                 ));
             }
             c.client_tls = Some(client_tls);
+        }
+        c.sasl = sasl_server(&raw)?;
+        // As ZooKeeper's AuthenticationHelper: sessionRequireClientSASLAuth wins; every
+        // scheme must have a provider.
+        if require_sasl {
+            c.enforce_auth = vec!["sasl".into()];
+        } else if enforce {
+            if enforce_schemes.is_empty() {
+                let (k, v) = raw
+                    .get("enforce.auth.enabled")
+                    .unwrap_or(("enforce.auth.enabled", ""));
+                return Err(bad(k, v, "enforce.auth.schemes names no scheme"));
+            }
+            c.enforce_auth = enforce_schemes;
+        }
+        let schemes = c.acl_schemes();
+        for s in &c.enforce_auth {
+            let registered = match s.as_str() {
+                "ip" | "digest" => true,
+                "x509" => schemes.x509,
+                "sasl" => schemes.sasl,
+                _ => false,
+            };
+            if !registered {
+                let k = if require_sasl {
+                    "sessionRequireClientSASLAuth"
+                } else {
+                    "enforce.auth.schemes"
+                };
+                let (k, v) = raw.get(k).unwrap_or((k, ""));
+                return Err(bad(
+                    k,
+                    v,
+                    format!(
+                        "no authentication provider for {s:?} (sasl needs authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider; x509 a secureClientPort)"
+                    ),
+                ));
+            }
         }
         let mut duplicates = c.raw.duplicates.clone();
         if let Some((k, v)) = dynamic {
@@ -784,7 +919,7 @@ impl Config {
         };
         crate::acl::Schemes {
             x509: self.client_tls.is_some() || provider(X509_PROVIDER),
-            sasl: false,
+            sasl: provider(SASL_PROVIDER),
         }
     }
 
@@ -827,21 +962,10 @@ mod tests {
     #[test]
     fn issue_13_unimplemented_settings_are_refused() {
         for line in [
-            "secureClientPort=2281",
-            "secureClientPortAddress=127.0.0.1",
-            "ssl.keyStore.location=/etc/zk/keystore.jks",
-            "zookeeper.ssl.trustStore.location=/etc/zk/truststore.jks",
-            "ssl.quorum.hostnameVerification=false",
             "sslQuorum=true",
             "portUnification=true",
-            "client.portUnification=yes",
-            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
-            "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
             "DigestAuthenticationProvider.enabled=false",
             "DigestAuthenticationProvider.digestAlg=SHA-256",
-            "sessionRequireClientSASLAuth=true",
-            "enforce.auth.enabled=true",
-            "enforce.auth.schemes=sasl",
             "skipACL=yes",
             "skipACL=true",
             "quorum.auth.enableSasl=true",
@@ -866,6 +990,20 @@ mod tests {
             );
             assert_eq!(e.lines().count(), 1, "{e}");
         }
+        // Issue 16 made these real: they are accepted, or refused for what they lack.
+        let e = cfg("dataDir=/x\nsecureClientPort=2281\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs ssl.keyStore.location"), "{e}");
+        let e = cfg("dataDir=/x\nsessionRequireClientSASLAuth=true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no authentication provider for \"sasl\""), "{e}");
+        let c = cfg("dataDir=/x\nsessionRequireClientSASLAuth=true\n\
+             authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n")
+        .unwrap();
+        assert_eq!(c.enforce_auth, vec!["sasl".to_owned()]);
+        assert!(c.acl_schemes().sasl);
         let e = cfg("dataDir=/x\nelectionAlg=1\n").unwrap_err().to_string();
         assert_eq!(
             e,

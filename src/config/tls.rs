@@ -7,24 +7,7 @@
 use super::{bad, boolean, ConfigError, RawConfig};
 use std::path::PathBuf;
 
-/// A password from the configuration: shown as `****` everywhere.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: &str) -> Secret {
-        Secret(s.to_owned())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("****")
-    }
-}
+pub use crate::types::Secret;
 
 /// Is this key's value a secret (not to be logged or shown)?
 pub fn is_secret_key(key: &str) -> bool {

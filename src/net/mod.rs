@@ -23,6 +23,7 @@ use crate::proto::frame::{next_frame, Frame};
 use crate::proto::ops::{op, xid, ZkError};
 use crate::proto::records::{reply_frame, ConnectRequest, Id, Request};
 use crate::proto::Reader;
+use crate::sasl::digest_md5::{DigestServer, Outcome};
 use crate::server::{elapsed_ms, reads, ConnInfo, ReactorHandle, Shared, ToReactor, ToWriter};
 use crate::types::{ConnId, SessionId};
 use crossbeam_channel::{Receiver, Sender};
@@ -136,6 +137,8 @@ struct Conn {
     remote: SocketAddr,
     /// A TLS connection whose client certificate has not been looked at yet.
     tls_unchecked: bool,
+    /// The SASL exchange under way (or done), once the client starts one.
+    sasl: Option<Box<DigestServer>>,
     state: State,
     inbuf: Vec<u8>,
     out: Vec<u8>,
@@ -589,6 +592,7 @@ impl Reactor {
                 sock,
                 remote,
                 tls_unchecked,
+                sasl: None,
                 state: State::Handshake,
                 inbuf: Vec::new(),
                 out: Vec::new(),
@@ -1046,7 +1050,7 @@ impl Reactor {
         let local = req.is_plain_read()
             || matches!(
                 req,
-                Request::Ping | Request::Auth { .. } | Request::Check { .. } | Request::Sasl
+                Request::Ping | Request::Auth { .. } | Request::Check { .. } | Request::Sasl { .. }
             );
         let forwarded = req.is_write() || matches!(req, Request::Sync { .. } | Request::Reconfig);
         let raw = (forwarded && self.shared.is_learner()).then(|| body.to_vec());
@@ -1091,6 +1095,26 @@ impl Reactor {
                 break;
             }
             let mut q = c.pending.pop_front().unwrap();
+            if !self.may_run(c, &q.req) {
+                // ZooKeeper 3.8's AuthenticationHelper: the error, no body, then close
+                // (the session lives on until it expires).
+                self.shared
+                    .large_requests
+                    .fetch_sub(std::mem::take(&mut q.large), Relaxed);
+                let code = ZkError::SessionClosedRequireSaslAuth.code();
+                let f = reply_frame(q.xid, 0, code, |_| {});
+                c.queue(&f);
+                c.state = State::Closing;
+                if self.logs.bad_client.admit() {
+                    log::warn!(
+                        "closing {}: {} before authenticating with any of {:?}",
+                        c.remote,
+                        op::name(q.op),
+                        self.shared.cfg.enforce_auth
+                    );
+                }
+                return Ok(());
+            }
             if to_writer {
                 self.send_to_writer(c, session, q);
                 continue;
@@ -1123,12 +1147,15 @@ impl Reactor {
                         }
                     }
                 }
-                Request::Sasl => {
-                    // No SASL configured: ZooKeeper answers OK with a null token (its
-                    // SASL server is missing) and keeps the connection.
-                    reply_frame(q.xid, 0, 0, |w| {
-                        w.i32(-1);
-                    })
+                Request::Sasl { token } => {
+                    match self.sasl_step(c, session, q.xid, token.as_deref()) {
+                        Ok(frame) => frame,
+                        Err(frame) => {
+                            c.queue(&frame);
+                            c.state = State::Closing;
+                            return Ok(());
+                        }
+                    }
                 }
                 Request::Check { .. } => {
                     // Standalone check outside multi: rejected as ZooKeeper 3.8.5+ does.
@@ -1194,6 +1221,80 @@ impl Reactor {
             ids: c.ids.clone(),
             raw: q.raw,
         });
+    }
+
+    /// Enforced authentication: may this request run on this connection yet?
+    fn may_run(&self, c: &Conn, req: &Request) -> bool {
+        let schemes = &self.shared.cfg.enforce_auth;
+        schemes.is_empty()
+            || matches!(req, Request::Auth { .. } | Request::Sasl { .. })
+            || c.ids.iter().any(|id| schemes.contains(&id.scheme))
+    }
+
+    /// One SASL packet: `Ok` the reply; `Err` the reply after which the connection closes.
+    fn sasl_step(
+        &mut self,
+        c: &mut Conn,
+        session: SessionId,
+        xid: i32,
+        token: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Vec<u8>> {
+        // SetSASLResponse follows the header even on an error (ZooKeeper's processSasl
+        // sends a null token with AuthFailed), and the zxid is 0.
+        let reply = |xid: i32, err: i32, token: Option<&[u8]>| {
+            let mut w = crate::proto::Writer::frame();
+            w.i32(xid).i64(0).i32(err).opt_buffer(&token);
+            w.finish_frame()
+        };
+        let cfg = &self.shared.cfg;
+        let Some(sasl) = &cfg.sasl else {
+            // No SASL server: ZooKeeper answers OK with a null token and keeps the
+            // connection (the Java client then fails by itself).
+            return Ok(reply(xid, 0, None));
+        };
+        let server = c
+            .sasl
+            .get_or_insert_with(|| Box::new(DigestServer::new(crate::sasl::nonce())));
+        match server.step(token.unwrap_or(&[]), |u| sasl.password(u)) {
+            Ok(Outcome::Continue(t)) => Ok(reply(xid, 0, Some(&t))),
+            Ok(Outcome::Complete { token, user }) => {
+                let id = sasl.authorized_id(&user);
+                // In ZooKeeper's order (whoAmI lists ids in insertion order within a
+                // hash bucket): the sasl id, then super.
+                let mut ids = c.ids.to_vec();
+                let sasl_id = Id::new("sasl", &id);
+                if !ids.contains(&sasl_id) {
+                    ids.push(sasl_id);
+                }
+                if sasl.is_super(&id) {
+                    ids.push(Id::new("super", ""));
+                }
+                c.ids = Arc::from(ids);
+                log::info!("{}: SASL DIGEST-MD5 authenticated as {id}", c.remote);
+                self.outbox.push(ToWriter::Auth {
+                    conn: c.id,
+                    session,
+                    ids: c.ids.clone(),
+                });
+                Ok(reply(xid, 0, Some(&token)))
+            }
+            Err(e) => {
+                self.shared.stats.auth_failed.fetch_add(1, Relaxed);
+                if self.logs.bad_client.admit() {
+                    log::warn!("SASL authentication failed for {}: {e}", c.remote);
+                }
+                let required = cfg.enforce_auth.iter().any(|s| s == "sasl");
+                if cfg.allow_sasl_failed_clients && !required {
+                    return Ok(reply(xid, 0, None));
+                }
+                let err = if required {
+                    ZkError::SessionClosedRequireSaslAuth
+                } else {
+                    ZkError::AuthFailed
+                };
+                Err(reply(xid, err.code(), None))
+            }
+        }
     }
 
     fn authenticate(&self, c: &mut Conn, scheme: &str, auth: Option<&[u8]>) -> Result<(), ZkError> {

@@ -160,6 +160,7 @@ pub enum ZkError {
     EphemeralOnLocalSession = -120,
     NoWatcher = -121,
     ReconfigDisabled = -123,
+    SessionClosedRequireSaslAuth = -124,
     QuotaExceeded = -125,
     ThrottledOp = -127,
 }
@@ -193,6 +194,7 @@ impl ZkError {
             -120 => EphemeralOnLocalSession,
             -121 => NoWatcher,
             -123 => ReconfigDisabled,
+            -124 => SessionClosedRequireSaslAuth,
             -125 => QuotaExceeded,
             -127 => ThrottledOp,
             _ => return None,

@@ -304,7 +304,9 @@ pub enum Request {
     },
     WhoAmI,
     CloseSession,
-    Sasl,
+    Sasl {
+        token: Option<Vec<u8>>,
+    },
     /// A request ZooKeeper answers with `err` from its bytes alone (a malformed body:
     /// MarshallingError); a `write` one becomes an error txn, as ZooKeeper's prep makes
     /// one, the others are answered in the session's order.
@@ -493,7 +495,10 @@ impl Request {
             },
             op::WHO_AM_I => Request::WhoAmI,
             op::CLOSE_SESSION => Request::CloseSession,
-            op::SASL => Request::Sasl,
+            // GetSASLRequest: the client's token.
+            op::SASL => Request::Sasl {
+                token: r.read_buffer_opt()?.map(<[u8]>::to_vec),
+            },
             // ZooKeeper takes the whole request (header too) for the path, which then
             // never validates: BADARGUMENTS, as an error txn. Only the server deletes
             // containers.

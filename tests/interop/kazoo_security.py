@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""kazoo_security.py PORT PKI_DIR tls - kazoo (use_ssl) against a TLS port.
+"""kazoo_security.py PORT PKI_DIR tls|sasl - kazoo against a TLS port, or with SASL.
 
-Prints a transcript that must be the same against Apache ZooKeeper 3.8 and Paddock:
-x509 ACLs set and enforced between two client certificates of one CA, and the clients
-that must be refused (a certificate of another CA, an expired one, none at all).
+Prints a transcript that must be the same against Apache ZooKeeper 3.8 and Paddock.
+tls: x509 ACLs set and enforced between two client certificates of one CA, and the
+clients that must be refused (a certificate of another CA, an expired one, none at all).
+sasl: DIGEST-MD5 (pure-sasl) as bob and carol, sasl ACLs between them, a wrong password.
 Exits non-zero when something that must work does not.
 """
 import logging
@@ -30,6 +31,41 @@ def client(stem):
 def acl_text(acls):
     return sorted((a.perms, a.id.scheme, a.id.id) for a in acls)
 
+
+def sasl(user, pw):
+    return KazooClient(hosts=f"127.0.0.1:{port}", timeout=5,
+                       sasl_options={"mechanism": "DIGEST-MD5", "username": user, "password": pw})
+
+
+if mode == "sasl":
+    b = sasl("bob", "bob-pw")
+    b.start(timeout=15)
+    print("bob connected")
+    b.create("/ksasl", b"bobs", acl=[make_acl("sasl", "bob", all=True)])
+    print("acl", acl_text(b.get_acls("/ksasl")[0]))
+    print("bob get", b.get("/ksasl")[0])
+    c = sasl("carol", "carol-pw")
+    c.start(timeout=15)
+    try:
+        c.get("/ksasl")
+        print("carol get: allowed")
+    except NoAuthError:
+        print("carol get: NoAuthError")
+    b.delete("/ksasl")
+    c.stop()
+    b.stop()
+    w = sasl("bob", "not-the-password")
+    try:
+        w.start(timeout=5)
+        print("wrong password: connected")
+        w.get("/")
+        print("wrong password: served")
+    except Exception as e:
+        print(f"wrong password: refused ({type(e).__name__})")
+    finally:
+        w.stop()
+        w.close()
+    sys.exit(0)
 
 assert mode == "tls"
 c = client("client")
