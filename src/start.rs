@@ -113,7 +113,33 @@ fn start_quorum(
         .collect::<String>()
         .into_bytes();
     let cnx_timeout = Duration::from_millis(q.cnx_timeout_ms as u64);
-    let net = crate::quorum::ElectionNet::start(q.my_id, listener, peers, config, cnx_timeout)?;
+    let tls = match &cfg.quorum_tls {
+        Some(keys) => {
+            let t = crate::quorum::tls::QuorumTls::new(keys.clone(), cfg.quorum_port_unification)?;
+            if cfg.ssl_quorum_reload {
+                t.watch(Duration::from_secs(1));
+            }
+            log::info!(
+                "sslQuorum: TLS on the election and quorum ports{}",
+                if cfg.quorum_port_unification {
+                    " (plain accepted too: portUnification)"
+                } else {
+                    ""
+                }
+            );
+            Some(t)
+        }
+        None => None,
+    };
+    roles.tls = tls.clone();
+    let net = crate::quorum::ElectionNet::start_with_tls(
+        q.my_id,
+        listener,
+        peers,
+        config,
+        cnx_timeout,
+        tls,
+    )?;
     let first = (last_zxid, epochs.current);
     let my_id = q.my_id;
     let (v, o) = (voters.clone(), observers);

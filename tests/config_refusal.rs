@@ -50,7 +50,7 @@ fn issue_13_unsupported_settings_stop_start_up_with_one_line() {
             "zookeeper.ssl.quorum.enabledProtocols=TLSv1",
             "offers neither TLSv1.2 nor TLSv1.3",
         ),
-        ("sslQuorum=true", "not supported yet (TLS between servers)"),
+        ("sslQuorum=true", "needs ssl.quorum.keyStore.location"),
         (
             "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
             "not supported yet (authentication providers other than digest, ip and x509)",

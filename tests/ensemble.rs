@@ -437,7 +437,7 @@ async fn five_servers_elect_the_highest_id_and_watches_fire_on_followers() {
 /// Creates `/k/<i>` until it is known done: an error of the connection (the server went
 /// away, or serves nobody during an election) is retried; NodeExists on a retry means an
 /// earlier attempt landed.
-async fn create_surely(c: &zookeeper_client::Client, path: &str) -> Result<(), String> {
+pub async fn create_surely(c: &zookeeper_client::Client, path: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut retried = false;
     loop {
@@ -457,7 +457,7 @@ async fn create_surely(c: &zookeeper_client::Client, path: &str) -> Result<(), S
 }
 
 /// Every member that is up has exactly the children `want` under `parent`.
-async fn all_have(e: &Ensemble, parent: &str, want: &std::collections::BTreeSet<String>) {
+pub async fn all_have(e: &Ensemble, parent: &str, want: &std::collections::BTreeSet<String>) {
     for m in e.members.iter().filter(|m| m.up()) {
         let c = connect(&m.client).await;
         c.sync("/").await.unwrap();

@@ -17,6 +17,7 @@ mod four_letter;
 mod limits;
 mod multi;
 mod ops;
+mod quorum_tls;
 mod reaping;
 mod restart;
 mod sasl;

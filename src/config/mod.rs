@@ -181,6 +181,12 @@ pub struct Config {
     /// `zookeeper.allowSaslFailedClients`: a failed SASL exchange is answered OK (with
     /// no id) instead of closing, unless SASL is enforced.
     pub allow_sasl_failed_clients: bool,
+    /// `sslQuorum` (or `portUnification`): the quorum's TLS settings (`ssl.quorum.*`).
+    pub quorum_tls: Option<tls::TlsKeys>,
+    /// `portUnification`: the election and quorum ports take plain connections too.
+    pub quorum_port_unification: bool,
+    /// `sslQuorumReloadCertFiles`.
+    pub ssl_quorum_reload: bool,
     /// `None`: standalone. `Some`: the ensemble this server is a member of.
     pub quorum: Option<quorum::Quorum>,
     pub raw: RawConfig,
@@ -286,13 +292,9 @@ const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthentication
 /// (QuorumPeerConfig, QuorumAuth, ZooKeeperServer, AuthenticationHelper, ProviderRegistry).
 const UNIMPLEMENTED: &[Unimplemented] = {
     use Rule::*;
-    const TLS_QUORUM: &str = "TLS between servers";
     const SASL_QUORUM: &str = "SASL between servers";
     &[
         // Security: TLS.
-        entry("sslQuorum", RefuseTrue, TLS_QUORUM),
-        entry("sslQuorumReloadCertFiles", RefuseTrue, TLS_QUORUM),
-        entry("portUnification", RefuseTrue, TLS_QUORUM),
         entry(
             "X509AuthenticationProvider.",
             Refuse,
@@ -559,6 +561,9 @@ impl Config {
             sasl: None,
             enforce_auth: Vec::new(),
             allow_sasl_failed_clients: false,
+            quorum_tls: None,
+            quorum_port_unification: false,
+            ssl_quorum_reload: false,
             raw: raw.clone(),
             quorum: None,
         };
@@ -567,6 +572,7 @@ impl Config {
         let mut qkeys = quorum::QuorumKeys::default();
         let mut client_port_given = false;
         let (mut require_sasl, mut enforce, mut enforce_schemes) = (false, false, Vec::new());
+        let mut ssl_quorum = false;
         // ZooKeeper 3.5+: with a dynamic file, the server list is there and only there.
         let dynamic = raw.get("dynamicConfigFile");
         for (k, v) in &raw.entries {
@@ -763,6 +769,9 @@ impl Config {
                         .collect()
                 }
                 "allowSaslFailedClients" => c.allow_sasl_failed_clients = boolean(k, v)?,
+                "sslQuorum" => ssl_quorum = boolean(k, v)?,
+                "portUnification" => c.quorum_port_unification = boolean(k, v)?,
+                "sslQuorumReloadCertFiles" => c.ssl_quorum_reload = boolean(k, v)?,
                 // Read with the JAAS file below.
                 "paddock.jaasConfig"
                 | "sasl.serverconfig"
@@ -781,7 +790,24 @@ impl Config {
         let client_tls = tls::TlsKeys::from_raw(&raw, "ssl.")?;
         // Quorum TLS keys are checked even while sslQuorum is off, so a mistake shows
         // before the day it is turned on.
-        tls::TlsKeys::from_raw(&raw, "ssl.quorum.")?;
+        let quorum_tls = tls::TlsKeys::from_raw(&raw, "ssl.quorum.")?;
+        if ssl_quorum || c.quorum_port_unification {
+            for (store, what) in [
+                (&quorum_tls.key_store, "ssl.quorum.keyStore.location"),
+                (&quorum_tls.trust_store, "ssl.quorum.trustStore.location"),
+            ] {
+                if store.is_none() {
+                    let k = if ssl_quorum {
+                        "sslQuorum"
+                    } else {
+                        "portUnification"
+                    };
+                    let (k, v) = raw.get(k).unwrap_or((k, ""));
+                    return Err(bad(k, v, format!("needs {what}")));
+                }
+            }
+            c.quorum_tls = Some(quorum_tls);
+        }
         if c.secure_client_port.is_some() || c.port_unification {
             if client_tls.key_store.is_none() {
                 let k = if c.secure_client_port.is_some() {
@@ -962,8 +988,6 @@ mod tests {
     #[test]
     fn issue_13_unimplemented_settings_are_refused() {
         for line in [
-            "sslQuorum=true",
-            "portUnification=true",
             "DigestAuthenticationProvider.enabled=false",
             "DigestAuthenticationProvider.digestAlg=SHA-256",
             "skipACL=yes",
@@ -999,6 +1023,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no authentication provider for \"sasl\""), "{e}");
+        for line in ["sslQuorum=true", "portUnification=true"] {
+            let e = cfg(&format!("dataDir=/x\n{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("needs ssl.quorum.keyStore.location"), "{e}");
+        }
         let c = cfg("dataDir=/x\nsessionRequireClientSASLAuth=true\n\
              authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n")
         .unwrap();

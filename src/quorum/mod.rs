@@ -20,6 +20,7 @@
 
 pub mod links;
 pub mod role;
+pub mod tls;
 
 use crate::zab::election::{Election, Notification, Output, PeerState, Timing, Vote};
 use crate::zab::wire;
@@ -54,6 +55,9 @@ struct Dialer {
     cnx_timeout: Duration,
     /// Peers being dialled now: one dial each at a time, off the election's thread.
     dialing: Mutex<std::collections::HashSet<i64>>,
+    /// `sslQuorum`: every connection is TLS (accepted ones may be plain too with
+    /// portUnification).
+    tls: Option<Arc<tls::QuorumTls>>,
 }
 
 fn reader(sid: i64, mut s: TcpStream, conns: Conns, inbox: Sender<Notification>) {
@@ -131,14 +135,18 @@ impl Dialer {
         let spawned = std::thread::Builder::new()
             .name(format!("election-dial-{}-{sid}", self.my_id))
             .spawn(move || {
-                let connected =
-                    TcpStream::connect_timeout(&addr, timeout)
-                        .ok()
-                        .and_then(|mut s| {
-                            let _ = s.set_nodelay(true);
-                            s.write_all(&d.hello).ok()?;
-                            Some(s)
-                        });
+                let connected = TcpStream::connect_timeout(&addr, timeout)
+                    .and_then(|s| match &d.tls {
+                        Some(t) => t.connect(s, addr.ip(), timeout),
+                        None => Ok(s),
+                    })
+                    .map_err(|e| log::debug!("election: dialling server {sid} at {addr}: {e}"))
+                    .ok()
+                    .and_then(|mut s| {
+                        let _ = s.set_nodelay(true);
+                        s.write_all(&d.hello).ok()?;
+                        Some(s)
+                    });
                 // A higher id closes this one once it has read who we are.
                 if let Some(s) = connected.filter(|_| sid < d.my_id) {
                     d.keep(sid, s);
@@ -161,6 +169,18 @@ impl ElectionNet {
         config: Vec<u8>,
         cnx_timeout: Duration,
     ) -> std::io::Result<ElectionNet> {
+        ElectionNet::start_with_tls(my_id, listener, peers, config, cnx_timeout, None)
+    }
+
+    /// As `start`, with every connection over TLS when `tls` is given (`sslQuorum`).
+    pub fn start_with_tls(
+        my_id: i64,
+        listener: TcpListener,
+        peers: HashMap<i64, SocketAddr>,
+        config: Vec<u8>,
+        cnx_timeout: Duration,
+        tls: Option<Arc<tls::QuorumTls>>,
+    ) -> std::io::Result<ElectionNet> {
         let my_addr = listener.local_addr()?;
         let (to_inbox, inbox) = channel();
         let dialer = Arc::new(Dialer {
@@ -171,6 +191,7 @@ impl ElectionNet {
             to_inbox,
             cnx_timeout,
             dialing: Mutex::default(),
+            tls,
         });
         let d2 = dialer.clone();
         std::thread::Builder::new()
@@ -178,6 +199,17 @@ impl ElectionNet {
             .spawn(move || {
                 for s in listener.incoming() {
                     let Ok(mut s) = s else { continue };
+                    if let Some(t) = &d2.tls {
+                        let peer = s.peer_addr().map(|a| a.ip());
+                        let peer = peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                        s = match t.accept(s, peer, Duration::from_secs(5)) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                log::warn!("election: refused a connection from {peer}: {e}");
+                                continue;
+                            }
+                        };
+                    }
                     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 512];

@@ -56,6 +56,8 @@ pub struct Roles {
     pub snap_bytes_max: usize,
     pub packet_bytes_max: usize,
     pub events: Events,
+    /// `sslQuorum`: learner connections over TLS.
+    pub tls: Option<Arc<super::tls::QuorumTls>>,
     acceptor: Option<Arc<AtomicBool>>,
 }
 
@@ -76,6 +78,7 @@ impl Roles {
             snap_bytes_max: usize::MAX >> 1,
             packet_bytes_max,
             events,
+            tls: None,
             acceptor: None,
         }
     }
@@ -125,6 +128,7 @@ impl Roles {
         let events = self.events.clone();
         let (timeout, max) = (self.init_limit, self.packet_bytes_max);
         let my_id = self.my_id;
+        let tls = self.tls.clone();
         let _ = std::thread::Builder::new()
             .name(format!("quorum-accept-{my_id}"))
             .spawn(move || {
@@ -132,9 +136,25 @@ impl Roles {
                     match listener.accept() {
                         Ok((s, from)) => {
                             let events = events.clone();
+                            let tls = tls.clone();
                             let _ = std::thread::Builder::new()
                                 .name("quorum-handshake".into())
-                                .spawn(move || accept_learner(s, from, timeout, max, events));
+                                .spawn(move || {
+                                    let _ = s.set_nonblocking(false);
+                                    let s = match &tls {
+                                        Some(t) => match t.accept(s, from.ip(), timeout) {
+                                            Ok(s) => s,
+                                            Err(e) => {
+                                                log::warn!(
+                                                    "quorum port: refused a learner connection from {from}: {e}"
+                                                );
+                                                return;
+                                            }
+                                        },
+                                        None => s,
+                                    };
+                                    accept_learner(s, from, timeout, max, events)
+                                });
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(20));
@@ -157,39 +177,46 @@ impl Roles {
         let events = self.events.clone();
         let deadline = Instant::now() + self.init_limit;
         let max = self.snap_bytes_max;
-        let _ = std::thread::Builder::new()
-            .name(format!("quorum-connect-{leader}"))
-            .spawn(move || loop {
-                match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-                    Ok(s) => {
-                        let ev = events.clone();
-                        let announce = |link: &Link| {
-                            events(QuorumEvent::Learn {
-                                leader,
-                                link: link.clone(),
-                            });
-                        };
-                        let opened = links::open(
-                            s,
-                            &format!("leader-{leader}"),
-                            Vec::new(),
-                            max,
-                            announce,
-                            move |e| ev(QuorumEvent::Link(e)),
-                        );
-                        if opened.is_ok() {
-                            return;
+        let tls = self.tls.clone();
+        let _ =
+            std::thread::Builder::new()
+                .name(format!("quorum-connect-{leader}"))
+                .spawn(move || loop {
+                    let connected = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                        .and_then(|s| match &tls {
+                            Some(t) => t.connect(s, addr.ip(), Duration::from_secs(5)),
+                            None => Ok(s),
+                        });
+                    match connected {
+                        Ok(s) => {
+                            let ev = events.clone();
+                            let announce = |link: &Link| {
+                                events(QuorumEvent::Learn {
+                                    leader,
+                                    link: link.clone(),
+                                });
+                            };
+                            let opened = links::open(
+                                s,
+                                &format!("leader-{leader}"),
+                                Vec::new(),
+                                max,
+                                announce,
+                                move |e| ev(QuorumEvent::Link(e)),
+                            );
+                            if opened.is_ok() {
+                                return;
+                            }
                         }
+                        Err(e) => log::debug!("connecting to leader {leader} at {addr}: {e}"),
                     }
-                    Err(e) => log::debug!("connecting to leader {leader} at {addr}: {e}"),
-                }
-                if Instant::now() >= deadline {
-                    log::warn!("leader {leader} at {addr} unreachable within the init limit");
-                    events(QuorumEvent::Unreachable { leader });
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            });
+                    if Instant::now() >= deadline {
+                        log::warn!("leader {leader} at {addr} unreachable within the init limit");
+                        events(QuorumEvent::Unreachable { leader });
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                });
     }
 }
 

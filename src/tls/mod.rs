@@ -175,7 +175,7 @@ pub fn load_roots(store: &Store) -> Result<Vec<CertificateDer<'static>>, TlsErro
 }
 
 /// The crypto provider with the configured cipher suites (Java's names are IANA's).
-fn provider(keys: &TlsKeys) -> Result<Arc<rustls::crypto::CryptoProvider>, TlsError> {
+pub fn provider(keys: &TlsKeys) -> Result<Arc<rustls::crypto::CryptoProvider>, TlsError> {
     #[allow(deprecated)] // ring offers no post-quantum key exchange; Java 17 has none either
     let mut p = rustls::crypto::ring::default_provider();
     if !keys.cipher_suites.is_empty() {
@@ -201,7 +201,7 @@ fn provider(keys: &TlsKeys) -> Result<Arc<rustls::crypto::CryptoProvider>, TlsEr
     Ok(Arc::new(p))
 }
 
-fn versions(keys: &TlsKeys) -> Vec<&'static rustls::SupportedProtocolVersion> {
+pub fn versions(keys: &TlsKeys) -> Vec<&'static rustls::SupportedProtocolVersion> {
     keys.protocols
         .iter()
         .map(|p| match p {
@@ -270,7 +270,7 @@ pub struct Reloading {
     current: Mutex<(Arc<ServerConfig>, Vec<Option<SystemTime>>)>,
 }
 
-fn stamps(keys: &TlsKeys) -> Vec<Option<SystemTime>> {
+pub fn stamps(keys: &TlsKeys) -> Vec<Option<SystemTime>> {
     [&keys.key_store, &keys.trust_store]
         .into_iter()
         .flatten()
