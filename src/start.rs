@@ -37,6 +37,21 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, StartError> {
         .ok_or_else(|| StartError::Resolve(format!("{host}:{port}")))
 }
 
+/// Binds a client listener with `backlog`: mio listens with 128, which a burst of
+/// reconnecting clients overflows (they then wait for the kernel's 1 s SYN retry); a
+/// second listen() resizes the queue.
+fn listen(addr: SocketAddr, backlog: i32) -> Result<mio::net::TcpListener, StartError> {
+    let l =
+        mio::net::TcpListener::bind(addr).map_err(|error| StartError::Listen { addr, error })?;
+    if unsafe { libc::listen(std::os::unix::io::AsRawFd::as_raw_fd(&l), backlog) } != 0 {
+        log::warn!(
+            "cannot set the listen backlog of {addr} to {backlog}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(l)
+}
+
 /// An ensemble member's quorum side: the election port bound now (an error stops
 /// start-up), the quorum thread electing for the life of the server, and what the writer
 /// needs to run ZAB.
@@ -212,22 +227,20 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
         .client_port_address
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let addr = SocketAddr::new(ip, cfg.client_port);
-    let listener =
-        mio::net::TcpListener::bind(addr).map_err(|error| StartError::Listen { addr, error })?;
-    let local = listener.local_addr()?;
-    // mio listens with a backlog of 128: a burst of reconnecting clients overflows it and
-    // waits for the kernel's 1 s SYN retry. Calling listen() again resizes the queue.
     let backlog = if cfg.client_port_listen_backlog > 0 {
         cfg.client_port_listen_backlog
     } else {
         1024
     };
-    if unsafe { libc::listen(std::os::unix::io::AsRawFd::as_raw_fd(&listener), backlog) } != 0 {
-        log::warn!(
-            "cannot set the listen backlog to {backlog}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    let listener = if cfg.plain_client_port {
+        Some(listen(addr, backlog)?)
+    } else {
+        None
+    };
+    let plain_local = match &listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     // TLS: the stores are read now, so a bad one stops start-up with its file named.
     let tls = match &cfg.client_tls {
         Some(keys) => {
@@ -243,16 +256,7 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
                 .secure_client_port_address
                 .or(cfg.client_port_address)
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-            let addr = SocketAddr::new(ip, port);
-            let l = mio::net::TcpListener::bind(addr)
-                .map_err(|error| StartError::Listen { addr, error })?;
-            if unsafe { libc::listen(std::os::unix::io::AsRawFd::as_raw_fd(&l), backlog) } != 0 {
-                log::warn!(
-                    "cannot set the secure port's listen backlog to {backlog}: {}",
-                    std::io::Error::last_os_error()
-                );
-            }
-            Some(l)
+            Some(listen(SocketAddr::new(ip, port), backlog)?)
         }
         _ => None,
     };
@@ -261,7 +265,11 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
         None => None,
     };
     let mut cfg = cfg;
-    cfg.client_port = local.port();
+    // 0: no plain port (only secureClientPort was given).
+    cfg.client_port = plain_local.map_or(0, |a| a.port());
+    let local = plain_local
+        .or(secure_local)
+        .expect("a plain or a secure client port");
     if let Some(a) = secure_local {
         cfg.secure_client_port = Some(a.port());
     }
@@ -286,7 +294,7 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
     } else {
         vec![]
     };
-    let mut listener = Some(listener);
+    let mut listener = listener;
     let mut secure = secure;
     for (i, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
         let reactor = Reactor::new(
@@ -375,9 +383,13 @@ pub fn start(mut cfg: Config) -> Result<Running, StartError> {
     }
     // Keep a sender alive so the writer never sees its inbox disconnect while serving.
     std::mem::forget(to_writer);
-    match secure_local {
-        Some(s) => log::info!("serving on {local} and TLS on {s} ({n} reactor threads)"),
-        None => log::info!("serving on {local} ({n} reactor threads)"),
+    match (plain_local, secure_local) {
+        (Some(p), Some(s)) => log::info!("serving on {p} and TLS on {s} ({n} reactor threads)"),
+        (Some(p), None) => log::info!("serving on {p} ({n} reactor threads)"),
+        (None, Some(s)) => log::info!(
+            "serving TLS only on {s} ({n} reactor threads; no plain client port: clientPort is not set)"
+        ),
+        (None, None) => unreachable!("a plain or a secure client port"),
     }
     Ok(Running {
         addr: local,

@@ -211,7 +211,9 @@ fn wrong_passwords_in_a_loop_harm_nobody() {
     assert_eq!(get_data(&mut good, 3, "/zookeeper"), 0);
     let log = s.log_text();
     let lines = log.matches("SASL authentication failed").count();
-    assert!((1..=20).contains(&lines), "{lines} lines for 200 failures");
+    // Rate-limited: some lines, far fewer than failures (the window and reactor count
+    // set how many exactly).
+    assert!((1..100).contains(&lines), "{lines} lines for 200 failures");
     assert!(!log.contains("guess-") && !log.contains("bob-pw"), "{log}");
     assert!(
         crate::harness::four(&s, "mntr").contains("zk_auth_failed_count\t200"),

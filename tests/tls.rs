@@ -415,7 +415,12 @@ fn tls_refusals_leave_the_server_and_other_sessions_alone() {
     sock.write_all(&frame(&connect_request(0, &[], 4000)))
         .unwrap();
     let mut buf = [0u8; 64];
-    let n = sock.read(&mut buf).unwrap_or(0);
+    // A TLS alert (0x15) or the close; a timeout would mean the server just waits.
+    let n = match sock.read(&mut buf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+        Err(e) => panic!("plaintext on the TLS port: not refused: {e}"),
+    };
     assert!(
         n == 0 || buf[0] == 0x15,
         "plaintext got an answer: {:?}",
@@ -437,7 +442,11 @@ fn tls_refusals_leave_the_server_and_other_sessions_alone() {
     let mut sock = TcpStream::connect(s.addr()).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     sock.write_all(&hello).unwrap();
-    assert_eq!(sock.read(&mut buf).unwrap_or(0), 0);
+    match sock.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        r => panic!("a TLS hello on the plain port: not closed: {r:?}"),
+    }
     // A truncated handshake (half a hello, then gone), and one that stalls.
     for cut in [5, hello.len() / 2] {
         let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -483,6 +492,35 @@ fn unified_port_serves_plain_and_tls_clients() {
         ks.display(),
         ts.display()
     ));
+    // A first byte of 0x16 that is no TLS this server speaks (an SSLv3/TLS 1.0 hello as
+    // scanners send, a bare record header): refused, and the port serves on.
+    for junk in [
+        &b"\x16\x03\x01\x00\x04\x01\x00\x00\x00"[..],
+        &b"\x16\x03\x00\x00\x05\x01\x00\x00\x01\x00"[..],
+        &b"\x16\xff\xff\xff\xff"[..],
+    ] {
+        let mut sock = TcpStream::connect(s.addr()).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sock.write_all(junk).unwrap();
+        let mut buf = [0u8; 64];
+        // Closed (perhaps after an alert), not left hanging.
+        let mut closed = false;
+        for _ in 0..4 {
+            match sock.read(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    closed = true;
+                    break;
+                }
+                Err(e) => panic!("{junk:?}: not closed: {e}"),
+            }
+        }
+        assert!(closed, "{junk:?}: not closed");
+    }
     let mut anon = TlsRaw::connect(s.port, client_config(&ca.cert, None)).unwrap();
     assert!(!anon.who_am_i(1).iter().any(|(scheme, _)| scheme == "x509"));
     let mut c = TlsRaw::connect(s.port, client_config(&ca.cert, Some(&carol))).unwrap();
@@ -578,4 +616,86 @@ fn a_bad_key_store_stops_start_up_without_its_password() {
     assert!(err.contains(&ks.display().to_string()), "{err}");
     assert!(err.contains("password is incorrect"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
+}
+
+/// The listening TCP sockets a process holds (its fds' socket inodes in state LISTEN).
+fn listening_sockets(pid: u32) -> usize {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|t| t.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 9 && f[3] == "0A" && inodes.contains(f[9])
+        })
+        .count()
+}
+
+/// As ZooKeeper: with secureClientPort and no clientPort there is no plain port at all.
+#[test]
+fn secure_port_alone_opens_no_plain_port() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("Paddock Test CA");
+    let server = ca.leaf("server", &["localhost", "127.0.0.1"], false);
+    let (ks, _) = write_stores(dir.path(), "srv", "pem", &server, &ca.cert);
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=200\ndataDir={}\nsecureClientPort={}\nsecureClientPortAddress=127.0.0.1\n\
+             ssl.clientAuth=none\nssl.keyStore.location={}\npaddock.pinCores=false\npreAllocSize=1024\n",
+            dir.path().join("data").display(),
+            free_port(),
+            ks.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .arg("start-foreground")
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("serving TLS only on ").nth(1) {
+                let port: u16 = rest
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(20));
+    let result = std::panic::catch_unwind(|| {
+        let port = port.expect("serving TLS only");
+        let mut t = TlsRaw::connect(port, client_config(&ca.cert, None)).unwrap();
+        assert_eq!(t.call(-2, 11, &[]).0, 0);
+        assert_eq!(
+            listening_sockets(child.id()),
+            1,
+            "only the secure port listens"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    result.unwrap();
 }

@@ -39,11 +39,23 @@ pub struct Module {
 /// Section name → its modules.
 pub type Jaas = BTreeMap<String, Vec<Module>>;
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 enum Tok {
     Word(String),
     Quoted(String),
     Punct(char),
+}
+
+/// A token as an error may show it: never a quoted value (it may be a password).
+impl std::fmt::Debug for Tok {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tok::Word(w) if w.len() <= 64 => write!(f, "{w:?}"),
+            Tok::Word(_) => f.write_str("a word"),
+            Tok::Quoted(_) => f.write_str("a quoted value"),
+            Tok::Punct(c) => write!(f, "'{c}'"),
+        }
+    }
 }
 
 fn tokens(text: &str) -> Result<Vec<(Tok, usize)>, JaasError> {
@@ -58,7 +70,7 @@ fn tokens(text: &str) -> Result<Vec<(Tok, usize)>, JaasError> {
                 line += 1;
                 i += 1;
             }
-            c if c.is_whitespace() => i += 1,
+            c if c.is_ascii_whitespace() => i += 1,
             '/' if b.get(i + 1) == Some(&b'/') => {
                 while i < b.len() && b[i] != b'\n' {
                     i += 1;
@@ -116,7 +128,7 @@ fn tokens(text: &str) -> Result<Vec<(Tok, usize)>, JaasError> {
                 let start = i;
                 while i < b.len() {
                     let ch = b[i] as char;
-                    if ch.is_whitespace() || "{};=\"'".contains(ch) {
+                    if ch.is_ascii_whitespace() || "{};=\"'".contains(ch) {
                         break;
                     }
                     i += 1;

@@ -163,8 +163,11 @@ pub struct Config {
     /// Paddock: committed txns a leader keeps in memory to sync learners by diff; a
     /// learner further behind gets a snapshot (ZooKeeper's commitLogCount, 500).
     pub diff_window_txns: usize,
-    /// `secureClientPort`: a port that speaks TLS only (`Some(0)`: any free port).
+    /// `secureClientPort`: a port that speaks TLS only.
     pub secure_client_port: Option<u16>,
+    /// Whether the plain client port is opened: as in ZooKeeper, not when only
+    /// `secureClientPort` is given.
+    pub plain_client_port: bool,
     pub secure_client_port_address: Option<IpAddr>,
     /// `client.portUnification`: the plain port also takes TLS, told by the first byte.
     pub port_unification: bool,
@@ -554,6 +557,7 @@ impl Config {
             read_only_enabled: false,
             sync_delay_us: 0,
             secure_client_port: None,
+            plain_client_port: true,
             secure_client_port_address: None,
             port_unification: false,
             client_tls: None,
@@ -912,11 +916,13 @@ impl Config {
                     }
                 }
                 c.client_port = *port;
+                client_port_given = true;
                 if ip.is_some() {
                     c.client_port_address = ip;
                 }
             }
         }
+        c.plain_client_port = client_port_given || c.secure_client_port.is_none();
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
         let tick = c.tick_ms as i64;
         let min = min_set.filter(|&m| m >= 0).unwrap_or(tick * 2);

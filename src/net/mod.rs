@@ -860,7 +860,7 @@ impl Reactor {
                     // A TLS record header (0x16 0x03) where a length should be.
                     let tls_hello = c.state == State::Handshake
                         && !c.sock.is_tls()
-                        && buf.starts_with(&[0x16, 0x03]);
+                        && buf.starts_with(&[crate::tls::TLS_HANDSHAKE, 0x03]);
                     if self.logs.bad_client.admit() {
                         if tls_hello {
                             log::warn!(
@@ -1252,9 +1252,18 @@ impl Reactor {
             // connection (the Java client then fails by itself).
             return Ok(reply(xid, 0, None));
         };
-        let server = c
-            .sasl
-            .get_or_insert_with(|| Box::new(DigestServer::new(crate::sasl::nonce())));
+        if c.sasl.is_none() {
+            let Some(nonce) = crate::sasl::nonce() else {
+                log::error!(
+                    "SASL: the system's random source failed; refusing {}",
+                    c.remote
+                );
+                let err = ZkError::AuthFailed.code();
+                return Err(reply(xid, err, None));
+            };
+            c.sasl = Some(Box::new(DigestServer::new(nonce)));
+        }
+        let server = c.sasl.as_mut().expect("just set");
         match server.step(token.unwrap_or(&[]), |u| sasl.password(u)) {
             Ok(Outcome::Continue(t)) => Ok(reply(xid, 0, Some(&t))),
             Ok(Outcome::Complete { token, user }) => {

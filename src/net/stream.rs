@@ -12,16 +12,13 @@ use rustls::{ServerConfig, ServerConnection};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-/// The first byte of a TLS handshake record (ContentType handshake).
-const TLS_HANDSHAKE: u8 = 0x16;
-
 pub enum Stream {
     Plain(TcpStream),
     Tls(TcpStream, Box<ServerConnection>),
     /// Unified port: plain or TLS, decided by the first byte read.
     Sniff(TcpStream, Arc<ServerConfig>),
-    /// Between states (only while switching).
-    Gone,
+    /// Only inside `read`, between two of the above, with nothing fallible in between.
+    Switching,
 }
 
 fn tls_error(e: rustls::Error) -> io::Error {
@@ -49,14 +46,14 @@ impl Stream {
     pub fn socket(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) | Stream::Tls(s, _) | Stream::Sniff(s, _) => s,
-            Stream::Gone => unreachable!("a stream is never left switching"),
+            Stream::Switching => unreachable!("never left switching"),
         }
     }
 
     pub fn socket_mut(&mut self) -> &mut TcpStream {
         match self {
             Stream::Plain(s) | Stream::Tls(s, _) | Stream::Sniff(s, _) => s,
-            Stream::Gone => unreachable!("a stream is never left switching"),
+            Stream::Switching => unreachable!("never left switching"),
         }
     }
 
@@ -82,22 +79,36 @@ impl Stream {
 
     /// Plaintext into `buf`: `Ok(0)` at the end of the stream.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Stream::Sniff(sock, _) = self {
+        if let Stream::Sniff(sock, cfg) = self {
             let n = sock.read(buf)?;
-            let Stream::Sniff(sock, cfg) = std::mem::replace(self, Stream::Gone) else {
-                unreachable!()
+            let tls = n > 0 && buf[0] == crate::tls::TLS_HANDSHAKE;
+            // Made before the switch, so that its failure leaves the stream as it was.
+            let conn = if tls {
+                Some(ServerConnection::new(cfg.clone()).map_err(tls_error)?)
+            } else {
+                None
             };
-            if n == 0 || buf[0] != TLS_HANDSHAKE {
+            let Stream::Sniff(sock, _) = std::mem::replace(self, Stream::Switching) else {
+                unreachable!("matched above")
+            };
+            let Some(conn) = conn else {
                 *self = Stream::Plain(sock);
                 return Ok(n);
-            }
-            let mut conn = ServerConnection::new(cfg).map_err(tls_error)?;
+            };
+            *self = Stream::Tls(sock, Box::new(conn));
+            // TLS from here on, whatever these bytes hold: a failure leaves a whole stream
+            // to close, and its alert to send.
+            let Stream::Tls(sock, conn) = self else {
+                unreachable!("just set")
+            };
             let mut first = &buf[..n];
             while !first.is_empty() {
                 conn.read_tls(&mut first)?;
-                conn.process_new_packets().map_err(tls_error)?;
+                if let Err(e) = conn.process_new_packets() {
+                    let _ = conn.write_tls(sock);
+                    return Err(tls_error(e));
+                }
             }
-            *self = Stream::Tls(sock, Box::new(conn));
         }
         match self {
             Stream::Plain(s) => s.read(buf),
@@ -116,7 +127,7 @@ impl Stream {
                     return Err(tls_error(e));
                 }
             },
-            Stream::Sniff(..) | Stream::Gone => unreachable!(),
+            Stream::Sniff(..) | Stream::Switching => unreachable!("decided above"),
         }
     }
 
@@ -124,6 +135,7 @@ impl Stream {
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) | Stream::Sniff(s, _) => s.write(buf),
+            Stream::Switching => unreachable!("never left switching"),
             Stream::Tls(sock, conn) => {
                 let n = conn.writer().write(buf)?;
                 Self::flush_tls(sock, conn)?;
@@ -132,7 +144,6 @@ impl Stream {
                 }
                 Ok(n)
             }
-            Stream::Gone => unreachable!(),
         }
     }
 
@@ -171,8 +182,6 @@ impl Stream {
             conn.send_close_notify();
             let _ = Self::flush_tls(sock, conn);
         }
-        if !matches!(self, Stream::Gone) {
-            let _ = self.socket().shutdown(std::net::Shutdown::Both);
-        }
+        let _ = self.socket().shutdown(std::net::Shutdown::Both);
     }
 }

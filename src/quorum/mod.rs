@@ -159,6 +159,56 @@ impl Dialer {
     }
 }
 
+impl Dialer {
+    /// An accepted election connection: TLS if configured, then the connection start;
+    /// kept if the peer's id is higher, else closed (and a lower id dialled back).
+    fn incoming(self: &Arc<Self>, s: TcpStream) {
+        let my_id = self.my_id;
+        let mut s = s;
+        if let Some(t) = &self.tls {
+            let peer = s.peer_addr().map(|a| a.ip());
+            let peer = peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            s = match t.accept(s, peer, Duration::from_secs(5)) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("election: refused a connection from {peer}: {e}");
+                    return;
+                }
+            };
+        }
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 512];
+        let initial = loop {
+            match wire::decode_initial(&buf) {
+                Ok(Some((i, used))) => break Some((i, used)),
+                Ok(None) => {}
+                Err(e) => {
+                    log::warn!("election: bad connection start: {e}");
+                    break None;
+                }
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break None,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        };
+        let Some((initial, _)) = initial else {
+            return;
+        };
+        if initial.sid <= my_id {
+            // The higher id keeps the connection: we dial that one back now.
+            drop(s);
+            if initial.sid < my_id {
+                self.dial_one(initial.sid);
+            }
+            return;
+        }
+        let _ = s.set_read_timeout(None);
+        self.keep(initial.sid, s);
+    }
+}
+
 impl ElectionNet {
     /// Listens on `listener` (already bound: the election port) as server `my_id`;
     /// dials give up after `cnx_timeout` (zoo.cfg's cnxTimeout).
@@ -198,48 +248,13 @@ impl ElectionNet {
             .name(format!("election-accept-{my_id}"))
             .spawn(move || {
                 for s in listener.incoming() {
-                    let Ok(mut s) = s else { continue };
-                    if let Some(t) = &d2.tls {
-                        let peer = s.peer_addr().map(|a| a.ip());
-                        let peer = peer.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                        s = match t.accept(s, peer, Duration::from_secs(5)) {
-                            Ok(s) => s,
-                            Err(e) => {
-                                log::warn!("election: refused a connection from {peer}: {e}");
-                                continue;
-                            }
-                        };
-                    }
-                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 512];
-                    let initial = loop {
-                        match wire::decode_initial(&buf) {
-                            Ok(Some((i, used))) => break Some((i, used)),
-                            Ok(None) => {}
-                            Err(e) => {
-                                log::warn!("election: bad connection start: {e}");
-                                break None;
-                            }
-                        }
-                        match s.read(&mut chunk) {
-                            Ok(0) | Err(_) => break None,
-                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                        }
-                    };
-                    let Some((initial, _)) = initial else {
-                        continue;
-                    };
-                    if initial.sid <= my_id {
-                        // The higher id keeps the connection: we dial that one back now.
-                        drop(s);
-                        if initial.sid < my_id {
-                            d2.dial_one(initial.sid);
-                        }
-                        continue;
-                    }
-                    let _ = s.set_read_timeout(None);
-                    d2.keep(initial.sid, s);
+                    let Ok(s) = s else { continue };
+                    // Each on a thread of its own: a peer slow to finish its TLS
+                    // handshake or its connection start holds up nobody else.
+                    let d = d2.clone();
+                    let _ = std::thread::Builder::new()
+                        .name(format!("election-incoming-{my_id}"))
+                        .spawn(move || d.incoming(s));
                 }
             })?;
         Ok(ElectionNet {

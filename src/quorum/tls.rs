@@ -172,7 +172,7 @@ impl QuorumTls {
             s.set_read_timeout(Some(timeout))?;
             let n = s.peek(&mut first)?;
             s.set_read_timeout(None)?;
-            if n == 1 && first[0] != 0x16 {
+            if n == 1 && first[0] != crate::tls::TLS_HANDSHAKE {
                 return Ok(s);
             }
         }
@@ -286,7 +286,11 @@ fn tunnel(s: TcpStream, conn: Connection) -> io::Result<TcpStream> {
         }
         out.is_empty() || tx.send(out).is_ok()
     }
-    let (up, up_tx) = (session.clone(), tx.clone());
+    // Set once the local side has closed: a peer that has gone silent is then given up
+    // on at the next read timeout, so a dead peer leaks no threads or descriptors.
+    let local_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    net_read.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let (up, up_tx, done_in) = (session.clone(), tx.clone(), local_done.clone());
     let mut inner_w = inner;
     std::thread::Builder::new()
         .name("quorum-tls-in".into())
@@ -295,13 +299,23 @@ fn tunnel(s: TcpStream, conn: Connection) -> io::Result<TcpStream> {
             let mut buf = vec![0u8; 64 * 1024];
             let mut plain = Vec::new();
             let mut end = false;
+            // The handshake's last read may have brought the peer's first records too:
+            // they are in the session already, and go on before the socket is read.
+            let mut n = 0;
             while !end {
-                let n = match net.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
                 {
                     let mut conn = up.lock().unwrap();
+                    loop {
+                        let mut chunk = [0u8; 16 * 1024];
+                        match conn.reader().read(&mut chunk) {
+                            Ok(0) => {
+                                end = true;
+                                break;
+                            }
+                            Ok(k) => plain.extend_from_slice(&chunk[..k]),
+                            Err(_) => break,
+                        }
+                    }
                     let mut rd = &buf[..n];
                     'records: while !rd.is_empty() {
                         if conn.read_tls(&mut rd).is_err() || conn.process_new_packets().is_err() {
@@ -329,6 +343,31 @@ fn tunnel(s: TcpStream, conn: Connection) -> io::Result<TcpStream> {
                     break;
                 }
                 plain.clear();
+                if end {
+                    break;
+                }
+                n = loop {
+                    match net.read(&mut buf) {
+                        Ok(0) => break 0,
+                        Ok(n) => break n,
+                        // A read timeout: the peer may be gone without a word; once the
+                        // local side has closed there is no one to wait for.
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            if done_in.load(std::sync::atomic::Ordering::Acquire) {
+                                break 0;
+                            }
+                        }
+                        Err(_) => break 0,
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
             }
             // End of the peer's stream (or a failure): the local side reads its end; what
             // it still sends goes on (a half-close, as over plain TCP).
@@ -354,6 +393,7 @@ fn tunnel(s: TcpStream, conn: Connection) -> io::Result<TcpStream> {
             let mut conn = session.lock().unwrap();
             conn.send_close_notify();
             queue_out(&mut conn, &tx);
+            local_done.store(true, std::sync::atomic::Ordering::Release);
         })?;
     Ok(outer)
 }
@@ -442,6 +482,39 @@ mod tests {
         sa.join().unwrap();
         sb.join().unwrap();
         assert!(ra.join().unwrap() == data && rb.join().unwrap() == data);
+    }
+
+    /// The dialler speaks first and then waits (FOLLOWERINFO, the election's hello): its
+    /// first bytes may come in with the end of the handshake, and must be handed on
+    /// though nothing follows them.
+    #[test]
+    fn a_first_message_that_came_with_the_handshake_is_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = QuorumTls::new(keys(dir.path()), false).unwrap();
+        for i in 0..30 {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let t2 = t.clone();
+            // The dialler writes the moment its own handshake is done, while the
+            // accepting side may still be finishing its own.
+            let dial = std::thread::spawn(move || {
+                let s = TcpStream::connect(addr).unwrap();
+                let mut a = t2.connect(s, addr.ip(), Duration::from_secs(5)).unwrap();
+                a.write_all(b"hello").unwrap();
+                a
+            });
+            let (s, from) = l.accept().unwrap();
+            let mut b = t.accept(s, from.ip(), Duration::from_secs(5)).unwrap();
+            let mut a = dial.join().unwrap();
+            b.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let mut got = [0u8; 5];
+            b.read_exact(&mut got)
+                .unwrap_or_else(|e| panic!("round {i}: the first message never came: {e}"));
+            b.write_all(b"back!").unwrap();
+            a.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            a.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"back!");
+        }
     }
 
     /// Without portUnification a plain connection is refused; with it, it passes as it is.

@@ -61,15 +61,16 @@ impl SaslServerConfig {
     }
 }
 
-/// A fresh nonce for a DIGEST-MD5 challenge: 24 random bytes, base64.
-pub fn nonce() -> String {
+/// A fresh nonce for a DIGEST-MD5 challenge: 24 bytes from the system's secure random
+/// source, base64; `None` if it fails (then no challenge is made: a predictable nonce
+/// would let a captured response be replayed).
+pub fn nonce() -> Option<String> {
     use base64::Engine;
+    #[allow(deprecated)] // the same provider the TLS side uses
+    let provider = rustls::crypto::ring::default_provider();
     let mut b = [0u8; 24];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    base64::engine::general_purpose::STANDARD.encode(b)
+    provider.secure_random.fill(&mut b).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(b))
 }
 
 #[cfg(test)]
@@ -91,6 +92,6 @@ mod tests {
         c.super_password = Some(Secret::new("b"));
         assert_eq!(c.password("super").as_deref(), Some("b"));
         assert_eq!(c.password("nobody"), None);
-        assert_ne!(nonce(), nonce());
+        assert_ne!(nonce().unwrap(), nonce().unwrap());
     }
 }

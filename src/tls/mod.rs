@@ -12,6 +12,11 @@ pub mod jks;
 
 pub use dn::subject_dn;
 
+/// The first byte of a TLS handshake record (ContentType handshake): how a unified port
+/// tells TLS from ZooKeeper's protocol, whose first byte is a length's (0) or a
+/// four-letter word's.
+pub const TLS_HANDSHAKE: u8 = 0x16;
+
 use crate::config::tls::{ClientAuth, Protocol, Store, StoreType, TlsKeys};
 use rustls::pki_types::pem::{PemObject, SectionKind};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -182,7 +187,16 @@ pub fn provider(keys: &TlsKeys) -> Result<Arc<rustls::crypto::CryptoProvider>, T
         let all = p.cipher_suites.clone();
         let mut chosen = Vec::new();
         for name in &keys.cipher_suites {
-            match all.iter().find(|s| format!("{:?}", s.suite()) == *name) {
+            // Java names TLS 1.3 suites as IANA does (TLS_AES_128_GCM_SHA256); rustls
+            // spells them TLS13_...
+            let iana = |s: &rustls::SupportedCipherSuite| {
+                let n = format!("{:?}", s.suite());
+                match n.strip_prefix("TLS13_") {
+                    Some(rest) => format!("TLS_{rest}"),
+                    None => n,
+                }
+            };
+            match all.iter().find(|s| iana(s) == *name) {
                 Some(s) => chosen.push(*s),
                 None => log::warn!(
                     "{}ciphersuites: {name} is not offered (unknown to rustls)",
@@ -342,5 +356,24 @@ impl Reloading {
                     None => return,
                 }
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_cipher_suite_names_choose_rustls_suites() {
+        let mut keys = crate::config::tls::TlsKeys::from_raw(&Default::default(), "ssl.").unwrap();
+        keys.cipher_suites = vec![
+            "TLS_AES_128_GCM_SHA256".into(),
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".into(),
+            "TLS_NO_SUCH_SUITE".into(),
+        ];
+        let p = provider(&keys).unwrap();
+        assert_eq!(p.cipher_suites.len(), 2);
+        keys.cipher_suites = vec!["TLS_NO_SUCH_SUITE".into()];
+        assert!(provider(&keys).is_err());
     }
 }
