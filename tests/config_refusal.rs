@@ -52,20 +52,16 @@ fn issue_13_unsupported_settings_stop_start_up_with_one_line() {
         ),
         ("sslQuorum=true", "needs ssl.quorum.keyStore.location"),
         (
-            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
-            "not supported yet (authentication providers other than digest, ip and x509)",
+            "authProvider.1=com.example.MyAuthenticationProvider",
+            "not supported yet (authentication providers other than digest, ip, x509 and sasl)",
         ),
         (
             "sessionRequireClientSASLAuth=true",
-            "not supported yet (SASL client authentication)",
+            "no authentication provider for \"sasl\"",
         ),
         (
             "enforce.auth.enabled=true",
-            "not supported yet (enforced client authentication)",
-        ),
-        (
-            "enforce.auth.schemes=sasl",
-            "not supported yet (enforced client authentication)",
+            "enforce.auth.schemes names no scheme",
         ),
         (
             "quorum.auth.enableSasl=true",

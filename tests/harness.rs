@@ -169,16 +169,36 @@ impl Drop for Server {
 
 /// Runs `paddock start-foreground CFG` for a start-up that is expected to fail: its exit
 /// code and what it wrote to stderr.
+/// Runs the server on `cfg` expecting it to refuse to start: (exit code, stderr). A
+/// server that starts instead is killed after 20 s and reported with exit code `None`,
+/// so a config that should fail but does not fails the test rather than hanging it.
 pub fn start_failing(cfg: &std::path::Path) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .arg("start-foreground")
         .arg(cfg)
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run paddock");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            _ if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    (code, reader.join().unwrap_or_default())
 }
 
 pub async fn connect(s: &Server) -> zookeeper_client::Client {
