@@ -399,10 +399,10 @@ class CheckTest(unittest.TestCase):
             rust = f.read()
         parsed = set(re.findall(r'"([A-Za-z0-9_.]+)"\s*(?:\|\s*"[A-Za-z0-9_.]+"\s*)*=>', rust))
         parsed |= set(re.findall(r'\|\s*"([A-Za-z0-9_.]+)"', rust))
-        for key in list(check.NUMBERS) + list(check.BOOLEANS):
+        for key in list(check.NUMBERS) + list(check.BOOLEANS) + list(check.PATHS):
             self.assertIn(key, parsed, f"tuning/check checks {key}, which Paddock does not parse")
         for key in sorted(k for k in parsed if k.startswith("paddock.")):
-            self.assertIn(key, set(check.NUMBERS) | set(check.BOOLEANS),
+            self.assertIn(key, set(check.NUMBERS) | set(check.BOOLEANS) | set(check.PATHS),
                           f"Paddock parses {key}; tuning/check does not check it")
 
 
